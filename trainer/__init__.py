@@ -1,0 +1,1 @@
+"""LoRA training: dataset preparation, sd-scripts configuration, supervision and publishing."""
