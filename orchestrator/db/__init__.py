@@ -1,0 +1,1 @@
+"""Database: SQLAlchemy models, engine creation and migrations."""

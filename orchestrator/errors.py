@@ -1,0 +1,91 @@
+"""The service's exception tree. Each error knows its HTTP status and problem type slug.
+
+The problem middleware (:mod:`orchestrator.api.problems`) renders any of them as
+``application/problem+json`` (RFC 9457).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROBLEM_BASE = "https://lora-atelier.dev/problems/"
+
+
+class AtelierError(Exception):
+    """Base of every error the API reports deliberately."""
+
+    status = 500
+    slug = "internal"
+    title = "Internal error"
+
+    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra or {}
+
+    def problem(self, instance: str | None = None) -> dict[str, Any]:
+        """The RFC 9457 body for this error."""
+        body: dict[str, Any] = {
+            "type": PROBLEM_BASE + self.slug,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        body.update(self.extra)
+        return body
+
+
+class BadRequest(AtelierError):
+    status, slug, title = 400, "bad-request", "Bad request"
+
+
+class MalformedJson(BadRequest):
+    slug, title = "malformed-json", "Malformed JSON"
+
+
+class ValidationFailed(AtelierError):
+    """The body parsed but broke the contract. ``errors`` name each field and reason."""
+
+    status, slug, title = 422, "validation-failed", "Validation failed"
+
+    def __init__(self, errors: list[dict[str, Any]], detail: str | None = None) -> None:
+        first = errors[0] if errors else {"field": "", "reason": "invalid"}
+        summary = detail or f"{first['field'] or 'body'}: {first['reason']}"
+        super().__init__(summary, extra={"errors": errors})
+        self.errors = errors
+
+
+class Unauthorized(AtelierError):
+    status, slug, title = 401, "unauthorized", "Unauthorized"
+
+
+class NotFound(AtelierError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class MethodNotAllowed(AtelierError):
+    status, slug, title = 405, "method-not-allowed", "Method not allowed"
+
+
+class Conflict(AtelierError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class IllegalTransition(Conflict):
+    """A job state change that the state machine forbids (the guarded UPDATE matched no row)."""
+
+    slug, title = "illegal-transition", "Illegal job state transition"
+
+
+class PayloadTooLarge(AtelierError):
+    status, slug, title = 413, "payload-too-large", "Payload too large"
+
+
+class UnsupportedMediaType(AtelierError):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class ServiceUnavailable(AtelierError):
+    status, slug, title = 503, "unavailable", "Service unavailable"

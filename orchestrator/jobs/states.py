@@ -1,0 +1,56 @@
+"""The job state machine: which status may follow which, and the event each change writes."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """A job's status."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class EventType(StrEnum):
+    """The ``event:`` field of every SSE message (DESIGN.md's event schema)."""
+
+    QUEUED = "job.queued"
+    STARTED = "job.started"
+    PROGRESS = "job.progress"
+    PREVIEW = "job.preview"
+    ARTIFACT = "job.artifact"
+    RETRYING = "job.retrying"
+    SUCCEEDED = "job.succeeded"
+    FAILED = "job.failed"
+    CANCELLED = "job.cancelled"
+
+
+TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
+TERMINAL_EVENTS = frozenset({EventType.SUCCEEDED, EventType.FAILED, EventType.CANCELLED})
+
+# target status -> the statuses it may be reached from
+ALLOWED_FROM: dict[Status, frozenset[Status]] = {
+    Status.RUNNING: frozenset({Status.QUEUED}),
+    Status.QUEUED: frozenset({Status.RUNNING}),
+    Status.SUCCEEDED: frozenset({Status.RUNNING}),
+    Status.FAILED: frozenset({Status.RUNNING}),
+    Status.CANCELLED: frozenset({Status.QUEUED, Status.RUNNING}),
+}
+
+# the event written by each transition, by target status
+TRANSITION_EVENT: dict[Status, EventType] = {
+    Status.RUNNING: EventType.STARTED,
+    Status.QUEUED: EventType.RETRYING,
+    Status.SUCCEEDED: EventType.SUCCEEDED,
+    Status.FAILED: EventType.FAILED,
+    Status.CANCELLED: EventType.CANCELLED,
+}
+
+
+def is_allowed(source: Status, target: Status) -> bool:
+    """True when the state machine lets a job in ``source`` move to ``target``."""
+    return source in ALLOWED_FROM[target]

@@ -1,0 +1,394 @@
+"""The Postgres job store: acceptance, claims, heartbeats, events and guarded transitions.
+
+Every write is one SQL statement (data-modifying CTEs) run in its own transaction, so a job row
+change, its ``job_events`` row and the ``NOTIFY`` carrying the event id commit together or not at
+all. Transitions are guarded: ``UPDATE … WHERE status = ANY(:allowed_from)``; zero rows means the
+state machine (or another actor that got there first) forbids it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from sqlalchemy import RowMapping, TextClause, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.types import Text
+
+from orchestrator.errors import IllegalTransition, NotFound
+from orchestrator.jobs.states import ALLOWED_FROM, TRANSITION_EVENT, EventType, Status
+
+EVENTS_CHANNEL = "atelier_events"
+JOBS_CHANNEL = "atelier_jobs"
+CANCEL_CHANNEL = "atelier_cancel"
+
+
+class JobLost(Exception):
+    """The worker no longer owns the job (it was reclaimed, cancelled or finished elsewhere)."""
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job to accept."""
+
+    owner_id: uuid.UUID
+    kind: str
+    payload: Mapping[str, Any]
+    priority: int = 0
+    max_attempts: int = 3
+    webhook_url: str | None = None
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A job a worker has claimed and now runs."""
+
+    id: uuid.UUID
+    owner_id: uuid.UUID
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+    backend: str | None
+
+
+@dataclass(frozen=True)
+class ReapedJob:
+    """A running job whose heartbeat stopped, and what the reaper made of it."""
+
+    job_id: uuid.UUID
+    status: Status
+
+
+def _jsonb(name: str) -> Any:
+    return bindparam(name, type_=JSONB)
+
+
+def _stmt(sql: str, *json_params: str) -> TextClause:
+    """A text statement whose named parameters (those it uses) are bound as JSONB."""
+    return text(sql).bindparams(*(_jsonb(name) for name in json_params if f":{name}" in sql))
+
+
+_EMIT_EVENT = """
+event AS (
+    INSERT INTO job_events (job_id, owner_id, type, data)
+    SELECT id, owner_id, :event_type, :event_data FROM job
+    RETURNING id, job_id
+)
+SELECT event.id AS event_id, event.job_id, pg_notify('atelier_events', event.id::text) AS notified
+FROM event
+"""
+
+_CREATE = _stmt(
+    """
+WITH job AS (
+    INSERT INTO jobs (id, owner_id, kind, priority, payload, max_attempts, webhook_url)
+    VALUES (:id, :owner_id, :kind, :priority, :payload, :max_attempts, :webhook_url)
+    RETURNING id, owner_id
+),
+"""
+    + _EMIT_EVENT
+    + ", pg_notify('atelier_jobs', event.job_id::text) AS woke",
+    "payload",
+    "event_data",
+)
+
+_CLAIM = text(
+    """
+WITH next AS (
+    SELECT id FROM jobs
+    WHERE status = 'queued' AND kind = ANY(:kinds) AND run_after <= now()
+    ORDER BY priority DESC, created_at
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), job AS (
+    UPDATE jobs j
+    SET status = 'running', attempts = j.attempts + 1, worker_id = :worker_id,
+        heartbeat_at = now(), started_at = now(), updated_at = now()
+    FROM next WHERE j.id = next.id
+    RETURNING j.id, j.owner_id, j.kind, j.payload, j.attempts, j.max_attempts, j.backend
+), event AS (
+    INSERT INTO job_events (job_id, owner_id, type, data)
+    SELECT id, owner_id, 'job.started', jsonb_build_object('attempt', attempts, 'worker', :worker_id)
+    FROM job
+    RETURNING id
+)
+SELECT job.*, pg_notify('atelier_events', event.id::text) AS notified FROM job, event
+"""
+).bindparams(bindparam("kinds", type_=ARRAY(Text)))
+
+_HEARTBEAT = text(
+    """
+UPDATE jobs SET heartbeat_at = now()
+WHERE id = ANY(:ids) AND status = 'running' AND worker_id = :worker_id
+RETURNING id, cancel_requested
+"""
+).bindparams(bindparam("ids", type_=ARRAY(UUID(as_uuid=True))))
+
+_RUNNING_EVENT = _stmt(
+    """
+WITH job AS (
+    UPDATE jobs SET progress = CASE WHEN :is_progress THEN :event_data ELSE progress END,
+                    heartbeat_at = now(), updated_at = now()
+    WHERE id = :job_id AND status = 'running' AND worker_id = :worker_id
+    RETURNING id, owner_id
+),
+"""
+    + _EMIT_EVENT,
+    "event_data",
+)
+
+_REQUEST_CANCEL = text(
+    """
+WITH job AS (
+    UPDATE jobs SET cancel_requested = true, updated_at = now()
+    WHERE id = :job_id AND owner_id = :owner_id AND status = 'running'
+    RETURNING id
+)
+SELECT id, pg_notify('atelier_cancel', id::text) AS notified FROM job
+"""
+)
+
+_REAP = text(
+    """
+WITH stale AS (
+    SELECT id FROM jobs
+    WHERE status = 'running' AND heartbeat_at < now() - make_interval(secs => :timeout_s)
+    FOR UPDATE SKIP LOCKED
+), job AS (
+    UPDATE jobs j
+    SET status = CASE WHEN j.cancel_requested THEN 'cancelled'
+                      WHEN j.attempts >= j.max_attempts THEN 'failed'
+                      ELSE 'queued' END,
+        worker_id = NULL, heartbeat_at = NULL, updated_at = now(),
+        finished_at = CASE WHEN j.cancel_requested OR j.attempts >= j.max_attempts THEN now() END,
+        error = CASE WHEN NOT j.cancel_requested AND j.attempts >= j.max_attempts
+                     THEN jsonb_build_object('class', 'worker_lost', 'retryable', false,
+                                             'message', :message)
+                     ELSE j.error END
+    FROM stale WHERE j.id = stale.id
+    RETURNING j.id, j.owner_id, j.status, j.attempts, j.error
+), event AS (
+    INSERT INTO job_events (job_id, owner_id, type, data)
+    SELECT id, owner_id,
+           CASE status WHEN 'queued' THEN 'job.retrying' WHEN 'failed' THEN 'job.failed'
+                       ELSE 'job.cancelled' END,
+           CASE status WHEN 'queued' THEN jsonb_build_object('attempt', attempts + 1, 'reason', :message)
+                       WHEN 'failed' THEN jsonb_build_object('error', error)
+                       ELSE '{}'::jsonb END
+    FROM job
+    RETURNING id, job_id
+)
+SELECT event.job_id, job.status, pg_notify('atelier_events', event.id::text) AS notified,
+       pg_notify('atelier_jobs', event.job_id::text) AS woke
+FROM event JOIN job ON job.id = event.job_id
+"""
+)
+
+# The columns each target status sets besides status and updated_at.
+_TARGET_SETS: dict[Status, str] = {
+    Status.RUNNING: "worker_id = :worker_id, attempts = attempts + 1, heartbeat_at = now(), started_at = now()",
+    Status.QUEUED: "worker_id = NULL, heartbeat_at = NULL, run_after = now() + make_interval(secs => :delay_s)",
+    Status.SUCCEEDED: "result = :result, finished_at = now()",
+    Status.FAILED: "error = :error, finished_at = now()",
+    Status.CANCELLED: "finished_at = now()",
+}
+
+
+@cache
+def _transition_stmt(target: Status, guard_worker: bool, guard_owner: bool) -> TextClause:
+    guards = ["id = :job_id", "status = ANY(:allowed_from)"]
+    if guard_worker:
+        guards.append("worker_id = :worker_id")
+    if guard_owner:
+        guards.append("owner_id = :owner_id")
+    sql = f"""
+WITH job AS (
+    UPDATE jobs SET status = :target, updated_at = now(), {_TARGET_SETS[target]}
+    WHERE {" AND ".join(guards)}
+    RETURNING id, owner_id
+),
+{_EMIT_EVENT}
+"""
+    if target is Status.QUEUED:
+        sql += ", pg_notify('atelier_jobs', event.job_id::text) AS woke"
+    return _stmt(sql, "event_data", "result", "error").bindparams(
+        bindparam("allowed_from", type_=ARRAY(Text))
+    )
+
+
+class JobStore:
+    """Reads and writes jobs and their events. One instance per process, shared by all tasks."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        # Single-statement writes need no BEGIN/COMMIT round trips: the statement is the transaction.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def _one(self, stmt: TextClause, params: Mapping[str, Any]) -> RowMapping | None:
+        async with self._autocommit.connect() as conn:
+            return (await conn.execute(stmt, params)).mappings().first()
+
+    async def _all(self, stmt: TextClause, params: Mapping[str, Any]) -> Sequence[RowMapping]:
+        async with self._autocommit.connect() as conn:
+            return (await conn.execute(stmt, params)).mappings().all()
+
+    async def create(self, job: NewJob) -> int:
+        """Accept a job: its row, its ``job.queued`` event and both notifications. Returns the event id."""
+        row = await self._one(
+            _CREATE,
+            {
+                "id": job.id,
+                "owner_id": job.owner_id,
+                "kind": job.kind,
+                "priority": job.priority,
+                "payload": dict(job.payload),
+                "max_attempts": job.max_attempts,
+                "webhook_url": job.webhook_url,
+                "event_type": EventType.QUEUED.value,
+                "event_data": {"kind": job.kind, "priority": job.priority},
+            },
+        )
+        assert row is not None
+        return int(row["event_id"])
+
+    async def claim(self, worker_id: str, kinds: Sequence[str]) -> ClaimedJob | None:
+        """Claim the most urgent queued job of the given kinds (priority, then age), or None."""
+        row = await self._one(_CLAIM, {"worker_id": worker_id, "kinds": list(kinds)})
+        if row is None:
+            return None
+        return ClaimedJob(
+            id=row["id"],
+            owner_id=row["owner_id"],
+            kind=row["kind"],
+            payload=row["payload"],
+            attempts=row["attempts"],
+            max_attempts=row["max_attempts"],
+            backend=row["backend"],
+        )
+
+    async def heartbeat(self, worker_id: str, job_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, bool]:
+        """Refresh the heartbeat of jobs this worker runs; returns ``{job id: cancel requested}``.
+
+        Jobs missing from the answer are no longer this worker's.
+        """
+        if not job_ids:
+            return {}
+        rows = await self._all(_HEARTBEAT, {"worker_id": worker_id, "ids": list(job_ids)})
+        return {row["id"]: bool(row["cancel_requested"]) for row in rows}
+
+    async def record(
+        self, job_id: uuid.UUID, worker_id: str, event_type: EventType, data: Mapping[str, Any]
+    ) -> int:
+        """Write an event of a running job (progress, preview, artifact). Raises JobLost if not ours."""
+        row = await self._one(
+            _RUNNING_EVENT,
+            {
+                "job_id": job_id,
+                "worker_id": worker_id,
+                "is_progress": event_type is EventType.PROGRESS,
+                "event_type": event_type.value,
+                "event_data": dict(data),
+            },
+        )
+        if row is None:
+            raise JobLost(str(job_id))
+        return int(row["event_id"])
+
+    async def transition(
+        self,
+        job_id: uuid.UUID,
+        target: Status,
+        *,
+        data: Mapping[str, Any] | None = None,
+        worker_id: str | None = None,
+        owner_id: uuid.UUID | None = None,
+        allowed_from: frozenset[Status] | None = None,
+        result: Mapping[str, Any] | None = None,
+        error: Mapping[str, Any] | None = None,
+        delay_s: float = 0.0,
+    ) -> int:
+        """Move a job to ``target`` and write its event; returns the event id.
+
+        ``worker_id`` guards a running job's owner; ``owner_id`` guards API callers. Raises
+        :class:`IllegalTransition` when the guarded UPDATE matches nothing.
+        """
+        sources = ALLOWED_FROM[target] if allowed_from is None else allowed_from & ALLOWED_FROM[target]
+        stmt = _transition_stmt(target, worker_id is not None, owner_id is not None)
+        params: dict[str, Any] = {
+            "job_id": job_id,
+            "target": target.value,
+            "allowed_from": [s.value for s in sources],
+            "worker_id": worker_id,
+            "owner_id": owner_id,
+            "event_type": TRANSITION_EVENT[target].value,
+            "event_data": dict(data or {}),
+            "result": dict(result) if result is not None else None,
+            "error": dict(error) if error is not None else None,
+            "delay_s": delay_s,
+        }
+        row = await self._one(stmt, params)
+        if row is None:
+            raise await self._illegal(job_id, target, owner_id)
+        return int(row["event_id"])
+
+    async def _illegal(self, job_id: uuid.UUID, target: Status, owner_id: uuid.UUID | None) -> Exception:
+        current = await self.status_of(job_id, owner_id)
+        if current is None:
+            return NotFound(f"job {job_id} not found")
+        return IllegalTransition(
+            f"job {job_id} is {current.value}; it cannot become {target.value}",
+            extra={"current_status": current.value, "requested_status": target.value},
+        )
+
+    async def status_of(self, job_id: uuid.UUID, owner_id: uuid.UUID | None = None) -> Status | None:
+        """The job's current status, or None when it does not exist (for this owner)."""
+        sql = "SELECT status FROM jobs WHERE id = :job_id"
+        if owner_id is not None:
+            sql += " AND owner_id = :owner_id"
+        row = await self._one(text(sql), {"job_id": job_id, "owner_id": owner_id})
+        return Status(row["status"]) if row else None
+
+    async def request_cancel(self, job_id: uuid.UUID, owner_id: uuid.UUID) -> Status:
+        """Cancel a job for its owner: at once when queued, cooperatively when running.
+
+        Returns the status after the request (``cancelled`` or ``running``). Raises NotFound for
+        another owner's job and IllegalTransition for a finished one.
+        """
+        try:
+            await self.transition(
+                job_id,
+                Status.CANCELLED,
+                owner_id=owner_id,
+                allowed_from=frozenset({Status.QUEUED}),
+                data={"reason": "cancelled by request before it started"},
+            )
+            return Status.CANCELLED
+        except IllegalTransition:
+            pass
+        if await self._one(_REQUEST_CANCEL, {"job_id": job_id, "owner_id": owner_id}):
+            return Status.RUNNING
+        raise await self._illegal(job_id, Status.CANCELLED, owner_id)
+
+    async def reap(self, timeout_s: float) -> list[ReapedJob]:
+        """Requeue (or fail, or cancel) running jobs whose heartbeat is older than ``timeout_s``."""
+        rows = await self._all(
+            _REAP, {"timeout_s": timeout_s, "message": "worker lost: its heartbeat stopped"}
+        )
+        return [ReapedJob(job_id=row["job_id"], status=Status(row["status"])) for row in rows]
+
+    async def set_backend(self, job_id: uuid.UUID, worker_id: str, backend: str) -> None:
+        """Remember which engine backend runs the job (so a retry can find its earlier run)."""
+        stmt = text("UPDATE jobs SET backend = :backend WHERE id = :job_id AND worker_id = :worker_id")
+        async with self._autocommit.connect() as conn:
+            await conn.execute(stmt, {"backend": backend, "job_id": job_id, "worker_id": worker_id})
+
+    async def count_queued(self) -> int:
+        """How many jobs wait to be claimed."""
+        row = await self._one(text("SELECT count(*) AS n FROM jobs WHERE status = 'queued'"), {})
+        return int(row["n"]) if row else 0

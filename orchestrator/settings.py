@@ -1,0 +1,106 @@
+"""The one place that reads configuration: environment variables prefixed ``ATELIER_``.
+
+Everything else receives a validated :class:`Settings` instance.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/atelier"
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when ``host`` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    """Service configuration. Every field can be set as ``ATELIER_<FIELD NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="ATELIER_", extra="ignore", validate_default=True)
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL of the Postgres database (asyncpg driver); created if missing.",
+    )
+    storage_url: str = Field(
+        "file://./var/storage",
+        description="Where images and LoRA files are kept: file://<dir> or s3://<bucket>/<prefix>.",
+    )
+    s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, moto, ...); None = AWS.")
+    s3_region: str = Field("us-east-1", description="S3 region name.")
+    s3_access_key_id: str | None = Field(None, description="S3 access key id.")
+    s3_secret_access_key: str | None = Field(None, description="S3 secret access key.")
+
+    host: str = Field("127.0.0.1", description="Address the HTTP API binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="Port the HTTP API binds to (0 = any free port).")
+    public_url: str | None = Field(None, description="Base URL clients use, for links in responses.")
+    auth: Literal["apikey", "disabled"] = Field(
+        "apikey", description="apikey = Bearer keys per owner; disabled = single-user mode (loopback only)."
+    )
+
+    var_dir: Path = Field(Path("var"), description="Working directory for runtime state.")
+    models_dir: Path = Field(Path("models"), description="The model store shared with ComfyUI.")
+
+    comfyui_urls: CommaList = Field(default_factory=list, description="Running ComfyUI servers (comma list).")
+    comfyui_dir: Path | None = Field(None, description="A ComfyUI checkout to launch and supervise.")
+    comfyui_python: Path | None = Field(None, description="Python to run ComfyUI with.")
+    comfyui_cpu: bool = Field(False, description="Start the local ComfyUI with --cpu.")
+    sd_scripts_dir: Path | None = Field(None, description="A kohya sd-scripts checkout.")
+    sd_scripts_python: Path | None = Field(None, description="Python (with sd-scripts' requirements).")
+
+    worker_enabled: bool = Field(True, description="Run the job worker inside `atelier serve`.")
+    worker_kinds: CommaList = Field(
+        default_factory=lambda: ["noop", "generation", "training", "erasure"],
+        description="Job kinds this process claims.",
+    )
+    worker_concurrency: int = Field(4, ge=1, le=256, description="Jobs one worker process runs at once.")
+    heartbeat_interval_s: float = Field(2.0, gt=0, description="How often a running job's heartbeat is written.")
+    heartbeat_timeout_s: float = Field(15.0, gt=0, description="A running job silent this long is reclaimed.")
+    max_attempts: int = Field(3, ge=1, le=20, description="Attempts per job before it fails for good.")
+    shutdown_timeout_s: float = Field(20.0, gt=0, description="Grace for running jobs at shutdown.")
+    idle_poll_s: float = Field(2.0, gt=0, description="Fallback claim poll when no notification arrives.")
+
+    max_json_body_bytes: int = Field(1 << 20, gt=0, description="Largest JSON request body.")
+    max_upload_bytes: int = Field(200 << 20, gt=0, description="Largest multipart request body.")
+    queue_limit: int = Field(10_000, gt=0, description="/readyz reports 503 above this many queued jobs.")
+    sse_ping_interval_s: float = Field(15.0, gt=0, description="SSE keep-alive comment interval.")
+    sse_buffer_limit_bytes: int = Field(
+        256 << 10, gt=0, description="An SSE client this far behind is disconnected (it resumes by id)."
+    )
+    db_pool_size: int = Field(10, ge=1, description="Database connections per process.")
+
+    @field_validator("comfyui_urls", "worker_kinds", mode="before")
+    @classmethod
+    def _comma_lists(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @model_validator(mode="after")
+    def _auth_only_disabled_on_loopback(self) -> Settings:
+        if self.auth == "disabled" and not is_loopback_host(self.host):
+            raise ValueError(
+                f"ATELIER_AUTH=disabled is single-user mode and is refused on a non-loopback bind "
+                f"(ATELIER_HOST={self.host}); bind to 127.0.0.1 or use API keys"
+            )
+        if self.heartbeat_timeout_s <= self.heartbeat_interval_s:
+            raise ValueError("ATELIER_HEARTBEAT_TIMEOUT_S must exceed ATELIER_HEARTBEAT_INTERVAL_S")
+        return self

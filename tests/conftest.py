@@ -1,0 +1,65 @@
+"""Shared fixtures: every test run gets its own Postgres database, created and dropped here."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from orchestrator.db.engine import asyncpg_dsn, create_engine, migrate
+from orchestrator.jobs.store import JobStore
+
+SERVER_URL = os.environ.get("ATELIER_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+
+
+async def _drop_database(server_url: str, name: str) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(server_url))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A freshly migrated database for this test run; dropped when the run ends."""
+    name = f"atelier_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    url = make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
+    asyncio.run(migrate(url))
+    try:
+        yield url
+    finally:
+        asyncio.run(_drop_database(SERVER_URL, name))
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """A pooled async engine on the run's database."""
+    eng = create_engine(database_url, pool_size=5)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def store(engine: AsyncEngine) -> JobStore:
+    """The job store on the run's database."""
+    return JobStore(engine)
+
+
+@pytest.fixture
+async def owner_id(engine: AsyncEngine) -> uuid.UUID:
+    """A new owner, so tests never see each other's rows."""
+    from sqlalchemy import text
+
+    new_id = uuid.uuid4()
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO owners (id, name) VALUES (:id, :name)"), {"id": new_id, "name": f"owner-{new_id}"}
+        )
+    return new_id

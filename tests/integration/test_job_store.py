@@ -1,0 +1,109 @@
+"""The job state machine as the database enforces it."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from orchestrator.errors import IllegalTransition
+from orchestrator.jobs.states import ALLOWED_FROM, EventType, Status, is_allowed
+from orchestrator.jobs.store import JobLost, JobStore, NewJob
+
+
+async def _job_in(store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID, status: Status) -> uuid.UUID:
+    """A job forced into ``status`` (bypassing the state machine, to set up each case)."""
+    job = NewJob(owner_id=owner_id, kind=f"test-{uuid.uuid4().hex[:6]}", payload={})
+    await store.create(job)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE jobs SET status = :s, worker_id = 'w1' WHERE id = :id"), {"s": status.value, "id": job.id}
+        )
+    return job.id
+
+
+async def _events(engine: AsyncEngine, job_id: uuid.UUID) -> list[str]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(text("SELECT type FROM job_events WHERE job_id = :id ORDER BY id"), {"id": job_id})
+        return [r[0] for r in rows]
+
+
+@pytest.mark.parametrize(("source", "target"), list(itertools.product(Status, Status)))
+async def test_every_transition_is_allowed_or_rejected(
+    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID, source: Status, target: Status
+) -> None:
+    job_id = await _job_in(store, engine, owner_id, source)
+    events_before = await _events(engine, job_id)
+    if is_allowed(source, target):
+        await store.transition(job_id, target, worker_id="w1")
+        assert await store.status_of(job_id) is target
+        assert len(await _events(engine, job_id)) == len(events_before) + 1
+    else:
+        with pytest.raises(IllegalTransition):
+            await store.transition(job_id, target, worker_id="w1")
+        assert await store.status_of(job_id) is source
+        assert await _events(engine, job_id) == events_before
+
+
+def test_terminal_states_have_no_way_out() -> None:
+    for terminal in (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED):
+        assert not any(terminal in sources for sources in ALLOWED_FROM.values())
+
+
+async def test_create_writes_the_queued_event(store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID) -> None:
+    job = NewJob(owner_id=owner_id, kind="noop", payload={"steps": 1})
+    await store.create(job)
+    assert await store.status_of(job.id) is Status.QUEUED
+    assert await _events(engine, job.id) == [EventType.QUEUED]
+
+
+async def test_concurrent_cancel_and_finish_end_in_exactly_one_terminal_state(
+    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID
+) -> None:
+    outcomes: list[Status] = []
+    for _ in range(40):
+        job_id = await _job_in(store, engine, owner_id, Status.RUNNING)
+
+        async def attempt(target: Status, job_id: uuid.UUID = job_id) -> Status | None:
+            try:
+                await store.transition(job_id, target, worker_id="w1")
+                return target
+            except IllegalTransition:
+                return None
+
+        results = await asyncio.gather(attempt(Status.SUCCEEDED), attempt(Status.CANCELLED))
+        winners = [r for r in results if r is not None]
+        assert len(winners) == 1
+        assert await store.status_of(job_id) is winners[0]
+        terminal_events = [e for e in await _events(engine, job_id) if e in ("job.succeeded", "job.cancelled")]
+        assert terminal_events == [f"job.{winners[0].value}"]
+        outcomes.append(winners[0])
+    assert outcomes  # every round had one winner
+
+
+async def test_a_worker_that_lost_the_job_cannot_write(
+    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID
+) -> None:
+    job_id = await _job_in(store, engine, owner_id, Status.RUNNING)
+    with pytest.raises(JobLost):
+        await store.record(job_id, "someone-else", EventType.PROGRESS, {"step": 1})
+    with pytest.raises(IllegalTransition):
+        await store.transition(job_id, Status.SUCCEEDED, worker_id="someone-else")
+    await store.record(job_id, "w1", EventType.PROGRESS, {"step": 1})
+
+
+async def test_cancel_request_on_queued_is_immediate_and_on_running_is_cooperative(
+    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID
+) -> None:
+    queued = await _job_in(store, engine, owner_id, Status.QUEUED)
+    assert await store.request_cancel(queued, owner_id) is Status.CANCELLED
+    running = await _job_in(store, engine, owner_id, Status.RUNNING)
+    assert await store.request_cancel(running, owner_id) is Status.RUNNING
+    assert await store.heartbeat("w1", [running]) == {running: True}
+    done = await _job_in(store, engine, owner_id, Status.SUCCEEDED)
+    with pytest.raises(IllegalTransition):
+        await store.request_cancel(done, owner_id)
