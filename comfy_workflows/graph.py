@@ -141,9 +141,7 @@ class GraphBuilder:
         self._handles[node_id] = handle
         return handle
 
-    def _input_value(
-        self, node_id: str, class_type: str, spec: NodeSpec | None, name: str, value: InputValue
-    ) -> Any:
+    def _input_value(self, node_id: str, class_type: str, spec: NodeSpec | None, name: str, value: InputValue) -> Any:
         if isinstance(value, Field):
             self._field_map[(node_id, name)] = value.path
             return value.value

@@ -51,9 +51,7 @@ def random_seed() -> int:
     return secrets.randbelow(RANDOM_SEED_LIMIT)
 
 
-def resolve_settings(
-    request: GenerationRequest, model: BaseModelSpec, seed_source: SeedSource | None
-) -> Settings:
+def resolve_settings(request: GenerationRequest, model: BaseModelSpec, seed_source: SeedSource | None) -> Settings:
     """Fill what the request left open from the family defaults; pick a seed when there is none."""
     defaults = FAMILY_DEFAULTS[model.family]
     seed = request.seed if request.seed is not None else (seed_source or random_seed)()
