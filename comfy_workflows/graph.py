@@ -150,6 +150,8 @@ class GraphBuilder:
             return value.to_link()
         if isinstance(value, NodeHandle):
             raise GraphError(f"input {name!r} of {class_type}: pass an output (e.g. node.out(0)), not a node")
+        if not isinstance(value, str | int | float | bool):
+            raise GraphError(f"input {name!r} of {class_type}: unsupported value {value!r}")
         return value
 
     def _check_link(self, class_type: str, spec: NodeSpec | None, name: str, output: Output) -> None:
