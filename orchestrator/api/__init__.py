@@ -1,0 +1,1 @@
+"""The HTTP API: routes, request parsing, problem responses, auth, OpenAPI and SSE."""

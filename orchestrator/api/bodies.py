@@ -1,0 +1,72 @@
+"""Parsing request bodies and query strings into pydantic models, with field-naming errors."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from orchestrator.errors import MalformedJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """pydantic's error location as a field path: ``loras[1].strength_model``."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def validation_errors(exc: ValidationError, prefix: tuple[int | str, ...] = ()) -> list[dict[str, Any]]:
+    """pydantic errors as ``[{field, reason}]``."""
+    errors = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        reason = err["msg"]
+        if err["type"] == "extra_forbidden":
+            reason = "unknown field"
+        errors.append({"field": field_path(loc), "reason": reason})
+    return errors
+
+
+async def read_json_body(request: web.Request, model: type[ModelT]) -> ModelT:
+    """Read and validate a JSON body. 415 when not JSON, 400 when malformed, 422 when invalid."""
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType(f"send the body as application/json, not {request.content_type or 'nothing'}")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise PayloadTooLarge(f"the body is larger than this endpoint accepts ({exc.text})") from exc
+    if not raw.strip():
+        raise MalformedJson("the body is empty; send a JSON object")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            first = exc.errors()[0]
+            raise MalformedJson(f"the body is not valid JSON: {first['msg']}") from exc
+        raise ValidationFailed(validation_errors(exc)) from exc
+
+
+def parse_query(request: web.Request, model: type[ModelT]) -> ModelT:
+    """Validate the query string against ``model``; 422 naming the parameter when invalid."""
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise ValidationFailed(validation_errors(exc)) from exc
+
+
+def json_response(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """Serialise a response model."""
+    return web.Response(
+        status=status,
+        body=model.model_dump_json(by_alias=True),
+        content_type="application/json",
+        headers=headers,
+    )

@@ -1,0 +1,121 @@
+"""SSE streams of job events, resumable with ``Last-Event-ID`` (or ``?after=N``).
+
+A stream subscribes to the live feed *first*, notes the feed's cursor, replays ``(after, cursor]``
+from the table, then forwards live events above the cursor. The feed releases ids in order and
+only once settled, so the seam has neither a gap nor a duplicate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterable
+
+from aiohttp import web
+from aiohttp_sse import EventSourceResponse
+
+from orchestrator.api.auth import OWNER
+from orchestrator.api.jobs import job_id_param
+from orchestrator.api.routing import Router
+from orchestrator.errors import ValidationFailed
+from orchestrator.events.broadcaster import SubscriberDropped
+from orchestrator.events.model import JobEventRecord
+from orchestrator.jobs.queries import REPLAY_PAGE, get_job, last_terminal_event_id, replay_events
+from orchestrator.services import BROADCASTER, ENGINE, FEED, METRICS, SETTINGS
+
+router = Router()
+
+
+def resume_point(request: web.Request) -> int:
+    """The last event id the client has: ``Last-Event-ID`` header, else ``?after=``, else 0."""
+    header = request.headers.get("Last-Event-ID")
+    name, raw = ("Last-Event-ID", header) if header is not None else ("after", request.query.get("after", "0"))
+    raw = raw.strip() or "0"
+    if not raw.isdigit():
+        raise ValidationFailed([{"field": name, "reason": "must be a non-negative event id"}])
+    return int(raw)
+
+
+class _Stream:
+    """Writes frames to one SSE response and remembers the last id sent."""
+
+    def __init__(self, response: EventSourceResponse, after: int) -> None:
+        self.response = response
+        self.last_id = after
+
+    async def send(self, events: Iterable[JobEventRecord]) -> bool:
+        """Send the events above ``last_id``; True when one of them ended the job."""
+        fresh = [e for e in events if e.id > self.last_id]
+        if not fresh:
+            return False
+        await self.response.write(b"".join(e.frame for e in fresh))
+        self.last_id = fresh[-1].id
+        return any(e.is_terminal for e in fresh)
+
+
+async def _stream(request: web.Request, job_id: uuid.UUID | None) -> web.StreamResponse:
+    app = request.app
+    owner_id = request[OWNER]
+    after = resume_point(request)
+    if job_id is not None:
+        await get_job(app[ENGINE], job_id, owner_id)  # 404 for another owner's job
+    subscription = app[BROADCASTER].subscribe(owner_id, job_id)
+    upto = app[FEED].cursor
+    response = EventSourceResponse(ping_interval=app[SETTINGS].sse_ping_interval_s)
+    response.headers["X-Accel-Buffering"] = "no"
+    try:
+        await response.prepare(request)
+        stream = _Stream(response, after)
+        if await _replay(request, stream, job_id, upto) or await _already_over(request, stream, job_id):
+            return response
+        while True:
+            if await stream.send(await subscription.next_batch()) and job_id is not None:
+                return response
+    except SubscriberDropped:
+        app[METRICS].sse_dropped.inc()
+        return response
+    except ConnectionResetError:
+        return response
+    finally:
+        app[BROADCASTER].unsubscribe(subscription)
+        with contextlib.suppress(Exception):
+            response.stop_streaming()
+
+
+async def _replay(request: web.Request, stream: _Stream, job_id: uuid.UUID | None, upto: int) -> bool:
+    """Send stored events in ``(last sent, upto]``; True when the job's stream is complete."""
+    while stream.last_id < upto:
+        page = await replay_events(
+            request.app[ENGINE], job_id=job_id, owner_id=request[OWNER], after=stream.last_id, upto=upto
+        )
+        if await stream.send(page) and job_id is not None:
+            return True
+        if len(page) < REPLAY_PAGE:
+            break
+    return False
+
+
+async def _already_over(request: web.Request, stream: _Stream, job_id: uuid.UUID | None) -> bool:
+    """True when the client already has this job's terminal event (nothing more will come)."""
+    if job_id is None:
+        return False
+    terminal = await last_terminal_event_id(request.app[ENGINE], job_id)
+    return terminal is not None and terminal <= stream.last_id
+
+
+@router.route(
+    "GET", "/v1/jobs/{id}/events", summary="Stream one job's events (SSE)", tag="events",
+    produces="text/event-stream", errors=(401, 404, 422),
+)
+async def job_events(request: web.Request) -> web.StreamResponse:
+    """Events of one job; the stream ends after the job's terminal event."""
+    return await _stream(request, job_id_param(request))
+
+
+@router.route(
+    "GET", "/v1/events", summary="Stream all of the caller's job events (SSE)", tag="events",
+    produces="text/event-stream", errors=(401, 422),
+)
+async def all_events(request: web.Request) -> web.StreamResponse:
+    """Events of every job of the caller, as they happen; never ends by itself."""
+    return await _stream(request, None)

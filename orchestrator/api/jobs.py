@@ -1,0 +1,112 @@
+"""/v1/jobs: every job of the caller, whatever its kind; the ``noop`` kind can be created here."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+from orchestrator.api.auth import OWNER
+from orchestrator.api.bodies import json_response, parse_query, read_json_body
+from orchestrator.api.routing import Router
+from orchestrator.api.schemas import Accepted, JobOut, ListQuery
+from orchestrator.errors import NotFound
+from orchestrator.jobs.kinds import NoopPayload
+from orchestrator.jobs.queries import get_job, list_jobs
+from orchestrator.jobs.states import Status
+from orchestrator.jobs.store import NewJob
+from orchestrator.services import ENGINE, METRICS, SETTINGS, STORE
+
+router = Router()
+
+
+class CreateJob(BaseModel):
+    """A diagnostic job: it only reports progress. Generations and trainings have their own endpoints."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["noop"] = Field(description="The job kind; only noop is created through this endpoint.")
+    payload: NoopPayload = Field(default_factory=NoopPayload)
+    priority: int = Field(0, ge=-100, le=100, description="Higher runs first.")
+    webhook_url: HttpUrl | None = Field(None, description="Called with the job when it ends.")
+
+
+class JobListQuery(ListQuery):
+    """Filters for /v1/jobs."""
+
+    kind: str | None = Field(None, description="Only jobs of this kind.")
+
+
+class JobList(BaseModel):
+    """A page of jobs, newest first."""
+
+    items: list[JobOut]
+    next_cursor: str | None = None
+
+
+def job_id_param(request: web.Request, name: str = "id") -> uuid.UUID:
+    """A path id; a malformed one cannot name any job, so it is a 404."""
+    try:
+        return uuid.UUID(request.match_info[name])
+    except ValueError as exc:
+        raise NotFound(f"no job with id {request.match_info[name]!r}") from exc
+
+
+@router.route(
+    "POST", "/v1/jobs", summary="Queue a diagnostic noop job", tag="jobs", body=CreateJob, response=Accepted,
+    status=202, errors=(400, 401, 413, 415, 422),
+)
+async def create_job(request: web.Request) -> web.Response:
+    """Accept a noop job: row + job.queued event in one transaction, then 202."""
+    body = await read_json_body(request, CreateJob)
+    job = NewJob(
+        owner_id=request[OWNER],
+        kind=body.kind,
+        payload=body.payload.model_dump(),
+        priority=body.priority,
+        max_attempts=request.app[SETTINGS].max_attempts,
+        webhook_url=str(body.webhook_url) if body.webhook_url else None,
+    )
+    await request.app[STORE].create(job)
+    request.app[METRICS].jobs_accepted.labels(job.kind).inc()
+    accepted = Accepted(id=job.id, events_url=f"/v1/jobs/{job.id}/events")
+    return json_response(accepted, 202, headers={"Location": f"/v1/jobs/{job.id}"})
+
+
+@router.route(
+    "GET", "/v1/jobs", summary="List the caller's jobs", tag="jobs", query=JobListQuery, response=JobList,
+    errors=(401, 422),
+)
+async def list_all_jobs(request: web.Request) -> web.Response:
+    """Newest first, with a cursor for the next page."""
+    query = parse_query(request, JobListQuery)
+    jobs, next_cursor = await list_jobs(
+        request.app[ENGINE],
+        request[OWNER],
+        kind=query.kind,
+        status=query.status.value if query.status else None,
+        limit=query.limit,
+        cursor=query.cursor,
+    )
+    return json_response(JobList(items=[JobOut.of(j) for j in jobs], next_cursor=next_cursor))
+
+
+@router.route("GET", "/v1/jobs/{id}", summary="Get one job", tag="jobs", response=JobOut, errors=(401, 404))
+async def get_one_job(request: web.Request) -> web.Response:
+    """The job, its progress, result or error."""
+    job = await get_job(request.app[ENGINE], job_id_param(request), request[OWNER])
+    return json_response(JobOut.of(job))
+
+
+@router.route(
+    "POST", "/v1/jobs/{id}/cancel", summary="Cancel a job", tag="jobs", response=JobOut, status=202,
+    errors=(401, 404, 409),
+)
+async def cancel_job(request: web.Request) -> web.Response:
+    """Queued jobs are cancelled at once; running ones are stopped by their worker (job.cancelled follows)."""
+    job_id = job_id_param(request)
+    status = await request.app[STORE].request_cancel(job_id, request[OWNER])
+    job = await get_job(request.app[ENGINE], job_id, request[OWNER])
+    return json_response(JobOut.of(job), 200 if status is Status.CANCELLED else 202)

@@ -1,0 +1,60 @@
+"""A small route table that keeps what OpenAPI needs beside each handler."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from pydantic import BaseModel
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One HTTP operation and its contract."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    auth: bool = True
+    produces: str = "application/json"
+    errors: tuple[int, ...] = ()
+    extra_responses: dict[int, str] = field(default_factory=dict)
+
+
+class Router:
+    """Collects operations declared with :meth:`route` and installs them on an application."""
+
+    def __init__(self) -> None:
+        self.operations: list[Operation] = []
+
+    def route(
+        self, method: str, path: str, *, summary: str, tag: str, **contract: object
+    ) -> Callable[[Handler], Handler]:
+        """Declare ``handler`` as ``method path`` with its contract (see :class:`Operation`)."""
+
+        def register(handler: Handler) -> Handler:
+            self.operations.append(Operation(method, path, handler, summary, tag, **contract))  # type: ignore[arg-type]
+            return handler
+
+        return register
+
+    def install(self, app: web.Application) -> None:
+        """Add every operation to ``app``'s router."""
+        for op in self.operations:
+            app.router.add_route(op.method, op.path, op.handler)
+
+    def find(self, method: str, path_template: str) -> Operation | None:
+        """The operation registered for a method and path template."""
+        for op in self.operations:
+            if op.method == method and op.path == path_template:
+                return op
+        return None

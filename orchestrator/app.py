@@ -1,0 +1,155 @@
+"""The application factory: one ``create_app(settings)``; every service lives in a cleanup context."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+
+from orchestrator.api import events as events_api
+from orchestrator.api import health as health_api
+from orchestrator.api import jobs as jobs_api
+from orchestrator.api import openapi as openapi_api
+from orchestrator.api.auth import (
+    KEY_RESOLVER,
+    LOCAL_OWNER,
+    LOCAL_OWNER_NAME,
+    PUBLIC_PATHS,
+    KeyResolver,
+    auth_middleware,
+    ensure_owner,
+)
+from orchestrator.api.problems import problem_middleware
+from orchestrator.api.routing import Router
+from orchestrator.db.engine import asyncpg_dsn, create_engine
+from orchestrator.events.broadcaster import Broadcaster
+from orchestrator.events.feed import EventFeed
+from orchestrator.events.listener import PgListener
+from orchestrator.jobs.kinds import JobKind, NoopKind
+from orchestrator.jobs.store import CANCEL_CHANNEL, EVENTS_CHANNEL, JOBS_CHANNEL, JobStore
+from orchestrator.jobs.worker import Worker, WorkerConfig
+from orchestrator.metrics import Metrics
+from orchestrator.services import BROADCASTER, ENGINE, FEED, LISTENER, METRICS, SETTINGS, STORE, WORKER
+from orchestrator.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ROUTERS: list[Router] = [health_api.router, openapi_api.router, jobs_api.router, events_api.router]
+KindFactory = Callable[[web.Application], JobKind | None]
+KIND_FACTORIES = web.AppKey("kind_factories", list)
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Count requests by route template and status; time the non-streaming ones."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response: web.StreamResponse = await handler(request)
+        status = response.status
+        return response
+    finally:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        metrics = request.app[METRICS]
+        metrics.http_requests.labels(request.method, route, str(status)).inc()
+        if not route.endswith("/events"):
+            metrics.http_seconds.labels(route).observe(time.perf_counter() - started)
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[ENGINE] = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+    app[STORE] = JobStore(app[ENGINE])
+    yield
+    await app[ENGINE].dispose()
+
+
+async def _owners(app: web.Application) -> AsyncIterator[None]:
+    if app[SETTINGS].auth == "disabled":
+        app[LOCAL_OWNER] = await ensure_owner(app[ENGINE], LOCAL_OWNER_NAME)
+        log.warning("authentication is disabled: every request acts as owner %r", LOCAL_OWNER_NAME)
+    else:
+        app[KEY_RESOLVER] = KeyResolver(app[ENGINE])
+    yield
+
+
+async def _events(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    listener = PgListener(asyncpg_dsn(settings.database_url), [EVENTS_CHANNEL, JOBS_CHANNEL, CANCEL_CHANNEL])
+    await listener.start()
+    feed = EventFeed(listener)
+    broadcaster = Broadcaster()
+    feed.on_release(broadcaster.publish)
+    await feed.start()
+    app[LISTENER], app[FEED], app[BROADCASTER] = listener, feed, broadcaster
+    app[METRICS].gauge("atelier_sse_subscribers", "Open SSE subscriptions", lambda: broadcaster.subscriber_count)
+    app[METRICS].gauge("atelier_event_feed_cursor", "Highest settled event id", lambda: feed.cursor)
+    yield
+    await feed.stop()
+    await listener.stop()
+
+
+async def _end_streams(app: web.Application) -> None:
+    """At shutdown, end every SSE stream so the server can close; clients resume by event id."""
+    if BROADCASTER in app:
+        app[BROADCASTER].close_all()
+
+
+def _worker_config(settings: Settings, kinds: dict[str, JobKind]) -> WorkerConfig:
+    runnable = tuple(k for k in settings.worker_kinds if k in kinds)
+    skipped = sorted(set(settings.worker_kinds) - set(runnable))
+    if skipped:
+        log.info("this process claims no %s jobs (not configured here)", ", ".join(skipped))
+    return WorkerConfig(
+        kinds=runnable,
+        concurrency=settings.worker_concurrency,
+        heartbeat_interval_s=settings.heartbeat_interval_s,
+        heartbeat_timeout_s=settings.heartbeat_timeout_s,
+        shutdown_timeout_s=settings.shutdown_timeout_s,
+        idle_poll_s=settings.idle_poll_s,
+    )
+
+
+async def _worker(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if not settings.worker_enabled:
+        yield
+        return
+    kinds: dict[str, JobKind] = {}
+    for factory in app[KIND_FACTORIES]:
+        kind = factory(app)
+        if kind is not None:
+            kinds[kind.name] = kind
+    worker = Worker(app[STORE], kinds, _worker_config(settings, kinds))
+    listener = app[LISTENER]
+    listener.on(JOBS_CHANNEL, worker.job_available)
+    listener.on(CANCEL_CHANNEL, worker.cancel_requested)
+    listener.on_reconnect(worker.job_available)
+    app[WORKER] = worker
+    await worker.start()
+    yield
+    await worker.stop()
+
+
+def create_app(settings: Settings, *, serve_http: bool = True) -> web.Application:
+    """Build the service. ``serve_http`` False gives a worker-only process (no routes)."""
+    app = web.Application(
+        client_max_size=settings.max_json_body_bytes,
+        middlewares=[metrics_middleware, problem_middleware, auth_middleware],
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[KIND_FACTORIES] = [lambda _app: NoopKind()]
+    public = {op.path for router in ROUTERS for op in router.operations if not op.auth}
+    app[PUBLIC_PATHS] = frozenset(public)
+    app[openapi_api.OPENAPI_DOC] = openapi_api.build_openapi(ROUTERS)
+    if serve_http:
+        for router in ROUTERS:
+            router.install(app)
+    app.cleanup_ctx.extend([_database, _owners, _events, _worker])
+    app.on_shutdown.append(_end_streams)
+    return app

@@ -1,0 +1,142 @@
+"""The ``atelier`` command: serve, worker, migrate, keys, dev tools."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from orchestrator import __version__
+from orchestrator.api.auth import issue_key
+from orchestrator.app import create_app
+from orchestrator.db.engine import create_engine, migrate
+from orchestrator.settings import Settings
+
+log = logging.getLogger("atelier")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        print(f"atelier: invalid configuration:\n{exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def _run(app: web.Application, settings: Settings, *, http: bool) -> int:
+    if http:
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            handler_cancellation=True,
+            shutdown_timeout=settings.shutdown_timeout_s + 5,
+            access_log=None,
+            print=lambda msg: log.info("%s", msg),
+        )
+    else:
+        # A worker-only process has no routes; bind nothing and just run the cleanup contexts.
+        asyncio.run(_run_without_http(app))
+    return 0
+
+
+async def _run_without_http(app: web.Application) -> None:
+    runner = web.AppRunner(app, handle_signals=True)
+    await runner.setup()
+    try:
+        await asyncio.Event().wait()  # until SIGINT/SIGTERM raises GracefulExit
+    finally:
+        await runner.cleanup()
+
+
+def cmd_serve(_args: argparse.Namespace) -> int:
+    """API + worker in one process (the worker can be turned off with ATELIER_WORKER_ENABLED=false)."""
+    settings = _settings()
+    _configure_logging(settings)
+    asyncio.run(migrate(settings.database_url))
+    log.info("serving on http://%s:%d (auth: %s)", settings.host, settings.port, settings.auth)
+    return _run(create_app(settings), settings, http=True)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Workers alone, for scale-out; ``--kinds`` limits what this process claims."""
+    settings = _settings()
+    if args.kinds:
+        settings = settings.model_copy(update={"worker_kinds": args.kinds.split(","), "worker_enabled": True})
+    _configure_logging(settings)
+    asyncio.run(migrate(settings.database_url))
+    return _run(create_app(settings, serve_http=False), settings, http=False)
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    """Create the database if needed and apply migrations (idempotent)."""
+    settings = _settings()
+    _configure_logging(settings)
+    asyncio.run(migrate(settings.database_url))
+    print("database is up to date")
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    """Issue an API key for an owner (created when new); prints the key once."""
+    settings = _settings()
+
+    async def issue() -> str:
+        await migrate(settings.database_url)
+        engine = create_engine(settings.database_url, pool_size=1)
+        try:
+            return (await issue_key(engine, args.owner)).secret
+        finally:
+            await engine.dispose()
+
+    print(asyncio.run(issue()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(prog="atelier", description="LoRA Atelier service")
+    parser.add_argument("--version", action="version", version=f"atelier {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help=cmd_serve.__doc__).set_defaults(func=cmd_serve)
+    worker = sub.add_parser("worker", help=cmd_worker.__doc__)
+    worker.add_argument("--kinds", help="comma list of job kinds to claim, e.g. training")
+    worker.set_defaults(func=cmd_worker)
+    sub.add_parser("migrate", help=cmd_migrate.__doc__).set_defaults(func=cmd_migrate)
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
+    create = keys.add_parser("create", help=cmd_keys_create.__doc__)
+    create.add_argument("--owner", required=True, help="owner name")
+    create.set_defaults(func=cmd_keys_create)
+    _add_dev_commands(sub)
+    return parser
+
+
+def _add_dev_commands(sub: argparse._SubParsersAction) -> None:
+    dev = sub.add_parser("dev", help="developer tools (test models)")
+    dev_sub = dev.add_subparsers(dest="dev_command", required=True)
+    try:
+        from orchestrator.devtools.commands import register_dev_commands
+    except ImportError:
+        return
+    register_dev_commands(dev_sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``atelier`` console script."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,147 @@
+"""The event feed: releases committed events in strict id order, never skipping one still in flight.
+
+Event ids come from a sequence, so they are allocated in one order and may commit in another:
+id 11 can be visible while id 10's transaction is still running. A reader that delivered 11 and
+then resumed "after 11" would lose 10 for good. The feed therefore keeps a *cursor*: every id at
+or below it is settled (delivered, or known never to exist). It advances as follows:
+
+* visible rows that continue the cursor without a hole are released at once;
+* at a hole, it takes a snapshot and waits until every transaction in progress in it has ended.
+  ``atelier_next_event_id()`` gives a writer its xid before its id, so whoever holds an id in the
+  hole is among those transactions. Then the hole either filled (released in order) or is
+  permanent (a rolled-back insert, a sequence jump after a crash) and is stepped over.
+
+Replays read only ids up to the cursor, so a subscriber that joins with ``after=N`` gets
+``(N, cursor]`` from the table and everything above the cursor live: no gap, no duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from orchestrator.events.listener import PgListener
+from orchestrator.events.model import JobEventRecord
+
+log = logging.getLogger(__name__)
+
+FETCH_AFTER = """
+SELECT id, job_id, owner_id, type, data, created_at FROM job_events
+WHERE id > $1 ORDER BY id LIMIT $2
+"""
+FETCH_BETWEEN = "SELECT 1 FROM job_events WHERE id > $1 AND id < $2 LIMIT 1"
+SNAPSHOT = "SELECT pg_current_snapshot()::text"
+SNAPSHOT_DONE = """
+SELECT NOT EXISTS (
+    SELECT 1 FROM pg_snapshot_xip($1::text::pg_snapshot) AS x
+    WHERE pg_xact_status(x) = 'in progress'
+)
+"""
+MAX_ID = "SELECT coalesce(max(id), 0) FROM job_events"
+
+ReleaseHandler = Callable[[list[JobEventRecord]], None]
+
+
+class EventFeed:
+    """Follows ``job_events`` in id order and hands settled events to a release handler."""
+
+    def __init__(self, listener: PgListener, *, batch: int = 1000, hole_poll_s: float = 0.005) -> None:
+        self._listener = listener
+        self._batch = batch
+        self._hole_poll_s = hole_poll_s
+        self._handlers: list[ReleaseHandler] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.cursor = 0
+
+    def on_release(self, handler: ReleaseHandler) -> None:
+        """Call ``handler(events)`` with each batch of newly settled events, in id order."""
+        self._handlers.append(handler)
+
+    def poke(self, _payload: str = "") -> None:
+        """Something may have been committed: look again soon."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        """Settle the current end of the log, then follow it."""
+        self._listener.on("atelier_events", self.poke)
+        self._listener.on_reconnect(self.poke)
+        async with self._listener.connection_lock:
+            conn = self._listener.connection
+            top = int(await conn.fetchval(MAX_ID))
+            snapshot = await conn.fetchval(SNAPSHOT)
+        await self._wait_for_snapshot(snapshot)
+        self.cursor = top
+        self._task = asyncio.create_task(self._follow(), name="event-feed")
+
+    async def stop(self) -> None:
+        """Stop following."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _follow(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._advance()
+            except (OSError, ConnectionError) as exc:
+                log.warning("event feed read failed (%s); waiting for the listener", exc)
+                await self._listener.wait_connected()
+                self._wake.set()
+            except Exception:
+                log.exception("event feed step failed")
+                self._wake.set()
+                await asyncio.sleep(0.5)
+
+    async def _advance(self) -> None:
+        """Release everything settled above the cursor."""
+        while True:
+            async with self._listener.connection_lock:
+                rows = await self._listener.connection.fetch(FETCH_AFTER, self.cursor, self._batch)
+            if not rows:
+                return
+            released = []
+            for row in rows:
+                if row["id"] != self.cursor + 1:
+                    break
+                released.append(JobEventRecord.from_row(row))
+                self.cursor = row["id"]
+            if released:
+                self._release(released)
+                continue
+            await self._settle_hole(int(rows[0]["id"]))
+
+    async def _settle_hole(self, next_visible: int) -> None:
+        """Wait out the writers that may hold ids in (cursor, next_visible); skip what never came."""
+        async with self._listener.connection_lock:
+            snapshot = await self._listener.connection.fetchval(SNAPSHOT)
+        await self._wait_for_snapshot(snapshot)
+        async with self._listener.connection_lock:
+            filled = await self._listener.connection.fetchval(FETCH_BETWEEN, self.cursor, next_visible)
+        if not filled:
+            log.debug("event ids %d..%d will never exist; stepping over", self.cursor + 1, next_visible - 1)
+            self.cursor = next_visible - 1
+
+    async def _wait_for_snapshot(self, snapshot: str) -> None:
+        """Return once every transaction in progress in ``snapshot`` has committed or aborted."""
+        delay = self._hole_poll_s
+        while True:
+            async with self._listener.connection_lock:
+                done = await self._listener.connection.fetchval(SNAPSHOT_DONE, snapshot)
+            if done:
+                return
+            # A writer that commits also notifies; that (or the backoff) brings the next check.
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            delay = min(delay * 2, 0.2)
+
+    def _release(self, events: list[JobEventRecord]) -> None:
+        for handler in self._handlers:
+            handler(events)

@@ -1,0 +1,95 @@
+"""How job kinds plug into the worker, and the ``noop`` kind used by tests and benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.jobs.states import EventType
+from orchestrator.jobs.store import ClaimedJob, JobStore
+
+
+class JobFailed(Exception):
+    """A job kind's way to fail a job with a class the client can act on.
+
+    ``retryable`` failures are retried (``job.retrying``) until the job's attempts run out.
+    """
+
+    def __init__(self, error_class: str, message: str, *, retryable: bool = False, **details: Any) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.message = message
+        self.retryable = retryable
+        self.details = details
+
+    def as_error(self) -> dict[str, Any]:
+        """The ``error`` object of ``job.failed`` and of the job resource."""
+        return {"class": self.error_class, "message": self.message, "retryable": self.retryable, **self.details}
+
+
+class JobContext:
+    """What a running job may do besides computing: report progress and events, name its backend."""
+
+    def __init__(self, store: JobStore, worker_id: str, job: ClaimedJob) -> None:
+        self._store = store
+        self._worker_id = worker_id
+        self.job = job
+
+    async def progress(self, stage: str, step: int, total: int, **extra: Any) -> None:
+        """Write a ``job.progress`` event (and the job's latest progress) in one transaction."""
+        percent = round(100.0 * step / total, 2) if total > 0 else None
+        data = {"stage": stage, "step": step, "total": total, "percent": percent}
+        data.update({k: v for k, v in extra.items() if v is not None})
+        await self._store.record(self.job.id, self._worker_id, EventType.PROGRESS, data)
+
+    async def emit(self, event_type: EventType, data: Mapping[str, Any]) -> None:
+        """Write another event of the running job (``job.artifact``, ``job.preview``)."""
+        await self._store.record(self.job.id, self._worker_id, event_type, data)
+
+    async def set_backend(self, backend: str) -> None:
+        """Record which engine backend runs this job."""
+        await self._store.set_backend(self.job.id, self._worker_id, backend)
+
+
+class JobKind(Protocol):
+    """A kind of job. ``run`` returns the job's result; it raises JobFailed to fail it.
+
+    Cancellation arrives as ``asyncio.CancelledError``: clean up (stop the engine's work) and
+    re-raise; the worker records the outcome.
+    """
+
+    name: str
+
+    async def run(self, job: ClaimedJob, ctx: JobContext) -> Mapping[str, Any]:
+        """Do the work of one job."""
+        ...
+
+
+class NoopPayload(BaseModel):
+    """A job that only reports progress: for checking the pipeline and for benchmarks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(3, ge=0, le=10_000, description="How many progress events to emit.")
+    step_ms: float = Field(0.0, ge=0, le=60_000, description="Simulated work per step, in milliseconds.")
+    fail_at_step: int | None = Field(None, ge=1, description="Fail (not retryable) when reaching this step.")
+
+
+class NoopKind:
+    """Emits ``steps`` progress events, ``step_ms`` apart, then succeeds."""
+
+    name = "noop"
+
+    async def run(self, job: ClaimedJob, ctx: JobContext) -> Mapping[str, Any]:
+        """Count through the steps."""
+        payload = NoopPayload.model_validate(job.payload)
+        for step in range(1, payload.steps + 1):
+            if payload.step_ms:
+                await asyncio.sleep(payload.step_ms / 1000)  # simulated work, not synchronisation
+            if payload.fail_at_step == step:
+                raise JobFailed("noop_failure", f"asked to fail at step {step}")
+            await ctx.progress("noop", step, payload.steps)
+        return {"steps": payload.steps}

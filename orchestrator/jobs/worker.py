@@ -1,0 +1,225 @@
+"""The worker: claims jobs, runs them, heartbeats, reaps the dead and shuts down gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from orchestrator.errors import IllegalTransition, NotFound
+from orchestrator.jobs.kinds import JobContext, JobFailed, JobKind
+from orchestrator.jobs.states import Status
+from orchestrator.jobs.store import ClaimedJob, JobLost, JobStore
+
+log = logging.getLogger(__name__)
+
+
+class StopReason(Enum):
+    """Why the worker cancelled a running job's task."""
+
+    CANCEL_REQUESTED = "cancel"
+    SHUTDOWN = "shutdown"
+    LOST = "lost"
+
+
+@dataclass
+class _Running:
+    job: ClaimedJob
+    task: asyncio.Task[None]
+    stop_reason: StopReason | None = None
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """The worker's knobs (from Settings)."""
+
+    kinds: tuple[str, ...]
+    concurrency: int
+    heartbeat_interval_s: float
+    heartbeat_timeout_s: float
+    shutdown_timeout_s: float
+    idle_poll_s: float
+    retry_base_delay_s: float = 1.0
+
+
+def new_worker_id() -> str:
+    """A worker id that says where it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """Runs jobs of the configured kinds, ``concurrency`` at a time."""
+
+    def __init__(self, store: JobStore, kinds: Mapping[str, JobKind], config: WorkerConfig) -> None:
+        unknown = set(config.kinds) - set(kinds)
+        if unknown:
+            raise ValueError(f"no implementation for job kinds {sorted(unknown)}")
+        self._store = store
+        self._kinds = kinds
+        self._config = config
+        self.worker_id = new_worker_id()
+        self._slots = asyncio.Semaphore(config.concurrency)
+        self._wake = asyncio.Event()
+        self._running: dict[uuid.UUID, _Running] = {}
+        self._stopping = False
+        self._loops: list[asyncio.Task[None]] = []
+
+    # -- notifications (wired to the process's LISTEN connection) --------------------------------
+
+    def job_available(self, _payload: str = "") -> None:
+        """A job was queued or requeued somewhere: try to claim."""
+        self._wake.set()
+
+    def cancel_requested(self, payload: str) -> None:
+        """The owner asked to cancel a job; stop it if it runs here."""
+        with contextlib.suppress(ValueError):
+            self._stop(uuid.UUID(payload), StopReason.CANCEL_REQUESTED)
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start claiming, heartbeating and reaping."""
+        self._loops = [
+            asyncio.create_task(self._claim_loop(), name="worker-claim"),
+            asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
+            asyncio.create_task(self._reap_loop(), name="worker-reaper"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop claiming; let running jobs finish within the grace period, then requeue the rest."""
+        self._stopping = True
+        self._wake.set()
+        tasks = [r.task for r in self._running.values()]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self._config.shutdown_timeout_s)
+            for job_id in [jid for jid, r in self._running.items() if r.task in pending]:
+                self._stop(job_id, StopReason.SHUTDOWN)
+            if pending:
+                await asyncio.wait(pending)
+        for loop in self._loops:
+            loop.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+
+    @property
+    def running_job_ids(self) -> list[uuid.UUID]:
+        """Ids of the jobs running in this worker."""
+        return list(self._running)
+
+    # -- claiming -----------------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            await self._slots.acquire()
+            job = await self._next_job()
+            if job is None:
+                self._slots.release()
+                break
+            task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
+            self._running[job.id] = _Running(job, task)
+
+    async def _next_job(self) -> ClaimedJob | None:
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                job = await self._store.claim(self.worker_id, self._config.kinds)
+            except OSError as exc:
+                log.warning("claim failed: %s", exc)
+                job = None
+            if job is not None:
+                return job
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._config.idle_poll_s):
+                    await self._wake.wait()
+        return None
+
+    # -- running ------------------------------------------------------------------------------------
+
+    async def _run(self, job: ClaimedJob) -> None:
+        try:
+            await self._execute(job)
+        finally:
+            self._running.pop(job.id, None)
+            self._slots.release()
+
+    async def _execute(self, job: ClaimedJob) -> None:
+        ctx = JobContext(self._store, self.worker_id, job)
+        try:
+            result = await self._kinds[job.kind].run(job, ctx)
+        except asyncio.CancelledError:
+            await self._record_stop(job)
+            return
+        except JobFailed as failure:
+            await self._record_failure(job, failure)
+            return
+        except JobLost:
+            log.info("job %s was taken from this worker; dropping it", job.id)
+            return
+        except Exception as exc:
+            log.exception("job %s crashed", job.id)
+            await self._record_failure(job, JobFailed("internal", f"{type(exc).__name__}: {exc}", retryable=True))
+            return
+        await self._finish(job, Status.SUCCEEDED, result=dict(result), data={"result": dict(result)})
+
+    async def _record_stop(self, job: ClaimedJob) -> None:
+        running = self._running.get(job.id)
+        reason = running.stop_reason if running else StopReason.SHUTDOWN
+        if reason is StopReason.CANCEL_REQUESTED:
+            await self._finish(job, Status.CANCELLED, data={"reason": "cancelled by request"})
+        elif reason is StopReason.SHUTDOWN:
+            await self._finish(job, Status.QUEUED, data={"attempt": job.attempts + 1, "reason": "worker shut down"})
+
+    async def _record_failure(self, job: ClaimedJob, failure: JobFailed) -> None:
+        error = failure.as_error()
+        if failure.retryable and job.attempts < job.max_attempts:
+            delay = self._config.retry_base_delay_s * 2 ** (job.attempts - 1) * (0.5 + random.random())
+            data = {"attempt": job.attempts + 1, "reason": failure.message, "error": error}
+            await self._finish(job, Status.QUEUED, data=data, delay_s=delay)
+        else:
+            await self._finish(job, Status.FAILED, error=error, data={"error": error})
+
+    async def _finish(self, job: ClaimedJob, target: Status, **kwargs: Any) -> None:
+        try:
+            await self._store.transition(job.id, target, worker_id=self.worker_id, **kwargs)
+        except (IllegalTransition, NotFound) as exc:
+            # Someone else decided first (a cancel raced the finish, the reaper took it): theirs stands.
+            log.info("job %s: %s", job.id, exc.detail)
+
+    def _stop(self, job_id: uuid.UUID, reason: StopReason) -> None:
+        running = self._running.get(job_id)
+        if running is not None and running.stop_reason is None:
+            running.stop_reason = reason
+            running.task.cancel()
+
+    # -- heartbeats and the reaper -------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.heartbeat_interval_s)  # a period, not synchronisation
+            ids = self.running_job_ids
+            try:
+                alive = await self._store.heartbeat(self.worker_id, ids)
+            except OSError as exc:
+                log.warning("heartbeat failed: %s", exc)
+                continue
+            for job_id in ids:
+                if job_id not in alive and job_id in self._running:
+                    self._stop(job_id, StopReason.LOST)
+                elif alive.get(job_id):
+                    self._stop(job_id, StopReason.CANCEL_REQUESTED)
+
+    async def _reap_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.heartbeat_interval_s * (0.5 + random.random()))
+            try:
+                for reaped in await self._store.reap(self._config.heartbeat_timeout_s):
+                    log.warning("reclaimed job %s from a lost worker: now %s", reaped.job_id, reaped.status)
+            except OSError as exc:
+                log.warning("reaper failed: %s", exc)

@@ -1,0 +1,23 @@
+"""Typed application keys for the per-process services created by :func:`orchestrator.app.create_app`."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from orchestrator.events.broadcaster import Broadcaster
+from orchestrator.events.feed import EventFeed
+from orchestrator.events.listener import PgListener
+from orchestrator.jobs.store import JobStore
+from orchestrator.jobs.worker import Worker
+from orchestrator.metrics import Metrics
+from orchestrator.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", AsyncEngine)
+STORE = web.AppKey("store", JobStore)
+LISTENER = web.AppKey("listener", PgListener)
+FEED = web.AppKey("feed", EventFeed)
+BROADCASTER = web.AppKey("broadcaster", Broadcaster)
+WORKER = web.AppKey("worker", Worker)
+METRICS = web.AppKey("metrics", Metrics)
