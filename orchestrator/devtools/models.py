@@ -1,0 +1,138 @@
+"""Random-weight SD1.5 checkpoints and matching kohya LoRAs for tests (numpy + safetensors, no torch).
+
+Nothing here downloads weights: the tensors are drawn from seeded normal distributions whose scales keep
+images and training losses finite, in the exact key layout real SD1.5 files use, so that ComfyUI and kohya
+sd-scripts load them as they would a real model. Files are written atomically and are not rewritten when
+the target already holds a file generated from the same parameters (kept in the safetensors metadata).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from orchestrator.devtools.architecture import SD15Arch, Variant, arch_for
+from orchestrator.devtools.layout import Init, TensorSpec, checkpoint_layout
+from orchestrator.devtools.lora_layout import LoraTarget, lora_targets
+from orchestrator.devtools.safetensors_io import write_atomically
+
+log = logging.getLogger(__name__)
+
+# Bump when the generated values or layout change for the same parameters, so old files get regenerated.
+FORMAT_VERSION = 1
+
+# Scale of lora_up: trained LoRAs start from zero; a small non-zero value makes the adapter actually
+# change the model (so applying it is observable) while keeping outputs finite.
+LORA_UP_STD = 0.01
+
+
+def checkpoint_params(variant: Variant, seed: int) -> dict[str, Any]:
+    """The parameters a checkpoint file is generated from (stored in its metadata)."""
+    return {
+        "kind": "sd15-checkpoint",
+        "format": FORMAT_VERSION,
+        "variant": variant,
+        "seed": seed,
+        "arch": arch_for(variant).to_dict(),
+    }
+
+
+def lora_params(variant: Variant, rank: int, seed: int) -> dict[str, Any]:
+    """The parameters a LoRA file is generated from (stored in its metadata)."""
+    return {
+        "kind": "sd15-kohya-lora",
+        "format": FORMAT_VERSION,
+        "variant": variant,
+        "rank": rank,
+        "seed": seed,
+        "arch": arch_for(variant).to_dict(),
+    }
+
+
+def _rng(seed: int, name: str) -> np.random.Generator:
+    # One stream per tensor name: values do not depend on the order tensors are generated in.
+    return np.random.default_rng([seed, zlib.crc32(name.encode("utf-8"))])
+
+
+def tensor_values(spec: TensorSpec, seed: int, dtype: np.dtype[Any]) -> np.ndarray:
+    """Deterministic values of one tensor for ``seed``."""
+    if spec.init is Init.ZEROS:
+        return np.zeros(spec.shape, dtype=dtype)
+    if spec.init is Init.ONES:
+        return np.ones(spec.shape, dtype=dtype)
+    values = _rng(seed, spec.name).standard_normal(spec.shape, dtype=np.float32)
+    values *= np.float32(spec.std)
+    return values.astype(dtype, copy=False)
+
+
+def build_checkpoint_tensors(arch: SD15Arch, seed: int) -> dict[str, np.ndarray]:
+    """All tensors of a checkpoint of architecture ``arch`` (held in memory)."""
+    dtype = np.dtype(arch.dtype)
+    return {spec.name: tensor_values(spec, seed, dtype) for spec in checkpoint_layout(arch)}
+
+
+def _lora_module_tensors(
+    target: LoraTarget, rank: int, alpha: float, seed: int, dtype: np.dtype[Any]
+) -> Iterable[tuple[str, np.ndarray]]:
+    down = _rng(seed, target.kohya + ".lora_down").standard_normal(target.down_shape(rank), dtype=np.float32)
+    down *= np.float32(1.0 / np.sqrt(target.fan_in))
+    up = _rng(seed, target.kohya + ".lora_up").standard_normal(target.up_shape(rank), dtype=np.float32)
+    up *= np.float32(LORA_UP_STD)
+    yield f"{target.kohya}.lora_down.weight", down.astype(dtype)
+    yield f"{target.kohya}.lora_up.weight", up.astype(dtype)
+    yield f"{target.kohya}.alpha", np.asarray(alpha, dtype=dtype)
+
+
+def build_lora_tensors(arch: SD15Arch, rank: int, seed: int) -> dict[str, np.ndarray]:
+    """All tensors of a kohya-format LoRA for ``arch``; alpha equals the rank (scale 1)."""
+    if rank < 1:
+        raise ValueError(f"rank must be at least 1, got {rank}")
+    dtype = np.dtype(arch.dtype)
+    tensors: dict[str, np.ndarray] = {}
+    for target in lora_targets(arch):
+        tensors.update(_lora_module_tensors(target, rank, float(rank), seed, dtype))
+    return tensors
+
+
+def write_sd15_checkpoint(path: Path, *, variant: Variant, seed: int = 0) -> Path:
+    """Write a random-weight SD1.5 single-file checkpoint (LDM key layout) to ``path``.
+
+    ``variant="full"`` has the exact SD1.5 shapes (fp16, about 2.1 GB); ``"slim"`` keeps ComfyUI's SD1.5
+    detection and loading intact with a much smaller U-Net and VAE decoder (about 370 MB). Returns ``path``;
+    does nothing when ``path`` already holds a file generated from the same variant, seed and format.
+    """
+    arch = arch_for(variant)
+    started = time.perf_counter()
+    written = write_atomically(
+        Path(path),
+        lambda: build_checkpoint_tensors(arch, seed),
+        checkpoint_params(variant, seed),
+        {"modelspec.architecture": "stable-diffusion-v1", "atelier.devtools.variant": variant},
+    )
+    log.info("checkpoint %s ready after %.1f s", written, time.perf_counter() - started)
+    return written
+
+
+def write_kohya_lora(path: Path, *, variant: Variant, rank: int = 4, seed: int = 0) -> Path:
+    """Write a random kohya-format LoRA (``lora_unet_*`` / ``lora_te_*``) matching ``variant``'s layout.
+
+    Every key maps onto a weight of the checkpoint that :func:`write_sd15_checkpoint` makes for the same
+    variant, so ComfyUI applies all of it. Returns ``path``; skips work when already up to date.
+    """
+    arch = arch_for(variant)
+    metadata = {
+        "ss_network_module": "networks.lora",
+        "ss_network_dim": str(rank),
+        "ss_network_alpha": str(float(rank)),
+        "ss_base_model_version": "sd_v1",
+        "modelspec.architecture": "stable-diffusion-v1/lora",
+    }
+    return write_atomically(
+        Path(path), lambda: build_lora_tensors(arch, rank, seed), lora_params(variant, rank, seed), metadata
+    )
