@@ -70,7 +70,8 @@ def api_to_ui(graph: Mapping[str, Any], object_info: ObjectInfo | Mapping[str, A
     ids = _int_ids(graph)
     defs = {node_id: _node_def(info, node["class_type"], node_id) for node_id, node in graph.items()}
     deps = {
-        ids[n]: [ids[v[0]] for v in node["inputs"].values() if _is_link(v) and v[0] in ids] for n, node in graph.items()
+        ids[n]: [ids[v[0]] for v in node.get("inputs", {}).values() if _is_link(v) and v[0] in ids]
+        for n, node in graph.items()
     }
     try:
         order = layout.topological_order(deps)
@@ -148,7 +149,7 @@ def _wire(
     for api_id in sorted(graph, key=lambda n: ids[n]):
         target = nodes[ids[api_id]]
         for slot_index, socket in enumerate(target["inputs"]):
-            value = graph[api_id]["inputs"].get(socket["name"])
+            value = graph[api_id].get("inputs", {}).get(socket["name"])
             if not _is_link(value):
                 continue
             source_id, source_slot = value

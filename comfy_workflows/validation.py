@@ -188,13 +188,18 @@ def _check_link(ctx: _Context, node_id: str, node: NodeDef, input_def: InputDef,
         )
 
 
+def _is_template_type(type_name: str) -> bool:
+    """ComfyUI V3 template/dynamic types (``COMFY_MATCHTYPE_V3``, ``COMFY_AUTOGROW_V3``...) take any value."""
+    return type_name.startswith("COMFY_") and type_name.endswith("_V3")
+
+
 def types_compatible(received: str, expected: str) -> bool:
     """Whether an output of type ``received`` may feed an input of type ``expected``.
 
     ``*`` and ComfyUI's V3 template types (``COMFY_..._V3``) match anything; comma-separated unions match
     when they share a type.
     """
-    if any(t == "*" or (t.startswith("COMFY_") and t.endswith("_V3")) for t in (received, expected)):
+    if any(t == "*" or _is_template_type(t) for t in (received, expected)):
         return True
     received_set = {t.strip() for t in received.split(",")}
     return not received_set.isdisjoint(t.strip() for t in expected.split(","))
@@ -232,7 +237,7 @@ def _type_error(type_name: str, value: Any) -> str | None:
         return f"expected text, got {value!r}"
     if type_name == "BOOLEAN" and not isinstance(value, bool):
         return f"expected true or false, got {value!r}"
-    if type_name not in _VALUE_TYPES:
+    if type_name not in _VALUE_TYPES and not _is_template_type(type_name):
         return f"needs a link from a node that outputs {type_name}, got the value {value!r}"
     return None
 

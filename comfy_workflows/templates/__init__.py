@@ -71,6 +71,8 @@ class Template:
     description: str
     request_model: type[GenerationRequest]
     build: BuildFunction
+    example: Mapping[str, Any]
+    """A minimal valid request body (for documentation and for showing the template's graph)."""
 
     def parse(self, payload: Mapping[str, Any]) -> GenerationRequest:
         """Validate a request body for this template (raises ``pydantic.ValidationError``)."""
@@ -82,7 +84,7 @@ class UnknownTemplateError(KeyError):
 
 
 _TEMPLATES: Mapping[str, Template] = {
-    module.NAME: Template(module.NAME, module.DESCRIPTION, request_model, module.build)
+    module.NAME: Template(module.NAME, module.DESCRIPTION, request_model, module.build, module.EXAMPLE)
     for module, request_model in (
         (txt2img, Txt2ImgRequest),
         (img2img, Img2ImgRequest),

@@ -13,6 +13,12 @@ from comfy_workflows.templates.base import BaseModelSpec, BuiltWorkflow, Generat
 
 NAME = "img2img"
 DESCRIPTION = "Redraw an uploaded image guided by a text prompt, optionally with a stack of LoRAs."
+EXAMPLE = {
+    "template": NAME,
+    "base_model": "sd15-base",
+    "prompt": "the same scene at dusk",
+    "init_image": "example.png",
+}
 
 RESIZE_METHOD = "lanczos"
 

@@ -13,6 +13,7 @@ from comfy_workflows.templates.base import BaseModelSpec, BuiltWorkflow, Generat
 
 NAME = "txt2img"
 DESCRIPTION = "Generate images from a text prompt, optionally with a stack of LoRAs."
+EXAMPLE = {"template": NAME, "base_model": "sd15-base", "prompt": "a watercolor fox in a birch forest"}
 
 
 class Txt2ImgRequest(GenerationRequest):

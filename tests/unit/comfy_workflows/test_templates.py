@@ -271,6 +271,14 @@ def test_model_specs_need_the_files_of_their_family(spec: dict[str, Any]) -> Non
         BaseModelSpec.model_validate(spec)
 
 
+@pytest.mark.parametrize("template_name", TEMPLATES)
+def test_every_template_example_is_a_valid_request(template_name: str, object_info: ObjectInfo) -> None:
+    template = get_template(template_name)
+    request = template.parse(template.example)
+    built = template.build(request, SPECS["sd15"], filename_prefix="example")
+    assert validate_built(built, object_info) == []
+
+
 def test_registry_lists_and_finds_templates() -> None:
     assert TEMPLATES == ["img2img", "txt2img"]
     assert get_template("txt2img").request_model.model_fields["template"].default == "txt2img"
