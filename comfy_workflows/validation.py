@@ -23,6 +23,7 @@ from typing import Any
 from comfy_workflows._policy import DEFAULT_ALLOWED_CLASSES, RawWorkflowPolicy, policy_issues
 from comfy_workflows.issues import IssueKind, ValidationIssue
 from comfy_workflows.object_info import InputDef, NodeDef, ObjectInfo, as_object_info
+from comfy_workflows.templates.base import BuiltWorkflow
 
 __all__ = [
     "DEFAULT_ALLOWED_CLASSES",
@@ -94,7 +95,7 @@ def validate_graph(
     return ctx.issues
 
 
-def validate_built(built: Any, object_info: ObjectInfo | Mapping[str, Any]) -> list[ValidationIssue]:
+def validate_built(built: BuiltWorkflow, object_info: ObjectInfo | Mapping[str, Any]) -> list[ValidationIssue]:
     """:func:`validate_graph` for a template's ``BuiltWorkflow`` (uses its graph and field map)."""
     return validate_graph(built.graph, object_info, built.field_map)
 
