@@ -27,8 +27,8 @@ makes at one well-defined moment:
 - ``library.train_util.sample_image_inference`` + ``PIL.Image.Image.save``: an image saved while a
   prompt is sampled -> ``sample_saved`` with that prompt and step.
 
-Fallbacks: with no ``LossRecorder`` a step is reported at the next bar update (loss from ``backward``,
-no average); with no sampling hook an image saved in ``<output_dir>/sample`` is a sample with an empty
+Fallbacks: with no ``LossRecorder`` a step is reported at its bar update (loss from ``backward``, no
+average); with no sampling hook an image saved in ``<output_dir>/sample`` is a sample with an empty
 prompt; with no args the bar's total is the step count. A failing hook is logged, never fatal.
 """
 
@@ -106,6 +106,7 @@ class TrainingObserver:
         self._script = script
         self.args: Any = None
         self.train_util: ModuleType | None = None
+        self.loss_hooked = False  # LossRecorder.add is hooked: steps wait for its loss
         self._optimizer: Any = None
         self._loader_len: int | None = None
         self._bar: Any = None
@@ -192,10 +193,12 @@ class TrainingObserver:
         return math.ceil(self._total_steps / per_epoch) if per_epoch and self._total_steps else None
 
     def bar_advanced(self, bar: Any, n: Any) -> None:
-        """The steps bar moved: one more optimizer step (reports a step still waiting for its loss)."""
+        """The steps bar moved: one more optimizer step, reported now unless its loss is to come."""
         if bar is self._bar:
-            self._report_pending_step()
+            self._report_pending_step()  # never got its LossRecorder.add
             self._step += int(n) if n else 1
+            if not self.loss_hooked:
+                self._report_pending_step()
 
     def loss_recorded(self, recorder: Any, epoch: Any, loss: Any) -> None:
         """``LossRecorder.add``: the loss of the step just counted, if one is waiting."""
@@ -334,6 +337,7 @@ def _hook_train_util(module: ModuleType, obs: TrainingObserver) -> None:
     obs.train_util = module
     _wrap_after(module, "prepare_accelerator", lambda r, a, k: obs.accelerator_ready(_arg(a, k, 0, "args"), r))
     if hasattr(module, "LossRecorder"):
+        obs.loss_hooked = True
         _wrap_after(module.LossRecorder, "add", lambda _r, a, k: obs.loss_recorded(a[0], k.get("epoch"), k.get("loss")))
     original = getattr(module, "sample_image_inference", None)
     if not callable(original):
