@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,12 @@ import numpy as np
 from orchestrator.devtools.architecture import SD15Arch, Variant, arch_for
 from orchestrator.devtools.layout import Init, TensorSpec, checkpoint_layout
 from orchestrator.devtools.lora_layout import LoraTarget, lora_targets
-from orchestrator.devtools.safetensors_io import write_atomically
+from orchestrator.devtools.safetensors_io import TensorEntry, write_atomically
 
 log = logging.getLogger(__name__)
 
 # Bump when the generated values or layout change for the same parameters, so old files get regenerated.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 # Scale of lora_up: trained LoRAs start from zero; a small non-zero value makes the adapter actually
 # change the model (so applying it is observable) while keeping outputs finite.
@@ -71,33 +71,53 @@ def tensor_values(spec: TensorSpec, seed: int, dtype: np.dtype[Any]) -> np.ndarr
     return values.astype(dtype, copy=False)
 
 
-def build_checkpoint_tensors(arch: SD15Arch, seed: int) -> dict[str, np.ndarray]:
-    """All tensors of a checkpoint of architecture ``arch`` (held in memory)."""
+def checkpoint_entries(arch: SD15Arch, seed: int) -> list[TensorEntry]:
+    """The tensors of a checkpoint of architecture ``arch``, each produced only when written."""
     dtype = np.dtype(arch.dtype)
-    return {spec.name: tensor_values(spec, seed, dtype) for spec in checkpoint_layout(arch)}
+    return [
+        TensorEntry(spec.name, spec.shape, dtype, partial(tensor_values, spec, seed, dtype))
+        for spec in checkpoint_layout(arch)
+    ]
 
 
-def _lora_module_tensors(
-    target: LoraTarget, rank: int, alpha: float, seed: int, dtype: np.dtype[Any]
-) -> Iterable[tuple[str, np.ndarray]]:
-    down = _rng(seed, target.kohya + ".lora_down").standard_normal(target.down_shape(rank), dtype=np.float32)
-    down *= np.float32(1.0 / np.sqrt(target.fan_in))
-    up = _rng(seed, target.kohya + ".lora_up").standard_normal(target.up_shape(rank), dtype=np.float32)
-    up *= np.float32(LORA_UP_STD)
-    yield f"{target.kohya}.lora_down.weight", down.astype(dtype)
-    yield f"{target.kohya}.lora_up.weight", up.astype(dtype)
-    yield f"{target.kohya}.alpha", np.asarray(alpha, dtype=dtype)
+def build_checkpoint_tensors(arch: SD15Arch, seed: int) -> dict[str, np.ndarray]:
+    """All tensors of a checkpoint of architecture ``arch``, in memory."""
+    return {entry.name: entry.produce().astype(entry.dtype) for entry in checkpoint_entries(arch, seed)}
 
 
-def build_lora_tensors(arch: SD15Arch, rank: int, seed: int) -> dict[str, np.ndarray]:
-    """All tensors of a kohya-format LoRA for ``arch``; alpha equals the rank (scale 1)."""
+def _lora_down(target: LoraTarget, rank: int, seed: int) -> np.ndarray:
+    values = _rng(seed, target.kohya + ".lora_down").standard_normal(target.down_shape(rank), dtype=np.float32)
+    values *= np.float32(1.0 / np.sqrt(target.fan_in))
+    return values
+
+
+def _lora_up(target: LoraTarget, rank: int, seed: int) -> np.ndarray:
+    values = _rng(seed, target.kohya + ".lora_up").standard_normal(target.up_shape(rank), dtype=np.float32)
+    values *= np.float32(LORA_UP_STD)
+    return values
+
+
+def lora_entries(arch: SD15Arch, rank: int, seed: int) -> list[TensorEntry]:
+    """The tensors of a kohya-format LoRA for ``arch``; alpha equals the rank (scale 1)."""
     if rank < 1:
         raise ValueError(f"rank must be at least 1, got {rank}")
     dtype = np.dtype(arch.dtype)
-    tensors: dict[str, np.ndarray] = {}
+    alpha = np.asarray(float(rank), dtype=dtype)
+    entries: list[TensorEntry] = []
     for target in lora_targets(arch):
-        tensors.update(_lora_module_tensors(target, rank, float(rank), seed, dtype))
-    return tensors
+        entries += [
+            TensorEntry(f"{target.kohya}.lora_down.weight", target.down_shape(rank), dtype,
+                        partial(_lora_down, target, rank, seed)),
+            TensorEntry(f"{target.kohya}.lora_up.weight", target.up_shape(rank), dtype,
+                        partial(_lora_up, target, rank, seed)),
+            TensorEntry(f"{target.kohya}.alpha", (), dtype, partial(alpha.copy)),
+        ]  # fmt: skip
+    return entries
+
+
+def build_lora_tensors(arch: SD15Arch, rank: int, seed: int) -> dict[str, np.ndarray]:
+    """All tensors of a kohya-format LoRA for ``arch``, in memory."""
+    return {entry.name: entry.produce().astype(entry.dtype) for entry in lora_entries(arch, rank, seed)}
 
 
 def write_sd15_checkpoint(path: Path, *, variant: Variant, seed: int = 0) -> Path:
@@ -111,7 +131,7 @@ def write_sd15_checkpoint(path: Path, *, variant: Variant, seed: int = 0) -> Pat
     started = time.perf_counter()
     written = write_atomically(
         Path(path),
-        lambda: build_checkpoint_tensors(arch, seed),
+        checkpoint_entries(arch, seed),
         checkpoint_params(variant, seed),
         {"modelspec.architecture": "stable-diffusion-v1", "atelier.devtools.variant": variant},
     )
@@ -133,6 +153,4 @@ def write_kohya_lora(path: Path, *, variant: Variant, rank: int = 4, seed: int =
         "ss_base_model_version": "sd_v1",
         "modelspec.architecture": "stable-diffusion-v1/lora",
     }
-    return write_atomically(
-        Path(path), lambda: build_lora_tensors(arch, rank, seed), lora_params(variant, rank, seed), metadata
-    )
+    return write_atomically(Path(path), lora_entries(arch, rank, seed), lora_params(variant, rank, seed), metadata)

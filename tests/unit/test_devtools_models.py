@@ -21,8 +21,14 @@ from orchestrator.devtools.layout import (
     TensorSpec,
     checkpoint_layout,
 )
-from orchestrator.devtools.lora_layout import lora_targets
-from orchestrator.devtools.safetensors_io import PARAMS_KEY, encode_params, read_metadata
+from orchestrator.devtools.lora_layout import LoraTarget, lora_targets
+from orchestrator.devtools.safetensors_io import (
+    PARAMS_KEY,
+    TensorEntry,
+    encode_params,
+    read_metadata,
+    write_safetensors,
+)
 
 TINY = SD15Arch(
     unet=UNetArch(
@@ -255,10 +261,10 @@ def test_failed_write_leaves_previous_file_and_no_temporary(tmp_path: Path, monk
     models.write_kohya_lora(target, variant="slim", rank=2)
     previous = target.read_bytes()
 
-    def boom(arch: SD15Arch, rank: int, seed: int) -> dict[str, np.ndarray]:
+    def boom(target: LoraTarget, rank: int, seed: int) -> np.ndarray:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(models, "build_lora_tensors", boom)
+    monkeypatch.setattr(models, "_lora_up", boom)
     with pytest.raises(RuntimeError, match="disk on fire"):
         models.write_kohya_lora(target, variant="slim", rank=3)
     assert target.read_bytes() == previous
@@ -329,3 +335,41 @@ def test_cli_reports_unwritable_target(tmp_path: Path, capsys: pytest.CaptureFix
     args = _parser().parse_args(["make-lora", "--out", str(blocker / "l.safetensors")])
     assert args.func(args) == 1
     assert "error:" in capsys.readouterr().err
+
+
+# --- safetensors container ------------------------------------------------------------------------------
+
+
+def test_files_are_byte_identical_across_runs(tmp_path: Path) -> None:
+    first = models.write_kohya_lora(tmp_path / "a.safetensors", variant="slim", rank=2, seed=4)
+    second = models.write_kohya_lora(tmp_path / "b.safetensors", variant="slim", rank=2, seed=4)
+    assert first.read_bytes() == second.read_bytes()
+    header_len = int.from_bytes(first.read_bytes()[:8], "little")
+    assert (8 + header_len) % 8 == 0  # tensor data starts 8-byte aligned
+
+
+def test_container_is_read_back_by_safetensors(tmp_path: Path) -> None:
+    f16, f32 = np.dtype("float16"), np.dtype("float32")
+    entries = [
+        TensorEntry("b", (2, 3), f32, lambda: np.arange(6, dtype=np.float32).reshape(2, 3)),
+        TensorEntry("a", (), f16, lambda: np.asarray(1.5, dtype=np.float16)),
+        TensorEntry("c", (0,), f16, lambda: np.zeros(0, dtype=np.float16)),
+    ]
+    path = tmp_path / "t.safetensors"
+    write_safetensors(path, entries, {"k": "v"})
+    loaded = load_file(str(path))
+    np.testing.assert_array_equal(loaded["b"], np.arange(6, dtype=np.float32).reshape(2, 3))
+    assert loaded["a"].shape == ()
+    assert float(loaded["a"]) == 1.5
+    assert loaded["c"].shape == (0,)
+    assert read_metadata(path) == {"k": "v"}
+
+
+def test_container_refuses_inconsistent_entries(tmp_path: Path) -> None:
+    f32 = np.dtype("float32")
+    wrong_shape = [TensorEntry("x", (2,), f32, lambda: np.zeros(3, dtype=np.float32))]
+    with pytest.raises(ValueError, match="declared"):
+        write_safetensors(tmp_path / "x.safetensors", wrong_shape, {})
+    twice = [TensorEntry("x", (1,), f32, lambda: np.zeros(1, dtype=np.float32))] * 2
+    with pytest.raises(ValueError, match="duplicate"):
+        write_safetensors(tmp_path / "y.safetensors", twice, {})
