@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -52,10 +53,14 @@ def _run(app: web.Application, settings: Settings, *, http: bool) -> int:
 
 
 async def _run_without_http(app: web.Application) -> None:
-    runner = web.AppRunner(app, handle_signals=True)
+    runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     try:
-        await asyncio.Event().wait()  # until SIGINT/SIGTERM raises GracefulExit
+        await stop.wait()
     finally:
         await runner.cleanup()
 

@@ -38,6 +38,18 @@ def database_url() -> Iterator[str]:
         asyncio.run(_drop_database(SERVER_URL, name))
 
 
+@pytest.fixture
+def fresh_database_url() -> Iterator[str]:
+    """A database of its own, for tests that need to be alone with their workers."""
+    name = f"atelier_test_{os.getpid()}_{uuid.uuid4().hex[:8]}_solo"
+    url = make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
+    asyncio.run(migrate(url))
+    try:
+        yield url
+    finally:
+        asyncio.run(_drop_database(SERVER_URL, name))
+
+
 @pytest.fixture(scope="session")
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     """A pooled async engine on the run's database."""

@@ -38,7 +38,7 @@ def hash_key(secret: str) -> str:
 
 def split_key(secret: str) -> str | None:
     """The lookup prefix of a well-formed key, or None."""
-    parts = secret.split("_")
+    parts = secret.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 12:
         return None
     return parts[1]
@@ -130,10 +130,11 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     """Resolve the caller's owner id into ``request[OWNER]``.
 
     With a key resolver configured every non-public path needs a Bearer key; in single-user mode
-    (``LOCAL_OWNER`` set instead) every request acts as the local owner.
+    (``LOCAL_OWNER`` set instead) every request acts as the local owner. Unmatched routes fall through
+    to their 404/405 so a typo is not reported as an auth problem.
     """
     app = request.app
-    if request.path in app[PUBLIC_PATHS]:
+    if request.path in app[PUBLIC_PATHS] or request.match_info.http_exception is not None:
         return await handler(request)
     resolver = app.get(KEY_RESOLVER)
     if resolver is None:

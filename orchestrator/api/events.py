@@ -104,8 +104,12 @@ async def _already_over(request: web.Request, stream: _Stream, job_id: uuid.UUID
 
 
 @router.route(
-    "GET", "/v1/jobs/{id}/events", summary="Stream one job's events (SSE)", tag="events",
-    produces="text/event-stream", errors=(401, 404, 422),
+    "GET",
+    "/v1/jobs/{id}/events",
+    summary="Stream one job's events (SSE)",
+    tag="events",
+    produces="text/event-stream",
+    errors=(401, 404, 422),
 )
 async def job_events(request: web.Request) -> web.StreamResponse:
     """Events of one job; the stream ends after the job's terminal event."""
@@ -113,8 +117,12 @@ async def job_events(request: web.Request) -> web.StreamResponse:
 
 
 @router.route(
-    "GET", "/v1/events", summary="Stream all of the caller's job events (SSE)", tag="events",
-    produces="text/event-stream", errors=(401, 422),
+    "GET",
+    "/v1/events",
+    summary="Stream all of the caller's job events (SSE)",
+    tag="events",
+    produces="text/event-stream",
+    errors=(401, 422),
 )
 async def all_events(request: web.Request) -> web.StreamResponse:
     """Events of every job of the caller, as they happen; never ends by itself."""

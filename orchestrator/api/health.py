@@ -49,7 +49,12 @@ async def _database_check(app: web.Application) -> tuple[bool, Any]:
 
 
 @router.route(
-    "GET", "/readyz", summary="Readiness", tag="service", response=Readiness, auth=False,
+    "GET",
+    "/readyz",
+    summary="Readiness",
+    tag="service",
+    response=Readiness,
+    auth=False,
     extra_responses={503: "Not ready; the body says which check failed."},
 )
 async def readyz(request: web.Request) -> web.Response:

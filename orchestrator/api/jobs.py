@@ -55,8 +55,14 @@ def job_id_param(request: web.Request, name: str = "id") -> uuid.UUID:
 
 
 @router.route(
-    "POST", "/v1/jobs", summary="Queue a diagnostic noop job", tag="jobs", body=CreateJob, response=Accepted,
-    status=202, errors=(400, 401, 413, 415, 422),
+    "POST",
+    "/v1/jobs",
+    summary="Queue a diagnostic noop job",
+    tag="jobs",
+    body=CreateJob,
+    response=Accepted,
+    status=202,
+    errors=(400, 401, 413, 415, 422),
 )
 async def create_job(request: web.Request) -> web.Response:
     """Accept a noop job: row + job.queued event in one transaction, then 202."""
@@ -76,7 +82,12 @@ async def create_job(request: web.Request) -> web.Response:
 
 
 @router.route(
-    "GET", "/v1/jobs", summary="List the caller's jobs", tag="jobs", query=JobListQuery, response=JobList,
+    "GET",
+    "/v1/jobs",
+    summary="List the caller's jobs",
+    tag="jobs",
+    query=JobListQuery,
+    response=JobList,
     errors=(401, 422),
 )
 async def list_all_jobs(request: web.Request) -> web.Response:
@@ -101,7 +112,12 @@ async def get_one_job(request: web.Request) -> web.Response:
 
 
 @router.route(
-    "POST", "/v1/jobs/{id}/cancel", summary="Cancel a job", tag="jobs", response=JobOut, status=202,
+    "POST",
+    "/v1/jobs/{id}/cancel",
+    summary="Cancel a job",
+    tag="jobs",
+    response=JobOut,
+    status=202,
     errors=(401, 404, 409),
 )
 async def cancel_job(request: web.Request) -> web.Response:

@@ -18,9 +18,14 @@ from orchestrator.api.schemas import Problem
 REF = "#/components/schemas/{model}"
 OPENAPI_DOC = web.AppKey("openapi_doc", dict)
 _ERROR_TEXT = {
-    400: "Malformed request", 401: "Missing or unknown API key", 404: "Not found (or not yours)",
-    409: "Conflicts with the resource's state", 413: "Body too large", 415: "Wrong content type",
-    422: "Validation failed; errors name each field", 503: "Not available right now",
+    400: "Malformed request",
+    401: "Missing or unknown API key",
+    404: "Not found (or not yours)",
+    409: "Conflicts with the resource's state",
+    413: "Body too large",
+    415: "Wrong content type",
+    422: "Validation failed; errors name each field",
+    503: "Not available right now",
 }
 
 
@@ -39,8 +44,13 @@ def _query_parameters(model: type[BaseModel] | None) -> list[dict[str, Any]]:
     schema = model.model_json_schema(ref_template=REF)
     required = set(schema.get("required", []))
     return [
-        {"name": name, "in": "query", "required": name in required, "schema": prop,
-         "description": prop.get("description", "")}
+        {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "schema": prop,
+            "description": prop.get("description", ""),
+        }
         for name, prop in schema.get("properties", {}).items()
     ]
 
@@ -62,8 +72,11 @@ def _operation(op: Operation) -> dict[str, Any]:
     for status, text in op.extra_responses.items():
         responses[str(status)] = {"description": text}
     doc: dict[str, Any] = {
-        "summary": op.summary, "tags": [op.tag], "operationId": op.handler.__name__,
-        "parameters": params, "responses": responses,
+        "summary": op.summary,
+        "tags": [op.tag],
+        "operationId": op.handler.__name__,
+        "parameters": params,
+        "responses": responses,
     }
     if op.handler.__doc__:
         doc["description"] = op.handler.__doc__.strip()
@@ -110,8 +123,7 @@ async def openapi_json(request: web.Request) -> web.Response:
     return web.json_response(request.app[OPENAPI_DOC])
 
 
-@router.route("GET", "/docs", summary="Human-readable API reference", tag="service", auth=False,
-              produces="text/html")
+@router.route("GET", "/docs", summary="Human-readable API reference", tag="service", auth=False, produces="text/html")
 async def docs(request: web.Request) -> web.Response:
     """A self-contained page listing every operation (no external scripts)."""
     doc = request.app[OPENAPI_DOC]

@@ -49,9 +49,7 @@ class ApiKey(Base):
     __tablename__ = "api_keys"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    owner_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("owners.id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), nullable=False, index=True)
     prefix: Mapped[str] = mapped_column(Text, unique=True, nullable=False)
     key_hash: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = _now_column()
@@ -63,9 +61,7 @@ class Job(Base):
 
     __tablename__ = "jobs"
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('queued','running','succeeded','failed','cancelled')", name="jobs_status_valid"
-        ),
+        CheckConstraint("status IN ('queued','running','succeeded','failed','cancelled')", name="jobs_status_valid"),
         Index(
             "jobs_claim_order",
             "kind",
@@ -114,9 +110,7 @@ class JobEvent(Base):
         Index("job_events_by_owner", "owner_id", "id"),
     )
 
-    id: Mapped[int] = mapped_column(
-        BigInteger, primary_key=True, server_default=text("atelier_next_event_id()")
-    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, server_default=text("atelier_next_event_id()"))
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False)
     owner_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     type: Mapped[str] = mapped_column(Text, nullable=False)

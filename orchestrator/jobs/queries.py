@@ -26,9 +26,7 @@ _REPLAY_OWNER = text(
     "SELECT id, job_id, owner_id, type, data, created_at FROM job_events "
     "WHERE owner_id = :scope AND id > :after AND id <= :upto ORDER BY id LIMIT :limit"
 )
-_LAST_TERMINAL = text(
-    "SELECT max(id) FROM job_events WHERE job_id = :job_id AND type = ANY(:types)"
-)
+_LAST_TERMINAL = text("SELECT max(id) FROM job_events WHERE job_id = :job_id AND type = ANY(:types)")
 
 
 async def get_job(engine: AsyncEngine, job_id: uuid.UUID, owner_id: uuid.UUID, kind: str | None = None) -> Job:

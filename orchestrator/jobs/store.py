@@ -169,7 +169,7 @@ WITH stale AS (
         finished_at = CASE WHEN j.cancel_requested OR j.attempts >= j.max_attempts THEN now() END,
         error = CASE WHEN NOT j.cancel_requested AND j.attempts >= j.max_attempts
                      THEN jsonb_build_object('class', 'worker_lost', 'retryable', false,
-                                             'message', :message)
+                                             'message', CAST(:message AS text))
                      ELSE j.error END
     FROM stale WHERE j.id = stale.id
     RETURNING j.id, j.owner_id, j.status, j.attempts, j.error
@@ -178,7 +178,7 @@ WITH stale AS (
     SELECT id, owner_id,
            CASE status WHEN 'queued' THEN 'job.retrying' WHEN 'failed' THEN 'job.failed'
                        ELSE 'job.cancelled' END,
-           CASE status WHEN 'queued' THEN jsonb_build_object('attempt', attempts + 1, 'reason', :message)
+           CASE status WHEN 'queued' THEN jsonb_build_object('attempt', attempts + 1, 'reason', CAST(:message AS text))
                        WHEN 'failed' THEN jsonb_build_object('error', error)
                        ELSE '{}'::jsonb END
     FROM job
@@ -217,9 +217,7 @@ WITH job AS (
 """
     if target is Status.QUEUED:
         sql += ", pg_notify('atelier_jobs', event.job_id::text) AS woke"
-    return _stmt(sql, "event_data", "result", "error").bindparams(
-        bindparam("allowed_from", type_=ARRAY(Text))
-    )
+    return _stmt(sql, "event_data", "result", "error").bindparams(bindparam("allowed_from", type_=ARRAY(Text)))
 
 
 class JobStore:
@@ -282,9 +280,7 @@ class JobStore:
         rows = await self._all(_HEARTBEAT, {"worker_id": worker_id, "ids": list(job_ids)})
         return {row["id"]: bool(row["cancel_requested"]) for row in rows}
 
-    async def record(
-        self, job_id: uuid.UUID, worker_id: str, event_type: EventType, data: Mapping[str, Any]
-    ) -> int:
+    async def record(self, job_id: uuid.UUID, worker_id: str, event_type: EventType, data: Mapping[str, Any]) -> int:
         """Write an event of a running job (progress, preview, artifact). Raises JobLost if not ours."""
         row = await self._one(
             _RUNNING_EVENT,
@@ -377,9 +373,7 @@ class JobStore:
 
     async def reap(self, timeout_s: float) -> list[ReapedJob]:
         """Requeue (or fail, or cancel) running jobs whose heartbeat is older than ``timeout_s``."""
-        rows = await self._all(
-            _REAP, {"timeout_s": timeout_s, "message": "worker lost: its heartbeat stopped"}
-        )
+        rows = await self._all(_REAP, {"timeout_s": timeout_s, "message": "worker lost: its heartbeat stopped"})
         return [ReapedJob(job_id=row["job_id"], status=Status(row["status"])) for row in rows]
 
     async def set_backend(self, job_id: uuid.UUID, worker_id: str, backend: str) -> None:

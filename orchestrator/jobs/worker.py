@@ -130,8 +130,8 @@ class Worker:
             self._wake.clear()
             try:
                 job = await self._store.claim(self.worker_id, self._config.kinds)
-            except OSError as exc:
-                log.warning("claim failed: %s", exc)
+            except Exception:
+                log.exception("claim failed; retrying after the idle poll")
                 job = None
             if job is not None:
                 return job
@@ -206,8 +206,8 @@ class Worker:
             ids = self.running_job_ids
             try:
                 alive = await self._store.heartbeat(self.worker_id, ids)
-            except OSError as exc:
-                log.warning("heartbeat failed: %s", exc)
+            except Exception:
+                log.exception("heartbeat failed; retrying next period")
                 continue
             for job_id in ids:
                 if job_id not in alive and job_id in self._running:
@@ -221,5 +221,5 @@ class Worker:
             try:
                 for reaped in await self._store.reap(self._config.heartbeat_timeout_s):
                     log.warning("reclaimed job %s from a lost worker: now %s", reaped.job_id, reaped.status)
-            except OSError as exc:
-                log.warning("reaper failed: %s", exc)
+            except Exception:
+                log.exception("reaper failed; retrying next period")

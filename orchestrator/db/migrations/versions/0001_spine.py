@@ -43,8 +43,13 @@ def upgrade() -> None:
     op.create_table(
         "api_keys",
         sa.Column("id", postgresql.UUID(as_uuid=True), primary_key=True),
-        sa.Column("owner_id", postgresql.UUID(as_uuid=True), sa.ForeignKey("owners.id", ondelete="CASCADE"),
-                  nullable=False, index=True),
+        sa.Column(
+            "owner_id",
+            postgresql.UUID(as_uuid=True),
+            sa.ForeignKey("owners.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
         sa.Column("prefix", sa.Text, nullable=False, unique=True),
         sa.Column("key_hash", sa.Text, nullable=False),
         _timestamp("created_at"),
@@ -53,8 +58,9 @@ def upgrade() -> None:
     op.create_table(
         "jobs",
         sa.Column("id", postgresql.UUID(as_uuid=True), primary_key=True),
-        sa.Column("owner_id", postgresql.UUID(as_uuid=True), sa.ForeignKey("owners.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column(
+            "owner_id", postgresql.UUID(as_uuid=True), sa.ForeignKey("owners.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("kind", sa.Text, nullable=False),
         sa.Column("status", sa.Text, nullable=False, server_default="queued"),
         sa.Column("priority", sa.SmallInteger, nullable=False, server_default="0"),
@@ -74,13 +80,15 @@ def upgrade() -> None:
         _timestamp("started_at", nullable=True),
         _timestamp("finished_at", nullable=True),
         _timestamp("updated_at"),
-        sa.CheckConstraint("status IN ('queued','running','succeeded','failed','cancelled')",
-                           name="jobs_status_valid"),
+        sa.CheckConstraint("status IN ('queued','running','succeeded','failed','cancelled')", name="jobs_status_valid"),
     )
-    op.create_index("jobs_claim_order", "jobs", ["kind", sa.text("priority DESC"), "created_at"],
-                    postgresql_where=sa.text("status = 'queued'"))
-    op.create_index("jobs_running_heartbeat", "jobs", ["heartbeat_at"],
-                    postgresql_where=sa.text("status = 'running'"))
+    op.create_index(
+        "jobs_claim_order",
+        "jobs",
+        ["kind", sa.text("priority DESC"), "created_at"],
+        postgresql_where=sa.text("status = 'queued'"),
+    )
+    op.create_index("jobs_running_heartbeat", "jobs", ["heartbeat_at"], postgresql_where=sa.text("status = 'running'"))
     op.create_index("jobs_owner_listing", "jobs", ["owner_id", "kind", sa.text("created_at DESC")])
 
     op.execute("CREATE SEQUENCE job_events_id_seq AS bigint")
@@ -88,8 +96,9 @@ def upgrade() -> None:
     op.create_table(
         "job_events",
         sa.Column("id", sa.BigInteger, primary_key=True, server_default=sa.text("atelier_next_event_id()")),
-        sa.Column("job_id", postgresql.UUID(as_uuid=True), sa.ForeignKey("jobs.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column(
+            "job_id", postgresql.UUID(as_uuid=True), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("owner_id", postgresql.UUID(as_uuid=True), nullable=False),
         sa.Column("type", sa.Text, nullable=False),
         sa.Column("data", postgresql.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),

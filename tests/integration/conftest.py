@@ -1,0 +1,78 @@
+"""Fixtures for tests that talk to the running service over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from orchestrator.api.auth import issue_key
+from orchestrator.settings import Settings
+from tests.support.service import running_app
+
+
+@dataclass(frozen=True)
+class Service:
+    """The in-process service under test."""
+
+    app: web.Application
+    url: str
+    settings: Settings
+
+
+@pytest.fixture(scope="session")
+def service_settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings for the in-process service: the run's database, quick heartbeats, temp dirs."""
+    var = tmp_path_factory.mktemp("var")
+    return Settings(
+        database_url=database_url,
+        var_dir=var,
+        storage_url=f"file://{var / 'storage'}",
+        models_dir=Path(tmp_path_factory.mktemp("models")),
+        heartbeat_interval_s=0.2,
+        heartbeat_timeout_s=2.0,
+        idle_poll_s=0.5,
+        worker_concurrency=8,
+        max_json_body_bytes=64 * 1024,
+    )
+
+
+@pytest.fixture(scope="session")
+async def service(service_settings: Settings) -> AsyncIterator[Service]:
+    """The service, started once per test run."""
+    async with running_app(service_settings) as (app, url):
+        yield Service(app=app, url=url, settings=service_settings)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client session."""
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An owner with an API key."""
+
+    owner_id: object
+    headers: dict[str, str]
+
+
+async def new_caller(engine: AsyncEngine, name: str) -> Caller:
+    """A new owner and key."""
+    key = await issue_key(engine, name)
+    return Caller(owner_id=key.owner_id, headers={"Authorization": f"Bearer {key.secret}"})
+
+
+@pytest.fixture
+async def caller(engine: AsyncEngine, request: pytest.FixtureRequest) -> Caller:
+    """An owner (unique to the test) with an API key."""
+    import uuid
+
+    return await new_caller(engine, f"{request.node.name}-{uuid.uuid4().hex[:6]}")
