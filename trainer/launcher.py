@@ -459,9 +459,9 @@ def run(launch: LaunchArgs) -> None:
     try:
         runpy.run_path(str(launch.script), run_name="__main__")
     except BaseException as exc:
-        observer.finished(exc)
+        _guarded(observer.finished, exc)  # never let reporting replace the script's own exception
         raise
-    observer.finished(None)
+    _guarded(observer.finished, None)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
