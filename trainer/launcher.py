@@ -62,7 +62,7 @@ def _load_protocol() -> ModuleType:
     """Load ``protocol.py`` beside this file without importing our package (absent in sd-scripts' venv)."""
     spec = importlib.util.spec_from_file_location("_atelier_protocol", Path(__file__).with_name("protocol.py"))
     if spec is None or spec.loader is None:  # pragma: no cover - the file ships with this one
-        raise ImportError("trainer/protocol.py not found beside the launcher")
+        raise ImportError("trainer/protocol.py must sit beside the launcher")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -150,18 +150,8 @@ class TrainingObserver:
                     self._loader_len = len(obj)
 
     def _watch_network(self, network: Any) -> None:
-        original = network.save_weights
-        if getattr(original, "_atelier_hook", False):
-            return
-
-        @functools.wraps(original)
-        def save_weights(file: Any, *args: Any, **kwargs: Any) -> Any:
-            result = original(file, *args, **kwargs)
-            _guarded(self.weights_saved, file)
-            return result
-
-        save_weights._atelier_hook = True  # type: ignore[attr-defined]
-        network.save_weights = save_weights
+        if "save_weights" not in vars(network):  # not wrapped yet (the method lives on the class)
+            _wrap_after(network, "save_weights", lambda _r, a, k: self.weights_saved(_arg(a, k, 0, "file")))
 
     def bar_created(self, bar: Any) -> None:
         """A tqdm bar was made; the one named "steps" starts the run."""
