@@ -1,0 +1,59 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The ComfyUI engine boundary: HTTP client, shared websocket, prompt runs, backend pool, local server.
+
+Imports nothing else from ``orchestrator``; configuration comes in as constructor arguments.
+"""
+
+from orchestrator.comfy.client import ComfyClient, QueueSnapshot, canonical_prompt_id
+from orchestrator.comfy.connection import ComfyConnection
+from orchestrator.comfy.errors import (
+    BackendHTTPError,
+    BackendLost,
+    BackendUnavailable,
+    ComfyError,
+    LocalComfyError,
+    NoBackendAvailable,
+    PromptRejected,
+)
+from orchestrator.comfy.events import (
+    Cached,
+    Event,
+    EventCallback,
+    Executing,
+    OutputImage,
+    Preview,
+    Progress,
+    RunFailed,
+    RunInterrupted,
+    RunResult,
+    RunSucceeded,
+)
+from orchestrator.comfy.run import PromptRun, RunOptions, run_prompt
+
+__all__ = [
+    "BackendHTTPError",
+    "BackendLost",
+    "BackendUnavailable",
+    "Cached",
+    "ComfyClient",
+    "ComfyConnection",
+    "ComfyError",
+    "Event",
+    "EventCallback",
+    "Executing",
+    "LocalComfyError",
+    "NoBackendAvailable",
+    "OutputImage",
+    "Preview",
+    "Progress",
+    "PromptRejected",
+    "PromptRun",
+    "QueueSnapshot",
+    "RunFailed",
+    "RunInterrupted",
+    "RunOptions",
+    "RunResult",
+    "RunSucceeded",
+    "canonical_prompt_id",
+    "run_prompt",
+]

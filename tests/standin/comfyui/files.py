@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The stand-in's input/output/temp folders: uploads, ``/view`` and saved images (real PNG files)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import struct
+import zlib
+from pathlib import Path
+
+
+def png_bytes(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A valid RGB PNG of one colour (tiny once compressed)."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        body = kind + payload
+        return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+
+    row = b"\x00" + bytes(rgb) * width
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(row * height, 6))
+        + chunk(b"IEND", b"")
+    )
+
+
+class FileStore:
+    """ComfyUI's three folders under one root."""
+
+    def __init__(
+        self, root: Path, *, input_dir: Path | None = None, output_dir: Path | None = None, temp_dir: Path | None = None
+    ) -> None:
+        self.dirs = {
+            "input": (input_dir or root / "input").resolve(),
+            "output": (output_dir or root / "output").resolve(),
+            "temp": (temp_dir or root / "temp").resolve(),
+        }
+        for folder in self.dirs.values():
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def _resolve(self, kind: str, subfolder: str, filename: str) -> Path | None:
+        base = self.dirs.get(kind)
+        if base is None or not filename or filename.startswith("/") or ".." in filename:
+            return None
+        path = (base / subfolder / filename).resolve()
+        return path if os.path.commonpath((base, path)) == str(base) else None
+
+    def read(self, kind: str, subfolder: str, filename: str) -> bytes | None:
+        """Bytes for ``/view``; None when refused or missing."""
+        path = self._resolve(kind, subfolder, filename)
+        return path.read_bytes() if path is not None and path.is_file() else None
+
+    def upload(
+        self, data: bytes, filename: str, *, kind: str = "input", subfolder: str = "", overwrite: bool = False
+    ) -> str | None:
+        """Store an upload; ComfyUI's naming: same bytes reuse the name, else ``name (1).ext``."""
+        path = self._resolve(kind, subfolder, filename)
+        if path is None:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stem, ext = os.path.splitext(filename)
+        counter = 1
+        while not overwrite and path.exists():
+            if hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(data).digest():
+                return path.name
+            path = path.with_name(f"{stem} ({counter}){ext}")
+            counter += 1
+        path.write_bytes(data)
+        return path.name
+
+    def input_exists(self, name: str) -> bool:
+        """Whether ``LoadImage`` can open ``name`` (``subfolder/file`` allowed)."""
+        subfolder, _, filename = name.rpartition("/")
+        path = self._resolve("input", subfolder, filename)
+        return path is not None and path.is_file()
+
+    def input_files(self) -> list[str]:
+        """Everything in the input folder, as ``LoadImage`` lists it."""
+        base = self.dirs["input"]
+        return sorted(str(p.relative_to(base)) for p in base.rglob("*") if p.is_file())
+
+    def save_image(self, kind: str, prefix: str, png: bytes) -> tuple[str, str]:
+        """Save like SaveImage: ``<prefix>_<counter:05>_.png``; returns (filename, subfolder)."""
+        subfolder, _, stem = prefix.rpartition("/")
+        folder = self.dirs[kind] / subfolder
+        folder.mkdir(parents=True, exist_ok=True)
+        pattern = re.compile(re.escape(stem) + r"_(\d{5})_\.png$")
+        used = [int(m.group(1)) for p in folder.iterdir() if (m := pattern.match(p.name))]
+        filename = f"{stem}_{max(used, default=0) + 1:05}_.png"
+        (folder / filename).write_bytes(png)
+        return filename, subfolder

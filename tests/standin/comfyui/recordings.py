@@ -1,0 +1,185 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The recorded facts the stand-in is built from (``tests/fixtures/comfyui/``).
+
+Fixture layout (written by ``tests.contract.seed`` from the reference recordings and by
+``python -m tests.contract.record`` from a live ComfyUI):
+
+* ``object_info.json`` — the server's ``/object_info``;
+* ``server/{system_stats,features,models}.json`` — its other answers;
+* ``runs/<case>.json`` — ``{"case", "source", "frames": [{t, kind, msg|...}], "runs": [{label,
+  prompt_id, graph, history}], "sockets"?: {name: frames}}``: websocket transcripts;
+* ``prompt_errors.json`` / ``upload_image.json`` — HTTP answers per case.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "comfyui"
+_DEFAULT_NODE_S = 0.2
+
+
+def read_json(path: Path) -> Any:
+    """Parse one fixture file."""
+    return json.loads(path.read_text())
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write a fixture file (indented, diff-friendly)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+
+
+def run_fixture(case: str) -> dict[str, Any]:
+    """``runs/<case>.json``."""
+    data: dict[str, Any] = read_json(FIXTURES / "runs" / f"{case}.json")
+    return data
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the stand-in takes from the recordings."""
+
+    object_info: dict[str, Any]
+    features: dict[str, Any]
+    system_stats: dict[str, Any]
+    model_folders: list[str]
+    models: dict[str, list[str]]
+    node_seconds: dict[str, float]
+    step_seconds: dict[str, float]
+    error_template: dict[str, Any]
+
+    def seconds_for(self, class_type: str) -> float:
+        """Recorded wall time of a non-sampling node (a default for classes never recorded)."""
+        return self.node_seconds.get(class_type, _DEFAULT_NODE_S)
+
+
+def _prompt_frames(frames: list[dict[str, Any]], prompt_id: str) -> list[tuple[float, str, dict[str, Any]]]:
+    out = []
+    for frame in frames:
+        msg = frame.get("msg") if frame.get("kind") == "text" else None
+        if msg and msg.get("data", {}).get("prompt_id") == prompt_id and msg["type"] != "progress_state":
+            out.append((float(frame["t"]), str(msg["type"]), msg["data"]))
+    return out
+
+
+def measure_timings(fixture: dict[str, Any]) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Per class: how long each executed node took, and per sampling step, in a recorded run."""
+    nodes: dict[str, list[float]] = defaultdict(list)
+    steps: dict[str, list[float]] = defaultdict(list)
+    for run in fixture["runs"]:
+        graph = run.get("graph") or {}
+        seq = _prompt_frames(fixture["frames"], run["prompt_id"])
+        for i, (t, kind, data) in enumerate(seq):
+            if kind != "executing" or data.get("node") not in graph:
+                continue
+            node = data["node"]
+            end = next((t2 for t2, k2, _ in seq[i + 1 :] if k2 != "progress" and k2 != "executed"), None)
+            if end is None:
+                continue
+            class_type = graph[node]["class_type"]
+            n_steps = sum(1 for _, k2, d2 in seq[i + 1 :] if k2 == "progress" and d2.get("node") == node)
+            if n_steps:
+                steps[class_type].append((end - t) / n_steps)
+            else:
+                nodes[class_type].append(end - t)
+    return nodes, steps
+
+
+def _error_template() -> dict[str, Any]:
+    for frame in run_fixture("exec_error")["frames"]:
+        msg = frame.get("msg") or {}
+        if msg.get("type") == "execution_error":
+            return dict(msg["data"])
+    raise LookupError("runs/exec_error.json has no execution_error frame")
+
+
+@functools.cache
+def recorded() -> Recorded:
+    """Load (once) everything the stand-in needs from the fixtures."""
+    nodes: dict[str, list[float]] = defaultdict(list)
+    steps: dict[str, list[float]] = defaultdict(list)
+    for case in ("txt2img", "lora"):
+        case_nodes, case_steps = measure_timings(run_fixture(case))
+        for key, values in case_nodes.items():
+            nodes[key].extend(values)
+        for key, values in case_steps.items():
+            steps[key].extend(values)
+    models = read_json(FIXTURES / "server" / "models.json")
+    return Recorded(
+        object_info=read_json(FIXTURES / "object_info.json"),
+        features=read_json(FIXTURES / "server" / "features.json"),
+        system_stats=read_json(FIXTURES / "server" / "system_stats.json"),
+        model_folders=list(models["folders"]),
+        models={k: list(v) for k, v in models.items() if k != "folders"},
+        node_seconds={k: statistics.median(v) for k, v in nodes.items()},
+        step_seconds={k: statistics.median(v) for k, v in steps.items()},
+        error_template=_error_template(),
+    )
+
+
+def model_combo_inputs(object_info: dict[str, Any], models: dict[str, list[str]]) -> dict[tuple[str, str], str]:
+    """(class, input) pairs whose combo lists a model folder, found by matching the recorded lists."""
+    by_list = {tuple(sorted(files)): folder for folder, files in models.items() if files}
+    found: dict[tuple[str, str], str] = {}
+    for class_type, info in object_info.items():
+        for section in ("required", "optional"):
+            for name, spec in (info.get("input", {}).get(section) or {}).items():
+                options = combo_options(spec)
+                if options and tuple(sorted(options)) in by_list:
+                    found[(class_type, name)] = by_list[tuple(sorted(options))]
+    return found
+
+
+def combo_options(spec: Any) -> list[Any] | None:
+    """The option list of a combo input spec (old ``[[...], {}]`` or new ``["COMBO", {"options"}]``)."""
+    if not isinstance(spec, list) or not spec:
+        return None
+    if isinstance(spec[0], list):
+        return spec[0]
+    if spec[0] == "COMBO" and len(spec) > 1 and isinstance(spec[1], dict):
+        options = spec[1].get("options")
+        return options if isinstance(options, list) else None
+    return None
+
+
+def object_info_for(models: dict[str, list[str]], input_files: list[str]) -> dict[str, Any]:
+    """The recorded ``/object_info`` with model and input-file combos listing this server's files."""
+    rec = recorded()
+    info = copy.deepcopy(rec.object_info)
+    for (class_type, name), folder in model_combo_inputs(rec.object_info, rec.models).items():
+        _set_options(info[class_type], name, sorted(models.get(folder, [])))
+    for class_type, node in info.items():
+        for section in ("required", "optional"):
+            for name, spec in (node.get("input", {}).get(section) or {}).items():
+                if _is_upload_combo(spec):
+                    _set_options(info[class_type], name, sorted(input_files))
+    return info
+
+
+def _is_upload_combo(spec: Any) -> bool:
+    return (
+        isinstance(spec, list)
+        and len(spec) > 1
+        and isinstance(spec[1], dict)
+        and bool(spec[1].get("image_upload"))
+        and combo_options(spec) is not None
+    )
+
+
+def _set_options(node: dict[str, Any], name: str, options: list[str]) -> None:
+    for section in ("required", "optional"):
+        spec = (node.get("input", {}).get(section) or {}).get(name)
+        if spec is None:
+            continue
+        if isinstance(spec[0], list):
+            spec[0] = options
+        else:
+            spec[1]["options"] = options
