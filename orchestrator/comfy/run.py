@@ -76,6 +76,8 @@ class PromptRun:
         self.prompt_id = canonical_prompt_id(prompt_id)
         self.state = RunState.NEW
         self.queue_number: int | None = None
+        #: Set once ComfyUI has accepted the prompt into its queue.
+        self.submitted = asyncio.Event()
         self._client = client
         self._conn = connection
         self._graph = graph
@@ -102,6 +104,7 @@ class PromptRun:
                 await self._conn.wait_connected(self._opt.connect_wait_s)
             self.queue_number = await self._client.submit(self._graph, self.prompt_id)
             self.state = RunState.PENDING
+            self.submitted.set()
             if self._cancel_requested:
                 await self._send_cancel()
             result = await self._follow(sub)
@@ -189,6 +192,8 @@ class PromptRun:
         """Ask the backend how the prompt stands; the result once it has ended, else None."""
         try:
             result = await self._check_backend()
+        except BackendLost:
+            raise
         except (BackendUnavailable, BackendHTTPError) as exc:
             now = time.monotonic()
             if self._unreachable_since is None:

@@ -1,0 +1,86 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Run the stand-in as a process, accepting ComfyUI's own command line (so it can stand in for
+``ComfyUI/main.py`` under the local supervisor):
+
+    python -m tests.standin.comfyui --listen 127.0.0.1 --port 8188 \\
+        --extra-model-paths-config extra_model_paths.yaml --output-directory out ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.standin.comfyui.server import StandinComfyUI, StandinOptions
+
+log = logging.getLogger("tests.standin.comfyui")
+
+
+def models_from_extra_paths(config: Path) -> dict[str, list[str]]:
+    """Model files per folder, listed from an ``extra_model_paths.yaml`` like ComfyUI does (recursively)."""
+    models: dict[str, list[str]] = {}
+    for section in (yaml.safe_load(config.read_text()) or {}).values():
+        base = Path(section.get("base_path", "."))
+        for folder, subdirs in section.items():
+            if folder in ("base_path", "is_default"):
+                continue
+            for sub in str(subdirs).split("\n"):
+                root = base / sub.strip()
+                if sub.strip() and root.is_dir():
+                    names = [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
+                    models.setdefault(folder, []).extend(sorted(names))
+    return models
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """ComfyUI's flags that matter here, plus ``--time-scale`` and ``--no-previews``."""
+    parser = argparse.ArgumentParser(prog="tests.standin.comfyui")
+    parser.add_argument("--listen", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8188)
+    parser.add_argument("--extra-model-paths-config", type=Path)
+    parser.add_argument("--input-directory", type=Path)
+    parser.add_argument("--output-directory", type=Path)
+    parser.add_argument("--temp-directory", type=Path)
+    parser.add_argument("--user-directory", type=Path)
+    parser.add_argument("--time-scale", type=float, default=0.01)
+    parser.add_argument("--no-previews", action="store_true")
+    return parser.parse_known_args(argv)
+
+
+async def serve(argv: list[str]) -> None:
+    """Serve until SIGTERM/SIGINT."""
+    args, _ignored = parse(argv)
+    models = models_from_extra_paths(args.extra_model_paths_config) if args.extra_model_paths_config else None
+    root = args.user_directory or args.output_directory
+    options = StandinOptions(
+        time_scale=args.time_scale,
+        previews=not args.no_previews,
+        models=models,
+        root=root,
+        input_dir=args.input_directory,
+        output_dir=args.output_directory,
+        temp_dir=args.temp_directory,
+        host=args.listen,
+        port=args.port,
+        argv=["main.py", *argv],
+    )
+    server = StandinComfyUI(options)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("To see the GUI go to: %s", server.url)
+    await stop.wait()
+    await server.stop()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    asyncio.run(serve(sys.argv[1:]))
