@@ -198,7 +198,7 @@ class ComfyConnection:
             if frame.type == aiohttp.WSMsgType.TEXT:
                 message = parse_text_frame(frame.data)
                 if message is not None:
-                    self._route_message(message)
+                    self.route(message)
             elif frame.type == aiohttp.WSMsgType.BINARY:
                 preview = decode_binary_frame(frame.data)
                 if preview is not None:
@@ -207,7 +207,8 @@ class ComfyConnection:
                 self.last_error = f"websocket error: {ws.exception()}"
                 break
 
-    def _route_message(self, message: WsMessage) -> None:
+    def route(self, message: WsMessage) -> None:
+        """Deliver one parsed text frame to the subscribers of its prompt (the reader calls this)."""
         remaining = queue_remaining_of(message)
         if remaining is not None:
             self.queue_remaining = remaining

@@ -22,7 +22,7 @@ class ProgressMeter:
     The rate is an exponential moving average of the step rate between frames, so one
     slow step (garbage collection, a preview encode) does not swing the ETA. A node's
     clock starts when it begins executing (:meth:`node_started`), or else at its first
-    frame, whose own rate is then unknown.
+    frame, whose own rate is then unknown; a node that starts over counts from its last frame.
     """
 
     def __init__(self, smoothing: float = 0.3) -> None:
@@ -39,7 +39,9 @@ class ProgressMeter:
     def update(self, node: str | None, step: int, total: int, now: float) -> Progress:
         """Record one progress frame and return the normalised event."""
         track = self._track
-        if track is None or track.node != node or step < track.last_step:
+        if track is not None and track.node == node and step < track.last_step:
+            track = self._track = _NodeTrack(node, 0, track.last_time)  # the node started over
+        elif track is None or track.node != node:
             start = self._started.get(node) if node is not None else None
             track = _NodeTrack(node, 0, start) if start is not None else _NodeTrack(node, step, now)
             self._track = track
