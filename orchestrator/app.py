@@ -28,6 +28,7 @@ from orchestrator.db.engine import asyncpg_dsn, create_engine
 from orchestrator.events.broadcaster import Broadcaster
 from orchestrator.events.feed import EventFeed
 from orchestrator.events.listener import PgListener
+from orchestrator.events.model import JobEventRecord
 from orchestrator.jobs.kinds import JobKind, NoopKind
 from orchestrator.jobs.store import CANCEL_CHANNEL, EVENTS_CHANNEL, JOBS_CHANNEL, JobStore
 from orchestrator.jobs.worker import Worker, WorkerConfig
@@ -82,8 +83,16 @@ async def _events(app: web.Application) -> AsyncIterator[None]:
     listener = PgListener(asyncpg_dsn(settings.database_url), [EVENTS_CHANNEL, JOBS_CHANNEL, CANCEL_CHANNEL])
     await listener.start()
     feed = EventFeed(listener)
-    broadcaster = Broadcaster()
-    feed.on_release(broadcaster.publish)
+    broadcaster = Broadcaster(byte_limit=settings.sse_buffer_limit_bytes)
+    metrics = app[METRICS]
+
+    def publish(events: list[JobEventRecord]) -> None:
+        started = time.perf_counter()
+        metrics.release_lag.observe(time.time() - events[-1].created_at.timestamp())
+        broadcaster.publish(events)
+        metrics.fanout_seconds.observe(time.perf_counter() - started)
+
+    feed.on_release(publish)
     await feed.start()
     app[LISTENER], app[FEED], app[BROADCASTER] = listener, feed, broadcaster
     app[METRICS].gauge("atelier_sse_subscribers", "Open SSE subscriptions", lambda: broadcaster.subscriber_count)

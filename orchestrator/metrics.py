@@ -23,6 +23,18 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
         self.jobs_accepted = Counter("atelier_jobs_accepted", "Jobs accepted", ["kind"], registry=self.registry)
+        self.fanout_seconds = Histogram(
+            "atelier_sse_fanout_seconds",
+            "Time to hand one released batch of events to every SSE subscriber",
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5),
+        )
+        self.release_lag = Histogram(
+            "atelier_event_release_lag_seconds",
+            "From an event's database timestamp to its release by the feed",
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+        )
         self.sse_dropped = Counter(
             "atelier_sse_dropped_subscribers", "SSE subscribers dropped for falling behind", registry=self.registry
         )

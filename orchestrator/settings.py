@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     sse_buffer_limit_bytes: int = Field(
         256 << 10, gt=0, description="An SSE client this far behind is disconnected (it resumes by id)."
     )
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        "auto", description="Event loop implementation; auto = uvloop when installed."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging level.")
     db_pool_size: int = Field(10, ge=1, description="Database connections per process.")
 

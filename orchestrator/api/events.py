@@ -1,7 +1,8 @@
 """SSE streams of job events, resumable with ``Last-Event-ID`` (or ``?after=N``).
 
-A stream subscribes to the live feed *first*, notes the feed's cursor, replays ``(after, cursor]``
-from the table, then forwards live events above the cursor. The feed releases ids in order and
+A stream subscribes to the live feed *first* (buffering), notes the feed's cursor, replays
+``(after, cursor]`` from the table, then goes live: buffered and later events above what was sent
+are written straight into the connection by the broadcaster. The feed releases ids in order and
 only once settled, so the seam has neither a gap nor a duplicate.
 """
 
@@ -18,7 +19,7 @@ from orchestrator.api.auth import OWNER
 from orchestrator.api.jobs import job_id_param
 from orchestrator.api.routing import Router
 from orchestrator.errors import ValidationFailed
-from orchestrator.events.broadcaster import SubscriberDropped
+from orchestrator.events.broadcaster import EndReason
 from orchestrator.events.model import JobEventRecord
 from orchestrator.jobs.queries import REPLAY_PAGE, get_job, last_terminal_event_id, replay_events
 from orchestrator.services import BROADCASTER, ENGINE, FEED, METRICS, SETTINGS
@@ -37,7 +38,7 @@ def resume_point(request: web.Request) -> int:
 
 
 class _Stream:
-    """Writes frames to one SSE response and remembers the last id sent."""
+    """Writes replayed frames to one SSE response and remembers the last id sent."""
 
     def __init__(self, response: EventSourceResponse, after: int) -> None:
         self.response = response
@@ -59,7 +60,7 @@ async def _stream(request: web.Request, job_id: uuid.UUID | None) -> web.StreamR
     after = resume_point(request)
     if job_id is not None:
         await get_job(app[ENGINE], job_id, owner_id)  # 404 for another owner's job
-    subscription = app[BROADCASTER].subscribe(owner_id, job_id)
+    subscription = app[BROADCASTER].subscribe(owner_id, job_id)  # buffers live events from here on
     upto = app[FEED].cursor
     response = EventSourceResponse(ping_interval=app[SETTINGS].sse_ping_interval_s)
     response.headers["X-Accel-Buffering"] = "no"
@@ -68,11 +69,12 @@ async def _stream(request: web.Request, job_id: uuid.UUID | None) -> web.StreamR
         stream = _Stream(response, after)
         if await _replay(request, stream, job_id, upto) or await _already_over(request, stream, job_id):
             return response
-        while True:
-            if await stream.send(await subscription.next_batch()) and job_id is not None:
-                return response
-    except SubscriberDropped:
-        app[METRICS].sse_dropped.inc()
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return response
+        subscription.go_live(transport, chunked=response.chunked, sent_up_to=stream.last_id)
+        if await subscription.ended is EndReason.DROPPED:
+            app[METRICS].sse_dropped.inc()
         return response
     except ConnectionResetError:
         return response

@@ -7,8 +7,9 @@ import logging
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.exc import DBAPIError
 
-from orchestrator.errors import PROBLEM_BASE, AtelierError
+from orchestrator.errors import PROBLEM_BASE, AtelierError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +64,23 @@ async def problem_middleware(request: web.Request, handler: Any) -> web.StreamRe
         if exc.status < 400:
             raise
         return _from_http_exception(exc, request.path)
+    except (DBAPIError, OSError) as exc:
+        if isinstance(exc, DBAPIError) and not exc.connection_invalidated:
+            log.exception("database error on %s %s", request.method, request.path)
+            return problem_response(_internal(request))
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
+        unavailable = ServiceUnavailable("the database is unavailable; retry shortly").problem(request.path)
+        return problem_response(unavailable, {"Retry-After": "1"})
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        body = {
-            "type": PROBLEM_BASE + "internal",
-            "title": "Internal error",
-            "status": 500,
-            "detail": "the service failed unexpectedly; the error is logged",
-            "instance": request.path,
-        }
-        return problem_response(body)
+        return problem_response(_internal(request))
+
+
+def _internal(request: web.Request) -> dict[str, Any]:
+    return {
+        "type": PROBLEM_BASE + "internal",
+        "title": "Internal error",
+        "status": 500,
+        "detail": "the service failed unexpectedly; the error is logged",
+        "instance": request.path,
+    }

@@ -23,7 +23,7 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
         database_url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=False,  # a disconnect invalidates the pool instead (see errors → 503)
         pool_recycle=1800,
     )
 

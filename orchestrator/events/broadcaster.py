@@ -1,4 +1,13 @@
-"""Fan-out of settled events to in-process subscribers, each with a bounded queue."""
+"""Fan-out of settled events to SSE subscribers.
+
+A subscription has two phases. While its stream replays stored events it *buffers* live events
+in a bounded queue. Once the replay is written it goes *live*: the broadcaster then writes each
+event's pre-encoded frame straight into the subscriber's transport, in the same loop iteration
+that released it, with no per-subscriber task switch (measured: the per-subscriber-task path gave
+p99 365 ms for 5,000 subscribers, this one is in benchmarks/bench_sse_fanout.py). The bound of a
+live subscriber is its transport's write buffer: a client that lets it grow past the limit is
+dropped and resumes by event id. One slow client never delays another.
+"""
 
 from __future__ import annotations
 
@@ -6,87 +15,114 @@ import asyncio
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Iterable
+from enum import Enum
 
 from orchestrator.events.model import JobEventRecord
 
 
-class SubscriberDropped(Exception):
-    """The subscriber fell too far behind and was dropped; it should resume by event id."""
+class EndReason(Enum):
+    """Why a subscription ended."""
+
+    TERMINAL = "the job ended"
+    DROPPED = "fell too far behind"
+    CLOSED = "closed by the service"
+    DISCONNECTED = "the client went away"
 
 
 class Subscription:
-    """A bounded queue of events for one SSE client (one job, or all of an owner's jobs)."""
+    """One SSE client: one job, or all of an owner's jobs."""
 
-    def __init__(self, owner_id: uuid.UUID, job_id: uuid.UUID | None, limit: int) -> None:
+    def __init__(self, owner_id: uuid.UUID, job_id: uuid.UUID | None, queue_limit: int, byte_limit: int) -> None:
         self.owner_id = owner_id
         self.job_id = job_id
-        self._limit = limit
-        self._queue: deque[JobEventRecord] = deque()
-        self._ready = asyncio.Event()
-        self.dropped = False
+        self._queue_limit = queue_limit
+        self._byte_limit = byte_limit
+        self._buffer: deque[JobEventRecord] = deque()
+        self._transport: asyncio.WriteTransport | None = None
+        self._chunked = True
+        self.last_id = 0
+        self.ended: asyncio.Future[EndReason] = asyncio.get_running_loop().create_future()
+
+    def _end(self, reason: EndReason) -> None:
+        if not self.ended.done():
+            self.ended.set_result(reason)
+        self._buffer.clear()
+
+    def go_live(self, transport: asyncio.WriteTransport, *, chunked: bool, sent_up_to: int) -> None:
+        """Switch from buffering to direct writes, first flushing what was buffered above ``sent_up_to``."""
+        self._transport, self._chunked, self.last_id = transport, chunked, sent_up_to
+        buffered, self._buffer = list(self._buffer), deque()
+        for event in buffered:
+            self.offer(event)
 
     def offer(self, event: JobEventRecord) -> bool:
-        """Queue an event; False (and the subscription is dropped) when the queue is full."""
-        if self.dropped:
+        """Buffer or write one event; False once the subscription has ended."""
+        if self.ended.done():
             return False
-        if len(self._queue) >= self._limit:
-            self.close()
+        if self._transport is None:
+            if len(self._buffer) >= self._queue_limit:
+                self._end(EndReason.DROPPED)
+                return False
+            self._buffer.append(event)
+            return True
+        return self._write(event)
+
+    def _write(self, event: JobEventRecord) -> bool:
+        assert self._transport is not None
+        if event.id <= self.last_id:
+            return True
+        if self._transport.is_closing():
+            self._end(EndReason.DISCONNECTED)
             return False
-        self._queue.append(event)
-        self._ready.set()
+        if self._transport.get_write_buffer_size() > self._byte_limit:
+            self._end(EndReason.DROPPED)
+            return False
+        self._transport.write(event.chunked_frame if self._chunked else event.frame)
+        self.last_id = event.id
+        if self.job_id is not None and event.is_terminal:
+            self._end(EndReason.TERMINAL)
         return True
 
     def close(self) -> None:
-        """End this subscription: its reader gets SubscriberDropped."""
-        self.dropped = True
-        self._queue.clear()
-        self._ready.set()
-
-    async def next_batch(self) -> list[JobEventRecord]:
-        """Wait for events and return all that are queued. Raises SubscriberDropped."""
-        await self._ready.wait()
-        if self.dropped:
-            raise SubscriberDropped
-        batch = list(self._queue)
-        self._queue.clear()
-        self._ready.clear()
-        return batch
+        """End the subscription from the service side."""
+        self._end(EndReason.CLOSED)
 
 
 class Broadcaster:
     """Routes each released event to the subscribers of its job and of its owner."""
 
-    def __init__(self, queue_limit: int = 1000) -> None:
+    def __init__(self, *, queue_limit: int = 1000, byte_limit: int = 256 * 1024) -> None:
         self._queue_limit = queue_limit
+        self._byte_limit = byte_limit
         self._by_job: dict[uuid.UUID, set[Subscription]] = defaultdict(set)
         self._by_owner: dict[uuid.UUID, set[Subscription]] = defaultdict(set)
-        self.dropped_total = 0
 
     @property
     def subscriber_count(self) -> int:
         """How many subscriptions are open."""
-        return sum(len(s) for s in self._by_job.values()) + sum(len(s) for s in self._by_owner.values())
+        return sum(map(len, self._by_job.values())) + sum(map(len, self._by_owner.values()))
 
     def subscribe(self, owner_id: uuid.UUID, job_id: uuid.UUID | None = None) -> Subscription:
-        """Open a subscription to one job, or (``job_id`` None) to all of the owner's jobs."""
-        sub = Subscription(owner_id, job_id, self._queue_limit)
-        if job_id is None:
-            self._by_owner[owner_id].add(sub)
-        else:
-            self._by_job[job_id].add(sub)
+        """Open a (buffering) subscription to one job, or with ``job_id`` None to all the owner's jobs."""
+        sub = Subscription(owner_id, job_id, self._queue_limit, self._byte_limit)
+        index, key = self._index_of(sub)
+        index[key].add(sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
-        """Close a subscription (idempotent)."""
-        index, key = (self._by_owner, sub.owner_id) if sub.job_id is None else (self._by_job, sub.job_id)
+        """Forget a subscription (idempotent)."""
+        index, key = self._index_of(sub)
         subs = index.get(key)
         if subs is not None:
             subs.discard(sub)
             if not subs:
                 del index[key]
 
+    def _index_of(self, sub: Subscription) -> tuple[dict[uuid.UUID, set[Subscription]], uuid.UUID]:
+        return (self._by_owner, sub.owner_id) if sub.job_id is None else (self._by_job, sub.job_id)
+
     def close_all(self) -> None:
-        """Drop every subscription (at shutdown): their streams end and clients resume elsewhere."""
+        """End every subscription (at shutdown); clients resume elsewhere by event id."""
         for index in (self._by_job, self._by_owner):
             for subs in index.values():
                 for sub in subs:
@@ -94,7 +130,7 @@ class Broadcaster:
             index.clear()
 
     def publish(self, events: Iterable[JobEventRecord]) -> None:
-        """Deliver events, in order, to every matching subscriber; drop the ones that are full."""
+        """Deliver events, in order, to every matching subscriber."""
         for event in events:
             self._offer_all(self._by_job.get(event.job_id), event)
             self._offer_all(self._by_owner.get(event.owner_id), event)
@@ -102,7 +138,5 @@ class Broadcaster:
     def _offer_all(self, subs: set[Subscription] | None, event: JobEventRecord) -> None:
         if not subs:
             return
-        full = [sub for sub in subs if not sub.offer(event)]
-        for sub in full:
-            self.dropped_total += 1
+        for sub in [sub for sub in subs if not sub.offer(event)]:
             self.unsubscribe(sub)

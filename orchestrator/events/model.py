@@ -23,9 +23,13 @@ class JobEventRecord:
     data: Mapping[str, Any]
     created_at: datetime
     frame: bytes = field(init=False, repr=False, compare=False)
+    chunked_frame: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "frame", encode_sse(self))
+        frame = encode_sse(self)
+        object.__setattr__(self, "frame", frame)
+        # the same message as one HTTP/1.1 chunk, for writing straight into a chunked response
+        object.__setattr__(self, "chunked_frame", b"%x\r\n%s\r\n" % (len(frame), frame))
 
     @property
     def is_terminal(self) -> bool:

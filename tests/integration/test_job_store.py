@@ -55,7 +55,7 @@ def test_terminal_states_have_no_way_out() -> None:
 
 
 async def test_create_writes_the_queued_event(store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID) -> None:
-    job = NewJob(owner_id=owner_id, kind="noop", payload={"steps": 1})
+    job = NewJob(owner_id=owner_id, kind=f"unclaimed-{uuid.uuid4().hex[:6]}", payload={"steps": 1})
     await store.create(job)
     assert await store.status_of(job.id) is Status.QUEUED
     assert await _events(engine, job.id) == [EventType.QUEUED]

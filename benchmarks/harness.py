@@ -1,0 +1,95 @@
+"""Shared plumbing for benchmarks: a scratch database and the service as a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from orchestrator.api.auth import issue_key
+from orchestrator.db.engine import asyncpg_dsn, create_engine, migrate
+from tests.support.service import free_port, spawn_atelier, wait_until_healthy
+
+SERVER_URL = os.environ.get("ATELIER_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+
+
+@dataclass(frozen=True)
+class RunningService:
+    """A service subprocess and how to reach it."""
+
+    url: str
+    database_url: str
+    process: subprocess.Popen[bytes]
+    headers: dict[str, str]
+
+
+@asynccontextmanager
+async def scratch_database() -> AsyncIterator[str]:
+    """A migrated database that is dropped afterwards."""
+    name = f"atelier_bench_{uuid.uuid4().hex[:8]}"
+    url = make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
+    await migrate(url)
+    try:
+        yield url
+    finally:
+        conn = await asyncpg.connect(asyncpg_dsn(SERVER_URL))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+@asynccontextmanager
+async def service(env: Mapping[str, str] | None = None) -> AsyncIterator[RunningService]:
+    """`atelier serve` on a scratch database with an API key for one owner."""
+    async with scratch_database() as database_url:
+        engine = create_engine(database_url, pool_size=1)
+        key = await issue_key(engine, "bench")
+        await engine.dispose()
+        port = free_port()
+        log = Path(tempfile.mkdtemp(prefix="atelier-bench-")) / "service.log"
+        full_env = {
+            "ATELIER_DATABASE_URL": database_url,
+            "ATELIER_PORT": str(port),
+            "ATELIER_LOG_LEVEL": "WARNING",
+            **(env or {}),
+        }
+        process = spawn_atelier(["serve"], full_env, log)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            await wait_until_healthy(url, process)
+            yield RunningService(url, database_url, process, {"Authorization": f"Bearer {key.secret}"})
+        finally:
+            process.terminate()
+            await asyncio.to_thread(process.wait, 30)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process."""
+    with open(f"/proc/{pid}/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """The pct-th percentile (nearest rank)."""
+    ordered = sorted(values)
+    index = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+def summary_ms(values: Sequence[float]) -> str:
+    """p50/p99/max in milliseconds."""
+    return (
+        f"p50 {statistics.median(values) * 1000:.1f} ms, p99 {percentile(values, 99) * 1000:.1f} ms, "
+        f"max {max(values) * 1000:.1f} ms"
+    )
