@@ -278,15 +278,16 @@ class FakeRun:
         self.events("step", step=step, total_steps=self.total, epoch=epoch, loss=loss, avg_loss=average, lr=lr)
 
     def finish(self, epoch: int) -> None:
+        """End of training, in sd-scripts' order: the last state, then the final LoRA."""
+        if self.config.get("save_state"):
+            state = self.output_dir / f"{self.name}-state"
+            files.write_state_dir(state, self.lora(self.total, epoch), epoch, self.total)
+            self.events("state_saved", step=self.total, path=str(state))
         if os.environ.get("FAKE_SD_NO_OUTPUT") != "1":
             path = self.output_dir / f"{self.name}.safetensors"
             say(f"\nsaving checkpoint: {path}")
             files.write_atomically(path, self.lora(self.total, epoch))
             self.events("model_saved", path=str(path))
-        if self.config.get("save_state"):
-            state = self.output_dir / f"{self.name}-state"
-            files.write_state_dir(state, self.lora(self.total, epoch), epoch, self.total)
-            self.events("state_saved", step=self.total, path=str(state))
         say("model saved.")
 
     def run(self, images: int, batch: int) -> None:

@@ -72,6 +72,7 @@ async def test_successful_run_reports_everything(tmp_path: Path) -> None:
         "zxq_v1-step00000006-state",
         "zxq_v1-state",
     ]
+    assert isinstance(events[-2], ModelSaved)  # after the last state, as sd-scripts does
     samples = [e for e in events if isinstance(e, SampleSaved)]
     assert [(s.step, s.prompt) for s in samples] == [(3, "zxq person, portrait"), (6, "zxq person, portrait")]
     assert all(s.path.is_file() for s in samples)
