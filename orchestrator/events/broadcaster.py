@@ -87,6 +87,10 @@ class Subscription:
         """End the subscription from the service side."""
         self._end(EndReason.CLOSED)
 
+    def disconnect(self) -> None:
+        """The client went away (no-op when the subscription already ended)."""
+        self._end(EndReason.DISCONNECTED)
+
 
 class Broadcaster:
     """Routes each released event to the subscribers of its job and of its owner."""
@@ -96,6 +100,19 @@ class Broadcaster:
         self._byte_limit = byte_limit
         self._by_job: dict[uuid.UUID, set[Subscription]] = defaultdict(set)
         self._by_owner: dict[uuid.UUID, set[Subscription]] = defaultdict(set)
+        self._membership_changed = asyncio.Event()
+
+    def _membership_change(self) -> None:
+        self._membership_changed.set()
+        self._membership_changed = asyncio.Event()
+
+    async def wait_for_subscriber_count(self, count: int) -> None:
+        """Return once exactly ``count`` subscriptions are open (woken by every (un)subscribe)."""
+        while True:
+            changed = self._membership_changed
+            if self.subscriber_count == count:
+                return
+            await changed.wait()
 
     @property
     def subscriber_count(self) -> int:
@@ -107,16 +124,19 @@ class Broadcaster:
         sub = Subscription(owner_id, job_id, self._queue_limit, self._byte_limit)
         index, key = self._index_of(sub)
         index[key].add(sub)
+        self._membership_change()
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
-        """Forget a subscription (idempotent)."""
+        """Forget a subscription (idempotent); one that had not ended counts as disconnected."""
+        sub.disconnect()
         index, key = self._index_of(sub)
         subs = index.get(key)
-        if subs is not None:
+        if subs is not None and sub in subs:
             subs.discard(sub)
             if not subs:
                 del index[key]
+            self._membership_change()
 
     def _index_of(self, sub: Subscription) -> tuple[dict[uuid.UUID, set[Subscription]], uuid.UUID]:
         return (self._by_owner, sub.owner_id) if sub.job_id is None else (self._by_job, sub.job_id)
@@ -128,6 +148,7 @@ class Broadcaster:
                 for sub in subs:
                     sub.close()
             index.clear()
+        self._membership_change()
 
     def publish(self, events: Iterable[JobEventRecord]) -> None:
         """Deliver events, in order, to every matching subscriber."""

@@ -70,6 +70,8 @@ class Worker:
         self._wake = asyncio.Event()
         self._running: dict[uuid.UUID, _Running] = {}
         self._stopping = False
+        self._claim_in_flight = False
+        self._claim_task: asyncio.Task[None] | None = None
         self._loops: list[asyncio.Task[None]] = []
 
     # -- notifications (wired to the process's LISTEN connection) --------------------------------
@@ -87,8 +89,8 @@ class Worker:
 
     async def start(self) -> None:
         """Start claiming, heartbeating and reaping."""
+        self._claim_task = asyncio.create_task(self._claim_loop(), name="worker-claim")
         self._loops = [
-            asyncio.create_task(self._claim_loop(), name="worker-claim"),
             asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
             asyncio.create_task(self._reap_loop(), name="worker-reaper"),
         ]
@@ -97,6 +99,7 @@ class Worker:
         """Stop claiming; let running jobs finish within the grace period, then requeue the rest."""
         self._stopping = True
         self._wake.set()
+        await self._stop_claiming()
         tasks = [r.task for r in self._running.values()]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=self._config.shutdown_timeout_s)
@@ -107,6 +110,14 @@ class Worker:
         for loop in self._loops:
             loop.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
+
+    async def _stop_claiming(self) -> None:
+        """End the claim loop; a claim already sent to the database is waited for, so its job is known."""
+        if self._claim_task is None:
+            return
+        if not self._claim_in_flight:
+            self._claim_task.cancel()
+        await asyncio.gather(self._claim_task, return_exceptions=True)
 
     @property
     def running_job_ids(self) -> list[uuid.UUID]:
@@ -128,11 +139,14 @@ class Worker:
     async def _next_job(self) -> ClaimedJob | None:
         while not self._stopping:
             self._wake.clear()
+            self._claim_in_flight = True
             try:
                 job = await self._store.claim(self.worker_id, self._config.kinds)
             except Exception:
                 log.exception("claim failed; retrying after the idle poll")
                 job = None
+            finally:
+                self._claim_in_flight = False
             if job is not None:
                 return job
             with contextlib.suppress(TimeoutError):

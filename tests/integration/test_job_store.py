@@ -107,3 +107,34 @@ async def test_cancel_request_on_queued_is_immediate_and_on_running_is_cooperati
     done = await _job_in(store, engine, owner_id, Status.SUCCEEDED)
     with pytest.raises(IllegalTransition):
         await store.request_cancel(done, owner_id)
+
+
+async def _stale(engine: AsyncEngine, job_id: uuid.UUID, **columns: object) -> None:
+    sets = ", ".join(f"{name} = :{name}" for name in columns)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(f"UPDATE jobs SET heartbeat_at = now() - interval '1 hour', {sets} WHERE id = :id"),
+            {"id": job_id, **columns},
+        )
+
+
+async def test_the_reaper_requeues_fails_or_cancels_by_what_the_job_has_left(
+    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID
+) -> None:
+    retry = await _job_in(store, engine, owner_id, Status.RUNNING)
+    await _stale(engine, retry, attempts=1, max_attempts=3)
+    spent = await _job_in(store, engine, owner_id, Status.RUNNING)
+    await _stale(engine, spent, attempts=3, max_attempts=3)
+    wanted_dead = await _job_in(store, engine, owner_id, Status.RUNNING)
+    await _stale(engine, wanted_dead, attempts=1, cancel_requested=True)
+    fresh = await _job_in(store, engine, owner_id, Status.RUNNING)
+    await store.heartbeat("w1", [fresh])
+
+    reaped = {r.job_id: r.status for r in await store.reap(timeout_s=60)}
+
+    assert {retry: Status.QUEUED, spent: Status.FAILED, wanted_dead: Status.CANCELLED}.items() <= reaped.items()
+    assert fresh not in reaped
+    assert (await _events(engine, retry))[-1] == "job.retrying"
+    assert (await _events(engine, spent))[-1] == "job.failed"
+    assert (await _events(engine, wanted_dead))[-1] == "job.cancelled"
+    assert await store.status_of(fresh) is Status.RUNNING

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Collection
+from typing import Any
 
 import asyncpg
 
@@ -13,8 +14,8 @@ from orchestrator.db.engine import asyncpg_dsn
 TERMINAL = ["succeeded", "failed", "cancelled"]
 
 
-async def wait_for_terminal(database_url: str, job_ids: Collection[uuid.UUID], timeout_s: float = 60.0) -> None:
-    """Return when every job has reached a terminal status; woken by the event notifications."""
+async def wait_until(database_url: str, query: str, *args: Any, timeout_s: float = 60.0) -> None:
+    """Return once ``query`` yields true; re-checked whenever an event is written (NOTIFY)."""
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     woke = asyncio.Event()
     await conn.add_listener("atelier_events", lambda *_: woke.set())
@@ -22,13 +23,30 @@ async def wait_for_terminal(database_url: str, job_ids: Collection[uuid.UUID], t
         async with asyncio.timeout(timeout_s):
             while True:
                 woke.clear()
-                left = await conn.fetchval(
-                    "SELECT count(*) FROM jobs WHERE id = ANY($1::uuid[]) AND NOT (status = ANY($2::text[]))",
-                    list(job_ids),
-                    TERMINAL,
-                )
-                if left == 0:
+                if await conn.fetchval(query, *args):
                     return
                 await woke.wait()
     finally:
         await conn.close()
+
+
+async def wait_for_terminal(database_url: str, job_ids: Collection[uuid.UUID], timeout_s: float = 60.0) -> None:
+    """Return when every job has reached a terminal status."""
+    await wait_until(
+        database_url,
+        "SELECT NOT EXISTS (SELECT 1 FROM jobs WHERE id = ANY($1::uuid[]) AND NOT (status = ANY($2::text[])))",
+        list(job_ids),
+        TERMINAL,
+        timeout_s=timeout_s,
+    )
+
+
+async def wait_for_event(database_url: str, job_id: uuid.UUID, event_type: str, timeout_s: float = 30.0) -> None:
+    """Return once the job has an event of this type."""
+    await wait_until(
+        database_url,
+        "SELECT EXISTS (SELECT 1 FROM job_events WHERE job_id = $1 AND type = $2)",
+        job_id,
+        event_type,
+        timeout_s=timeout_s,
+    )

@@ -1,0 +1,99 @@
+"""The worker in-process: graceful shutdown, cooperative cancel, failures and retries."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from orchestrator.jobs.kinds import JobContext, JobFailed, NoopKind
+from orchestrator.jobs.store import ClaimedJob, JobStore, NewJob
+from orchestrator.jobs.worker import Worker, WorkerConfig
+from tests.support.db import wait_for_event, wait_for_terminal
+
+
+def _config(kind: str, shutdown_timeout_s: float = 5.0) -> WorkerConfig:
+    return WorkerConfig(
+        kinds=(kind,),
+        concurrency=2,
+        heartbeat_interval_s=0.1,
+        heartbeat_timeout_s=5.0,
+        shutdown_timeout_s=shutdown_timeout_s,
+        idle_poll_s=0.2,
+        retry_base_delay_s=0.01,
+    )
+
+
+class _Kind:
+    """A noop under a unique name, so only this test's worker claims its jobs."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._noop = NoopKind()
+
+    async def run(self, job: ClaimedJob, ctx: JobContext) -> dict[str, object]:
+        return dict(await self._noop.run(job, ctx))
+
+
+async def _types(engine: AsyncEngine, job_id: uuid.UUID) -> list[str]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(text("SELECT type FROM job_events WHERE job_id = :id ORDER BY id"), {"id": job_id})
+        return [r[0] for r in rows]
+
+
+async def _started(
+    store: JobStore, kind: _Kind, owner_id: uuid.UUID, payload: dict[str, object], shutdown_timeout_s: float = 5.0
+) -> tuple[Worker, NewJob]:
+    worker = Worker(store, {kind.name: kind}, _config(kind.name, shutdown_timeout_s))
+    job = NewJob(owner_id=owner_id, kind=kind.name, payload=payload)
+    await store.create(job)
+    await worker.start()
+    return worker, job
+
+
+async def test_shutdown_lets_short_jobs_finish_and_requeues_the_rest(
+    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID, database_url: str
+) -> None:
+    kind = _Kind(f"k-{uuid.uuid4().hex[:6]}")
+    worker, long_job = await _started(store, kind, owner_id, {"steps": 100, "step_ms": 100}, shutdown_timeout_s=0.3)
+    short_job = NewJob(owner_id=owner_id, kind=kind.name, payload={"steps": 1, "step_ms": 50})
+    await store.create(short_job)
+    await wait_for_event(database_url, long_job.id, "job.progress")
+    await wait_for_event(database_url, short_job.id, "job.started")
+    await worker.stop()
+    assert (await _types(engine, short_job.id))[-1] == "job.succeeded"
+    assert (await _types(engine, long_job.id))[-1] == "job.retrying"
+    assert str(await store.status_of(long_job.id)) == "queued"
+
+
+async def test_cancel_stops_a_running_job_and_failures_retry_then_fail(
+    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID, database_url: str
+) -> None:
+    kind = _Kind(f"k-{uuid.uuid4().hex[:6]}")
+    worker, job = await _started(store, kind, owner_id, {"steps": 1000, "step_ms": 20})
+    try:
+        await wait_for_event(database_url, job.id, "job.progress")
+        await store.request_cancel(job.id, owner_id)
+        worker.cancel_requested(str(job.id))
+        await wait_for_terminal(database_url, [job.id], timeout_s=10)
+        assert (await _types(engine, job.id))[-1] == "job.cancelled"
+    finally:
+        await worker.stop()
+
+
+async def test_a_retryable_failure_is_retried_until_attempts_run_out(
+    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID, database_url: str
+) -> None:
+    class Flaky(_Kind):
+        async def run(self, job: ClaimedJob, ctx: JobContext) -> dict[str, object]:
+            raise JobFailed("backend_lost", f"attempt {job.attempts} lost its backend", retryable=True)
+
+    kind = Flaky(f"k-{uuid.uuid4().hex[:6]}")
+    worker, job = await _started(store, kind, owner_id, {})
+    try:
+        await wait_for_terminal(database_url, [job.id], timeout_s=20)
+    finally:
+        await worker.stop()
+    types = await _types(engine, job.id)
+    assert types == ["job.queued"] + ["job.started", "job.retrying"] * 2 + ["job.started", "job.failed"]
