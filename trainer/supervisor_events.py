@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import re
 from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
@@ -165,8 +166,14 @@ def _float_or_none(value: Any) -> float | None:
     return None
 
 
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
 class OutputTail:
-    """The last ``limit`` lines of a byte stream, split on both CR and LF (tqdm redraws with CR)."""
+    """The last ``limit`` lines of a byte stream, split on both CR and LF (tqdm redraws with CR).
+
+    Terminal escape sequences (tqdm moves the cursor between nested bars) are removed.
+    """
 
     def __init__(self, limit: int = 200) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -177,7 +184,7 @@ class OutputTail:
     def feed(self, data: bytes) -> None:
         """Add a chunk."""
         text = self._partial + self._decoder.decode(data)
-        pieces = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        pieces = _ANSI_ESCAPE.sub("", text).replace("\r\n", "\n").replace("\r", "\n").split("\n")
         self._partial = pieces.pop()
         self._lines.extend(piece for piece in pieces if piece.strip())
 

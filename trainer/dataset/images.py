@@ -64,7 +64,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    if image.mode == "I;16" or image.mode.startswith("I"):
+    if image.mode.startswith("I") or image.mode == "F":  # 16/32-bit grey: scale to 8 bits
         array = np.asarray(image, dtype=np.float64)
         scaled = np.clip(array / max(float(array.max()), 1.0) * 255.0, 0, 255).astype(np.uint8)
         return Image.fromarray(scaled, "L").convert("RGB")

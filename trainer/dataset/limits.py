@@ -22,7 +22,8 @@ class DatasetLimits:
     ``max_pixels`` guards against decompression bombs: it is checked against the dimensions in the file
     header before any pixel is decoded. ``blur_threshold`` is the variance of the Laplacian measured on the
     grey image scaled so that its longer side is ``analysis_side`` pixels (so it does not depend on the
-    photo's resolution). ``duplicate_distance`` is the largest Hamming distance between two 64-bit
+    photo's resolution); keep ``max_pixels`` under Pillow's own ``Image.MAX_IMAGE_PIXELS`` (about 89 MP),
+    above which Pillow warns while decoding. ``duplicate_distance`` is the largest Hamming distance between two 64-bit
     perceptual hashes that still counts as the same photo.
     """
 

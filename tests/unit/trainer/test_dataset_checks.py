@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -211,3 +212,20 @@ def test_alpha_is_composited_on_white() -> None:
     with Image.open(io.BytesIO(verdict.photo.image.data)) as stored:
         assert stored.mode == "RGB"
         assert stored.getpixel((10, 10)) == (255, 255, 255)
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt"),
+    [("L", "PNG"), ("LA", "PNG"), ("P", "PNG"), ("I;16", "PNG"), ("CMYK", "JPEG"), ("RGBA", "WEBP")],
+)
+def test_image_modes_become_rgb(mode: str, fmt: str) -> None:
+    image = noise_image(300, 300).convert("L" if mode == "I;16" else mode)
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(image).astype(np.uint16) * 257)
+        assert image.mode.startswith("I")
+    if mode == "P":
+        image.info["transparency"] = 0
+    verdict = PhotoChecker(SubjectKind.STYLE).check(encode(image, fmt), f"a.{fmt.lower()}", "p1")
+    assert verdict.photo is not None, verdict.message
+    with Image.open(io.BytesIO(verdict.photo.image.data)) as stored:
+        assert stored.mode == "RGB"

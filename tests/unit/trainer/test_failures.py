@@ -12,7 +12,15 @@ from trainer.failures import Failure, FailureClass, RunEvidence, classify
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sd_scripts"
 
 
-def recorded(case: str, returncode: int, *, model_exists: bool = False, **flags: bool) -> RunEvidence:
+def recorded(
+    case: str,
+    returncode: int,
+    *,
+    model_exists: bool = False,
+    cancelled: bool = False,
+    timed_out: bool = False,
+    sent_sigkill: bool = False,
+) -> RunEvidence:
     """Evidence from a recording; the supervisor splits output on CR and LF the same way."""
     folder = FIXTURES / case
 
@@ -26,7 +34,9 @@ def recorded(case: str, returncode: int, *, model_exists: bool = False, **flags:
         model_exists=model_exists,
         stdout_tail=lines("stdout.txt")[-200:],
         stderr_tail=lines("stderr.txt")[-200:],
-        **flags,
+        cancelled=cancelled,
+        timed_out=timed_out,
+        sent_sigkill=sent_sigkill,
     )
 
 

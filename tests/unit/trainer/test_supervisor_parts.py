@@ -19,6 +19,12 @@ def test_tail_splits_on_cr_and_lf_across_chunks() -> None:
     assert tail.lines() == ("steps: 17%| 1/6", "line two", "学習 done")
 
 
+def test_tail_drops_cursor_movements() -> None:
+    tail = OutputTail()
+    tail.feed(b" 50%|#####     | 1/2 [00:00<00:00,  1.07it/s]\x1b[A\n")
+    assert tail.lines() == (" 50%|#####     | 1/2 [00:00<00:00,  1.07it/s]",)
+
+
 def test_tail_is_bounded() -> None:
     tail = OutputTail(limit=2)
     tail.feed(b"a\nb\nc\nd\n")
