@@ -1,0 +1,30 @@
+# The two commands a newcomer needs (see README.md):
+#   make run    install into .venv and start the service on its embedded defaults
+#   make test   install into .venv and run linters, type checks and the whole test suite
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Single-user mode on the loopback bind unless you say otherwise (ATELIER_AUTH=apikey make run).
+export ATELIER_AUTH ?= disabled
+
+.PHONY: run test lint
+
+run: $(STAMP)
+	$(BIN)/atelier serve
+
+test: $(STAMP) lint
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
