@@ -22,6 +22,7 @@ from orchestrator.api.auth import (
     auth_middleware,
     ensure_owner,
 )
+from orchestrator.api.health import READINESS_CHECKS
 from orchestrator.api.problems import problem_middleware
 from orchestrator.api.routing import Router
 from orchestrator.db.engine import asyncpg_dsn, create_engine
@@ -33,14 +34,28 @@ from orchestrator.jobs.kinds import JobKind, NoopKind
 from orchestrator.jobs.store import CANCEL_CHANNEL, EVENTS_CHANNEL, JOBS_CHANNEL, JobStore
 from orchestrator.jobs.worker import Worker, WorkerConfig
 from orchestrator.metrics import Metrics
-from orchestrator.services import BROADCASTER, ENGINE, FEED, LISTENER, METRICS, SETTINGS, STORE, WORKER
+from orchestrator.services import (
+    BROADCASTER,
+    ENGINE,
+    FEED,
+    KIND_FACTORIES,
+    LISTENER,
+    METRICS,
+    ROUTERS,
+    SETTINGS,
+    STORAGE,
+    STORE,
+    WORKER,
+    KindFactory,
+)
 from orchestrator.settings import Settings
+from orchestrator.storage import open_storage
 
 log = logging.getLogger(__name__)
 
-ROUTERS: list[Router] = [health_api.router, openapi_api.router, jobs_api.router, events_api.router]
-KindFactory = Callable[[web.Application], JobKind | None]
-KIND_FACTORIES = web.AppKey("kind_factories", list)
+CORE_ROUTERS: list[Router] = [health_api.router, openapi_api.router, jobs_api.router, events_api.router]
+Feature = Callable[[web.Application], None]
+FEATURES: list[Feature] = []
 
 
 @web.middleware
@@ -102,6 +117,16 @@ async def _events(app: web.Application) -> AsyncIterator[None]:
     await listener.stop()
 
 
+def _noop_kind(_app: web.Application) -> JobKind:
+    return NoopKind()
+
+
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    async with open_storage(app[SETTINGS]) as store:
+        app[STORAGE] = store
+        yield
+
+
 async def _end_streams(app: web.Application) -> None:
     """At shutdown, end every SSE stream so the server can close; clients resume by event id."""
     if BROADCASTER in app:
@@ -145,20 +170,31 @@ async def _worker(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings, *, serve_http: bool = True) -> web.Application:
-    """Build the service. ``serve_http`` False gives a worker-only process (no routes)."""
+    """Build the service. ``serve_http`` False gives a worker-only process (no routes).
+
+    Core services come first (database, owners, events, storage); then each feature in
+    ``FEATURES`` adds its routers, services (cleanup contexts) and job kinds; the worker starts
+    last, so every kind finds its services, and stops first.
+    """
     app = web.Application(
-        client_max_size=settings.max_json_body_bytes,
+        client_max_size=settings.max_upload_bytes,
         middlewares=[metrics_middleware, problem_middleware, auth_middleware],
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
-    app[KIND_FACTORIES] = [lambda _app: NoopKind()]
-    public = {op.path for router in ROUTERS for op in router.operations if not op.auth}
-    app[PUBLIC_PATHS] = frozenset(public)
-    app[openapi_api.OPENAPI_DOC] = openapi_api.build_openapi(ROUTERS)
+    app[ROUTERS] = list(CORE_ROUTERS)
+    kind_factories: list[KindFactory] = [_noop_kind]
+    app[KIND_FACTORIES] = kind_factories
+    app[READINESS_CHECKS] = []
+    app.cleanup_ctx.extend([_database, _owners, _events, _storage])
+    for feature in FEATURES:
+        feature(app)
+    app.cleanup_ctx.append(_worker)
+    routers = app[ROUTERS]
+    app[PUBLIC_PATHS] = frozenset(op.path for router in routers for op in router.operations if not op.auth)
+    app[openapi_api.OPENAPI_DOC] = openapi_api.build_openapi(routers)
     if serve_http:
-        for router in ROUTERS:
+        for router in routers:
             router.install(app)
-    app.cleanup_ctx.extend([_database, _owners, _events, _worker])
     app.on_shutdown.append(_end_streams)
     return app

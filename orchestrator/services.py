@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from orchestrator.api.routing import Router
 from orchestrator.events.broadcaster import Broadcaster
 from orchestrator.events.feed import EventFeed
 from orchestrator.events.listener import PgListener
+from orchestrator.jobs.kinds import JobKind
 from orchestrator.jobs.store import JobStore
 from orchestrator.jobs.worker import Worker
 from orchestrator.metrics import Metrics
 from orchestrator.settings import Settings
+from orchestrator.storage import Storage
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -21,3 +26,8 @@ FEED = web.AppKey("feed", EventFeed)
 BROADCASTER = web.AppKey("broadcaster", Broadcaster)
 WORKER = web.AppKey("worker", Worker)
 METRICS = web.AppKey("metrics", Metrics)
+STORAGE = web.AppKey("storage", Storage)
+ROUTERS = web.AppKey("routers", list[Router])
+# A factory returns a job kind for this process, or None when the kind is not configured here.
+KindFactory = Callable[[web.Application], JobKind | None]
+KIND_FACTORIES = web.AppKey("kind_factories", list[KindFactory])

@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.errors import MalformedJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from orchestrator.services import SETTINGS
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -35,14 +36,23 @@ def validation_errors(exc: ValidationError, prefix: tuple[int | str, ...] = ()) 
     return errors
 
 
-async def read_json_body(request: web.Request, model: type[ModelT]) -> ModelT:
-    """Read and validate a JSON body. 415 when not JSON, 400 when malformed, 422 when invalid."""
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"the body has {request.content_length} bytes; this endpoint accepts {limit}")
+    raw = await request.content.read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"the body is larger than the {limit} bytes this endpoint accepts")
+    return raw
+
+
+async def read_json_body(request: web.Request, model: type[ModelT], *, limit: int | None = None) -> ModelT:
+    """Read and validate a JSON body. 415 when not JSON, 400 when malformed, 413 too big, 422 invalid.
+
+    ``limit`` defaults to ``ATELIER_MAX_JSON_BODY_BYTES``.
+    """
     if request.content_type != "application/json":
         raise UnsupportedMediaType(f"send the body as application/json, not {request.content_type or 'nothing'}")
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise PayloadTooLarge(f"the body is larger than this endpoint accepts ({exc.text})") from exc
+    raw = await _read_limited(request, limit or request.app[SETTINGS].max_json_body_bytes)
     if not raw.strip():
         raise MalformedJson("the body is empty; send a JSON object")
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -15,7 +16,9 @@ from orchestrator.services import ENGINE, METRICS, SETTINGS, STORE
 
 router = Router()
 
-READINESS_CHECKS = web.AppKey("readiness_checks", list)
+ReadinessCheck = Callable[[web.Application], Awaitable[tuple[bool, Any]]]
+# (name, check) pairs that features add; /readyz runs them all.
+READINESS_CHECKS = web.AppKey("readiness_checks", list[tuple[str, ReadinessCheck]])
 
 
 class Health(BaseModel):
