@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -11,11 +12,14 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    Numeric,
     SmallInteger,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -116,3 +120,139 @@ class JobEvent(Base):
     type: Mapped[str] = mapped_column(Text, nullable=False)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
     created_at: Mapped[datetime] = _now_column()
+
+
+class GenerationImage(Base):
+    """One image a generation produced, kept in storage."""
+
+    __tablename__ = "generation_images"
+    __table_args__ = (UniqueConstraint("job_id", "index", name="generation_images_job_index"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False)
+    owner_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    index: Mapped[int] = mapped_column(Integer, nullable=False)
+    storage_key: Mapped[str] = mapped_column(Text, nullable=False)
+    content_type: Mapped[str] = mapped_column(Text, nullable=False)
+    sha256: Mapped[str] = mapped_column(Text, nullable=False)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    seed: Mapped[Decimal | None] = mapped_column(Numeric(20, 0))  # ComfyUI seeds reach 2**64 - 1
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    loras: Mapped[list[Any]] = mapped_column(JSONB, nullable=False, server_default=text("'[]'::jsonb"))
+    created_at: Mapped[datetime] = _now_column()
+
+
+class Subject(Base):
+    """A person, style, product or character that LoRAs are trained on; people carry a consent record."""
+
+    __tablename__ = "subjects"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "name", name="subjects_owner_name"),
+        CheckConstraint("kind IN ('person','style','product','character')", name="subjects_kind_valid"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), nullable=False)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    kind: Mapped[str] = mapped_column(Text, nullable=False)
+    trigger_word: Mapped[str] = mapped_column(Text, nullable=False)
+    class_word: Mapped[str | None] = mapped_column(Text)
+    consent: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    consent_sha256: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = _now_column()
+
+
+class Photo(Base):
+    """An accepted photo of a subject (cleaned of metadata) or one awaiting its presigned upload."""
+
+    __tablename__ = "photos"
+    __table_args__ = (
+        CheckConstraint("status IN ('accepted','awaiting_upload')", name="photos_status_valid"),
+        Index("photos_by_subject", "subject_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), nullable=False)
+    owner_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default="accepted")
+    storage_key: Mapped[str] = mapped_column(Text, nullable=False)
+    original_filename: Mapped[str | None] = mapped_column(Text)
+    content_type: Mapped[str | None] = mapped_column(Text)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(Text)
+    phash: Mapped[str | None] = mapped_column(Text)
+    blur_score: Mapped[float | None] = mapped_column(Float)
+    face_box: Mapped[list[int] | None] = mapped_column(JSONB)
+    caption: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now_column()
+
+
+class TrainingRun(Base):
+    """Where a training job's sd-scripts run lives, so a restart can find and end an orphaned one."""
+
+    __tablename__ = "training_runs"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), nullable=False)
+    run_dir: Mapped[str] = mapped_column(Text, nullable=False)
+    host: Mapped[str | None] = mapped_column(Text)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    pgid: Mapped[int | None] = mapped_column(Integer)
+    last_step: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    state_dir: Mapped[str | None] = mapped_column(Text)
+    dataset_manifest: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    manifest_sha256: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = _now_column()
+
+
+class Lora(Base):
+    """A named LoRA of a subject; its files are its versions."""
+
+    __tablename__ = "loras"
+    __table_args__ = (UniqueConstraint("owner_id", "name", name="loras_owner_name"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), nullable=False)
+    subject_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    base_family: Mapped[str] = mapped_column(Text, nullable=False)
+    trigger_word: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now_column()
+
+
+class LoraVersion(Base):
+    """One trained LoRA file: in storage, in the models store (``comfy_name``), with provenance."""
+
+    __tablename__ = "lora_versions"
+    __table_args__ = (UniqueConstraint("lora_id", "version", name="lora_versions_lora_version"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    lora_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("loras.id", ondelete="CASCADE"), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    training_job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    storage_key: Mapped[str] = mapped_column(Text, nullable=False)
+    comfy_name: Mapped[str] = mapped_column(Text, nullable=False)
+    sha256: Mapped[str] = mapped_column(Text, nullable=False)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    base_model: Mapped[str] = mapped_column(Text, nullable=False)
+    base_model_sha256: Mapped[str | None] = mapped_column(Text)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, nullable=False)
+    created_at: Mapped[datetime] = _now_column()
+
+
+class Erasure(Base):
+    """The audit record that outlives an erased subject: what was removed, when, for whom."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    subject_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    requested_at: Mapped[datetime] = _now_column()
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    removed: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
