@@ -14,6 +14,7 @@ import pytest
 from orchestrator.comfy import ComfyClient, ComfyConnection, RunOptions
 from tests.standin.comfyui import StandinComfyUI, StandinOptions
 from tests.standin.comfyui.recordings import run_fixture
+from tests.standin.comfyui.server import default_models
 
 #: Fast but real: every check that backs up the websocket happens within a test's time.
 FAST = RunOptions(watchdog_s=2.0, poll_s=0.05, lost_after_s=0.5, connect_wait_s=2.0)
@@ -58,14 +59,22 @@ async def connection(
 
 
 def txt2img(steps: int = 4, seed: int = 1, prefix: str = "atelier_it") -> dict[str, Any]:
-    """The recorded txt2img graph with a few inputs changed."""
+    """The recorded txt2img graph with a few inputs changed (and a checkpoint the stand-in offers)."""
     graph: dict[str, Any] = copy.deepcopy(run_fixture("txt2img")["runs"][0]["graph"])
+    graph["1"]["inputs"]["ckpt_name"] = default_models()["checkpoints"][0]
     graph["5"]["inputs"].update(steps=steps, seed=seed)
     graph["7"]["inputs"]["filename_prefix"] = prefix
     return graph
 
 
 def corrupt_lora_graph() -> dict[str, Any]:
-    """The recorded failing graph: a LoRA whose file is corrupt."""
-    graph: dict[str, Any] = copy.deepcopy(run_fixture("exec_error")["runs"][0]["graph"])
+    """txt2img through a LoraLoader (node 8, as recorded) whose file is corrupt."""
+    graph = txt2img(prefix="atelier_it_lora")
+    lora = next(name for name in default_models()["loras"] if "corrupt" in name)
+    graph["8"] = {
+        "class_type": "LoraLoader",
+        "inputs": {"model": ["1", 0], "clip": ["1", 1], "lora_name": lora, "strength_model": 1.0, "strength_clip": 1.0},
+    }
+    graph["2"]["inputs"]["clip"] = graph["3"]["inputs"]["clip"] = ["8", 1]
+    graph["5"]["inputs"]["model"] = ["8", 0]
     return graph

@@ -168,8 +168,9 @@ class Executor:
             await self.broadcast_status()
             try:
                 await self._execute(task)
-            except Exception:
+            except Exception as exc:  # a stand-in bug: end the prompt loudly instead of hanging clients
                 log.exception("stand-in: prompt %s crashed", task.prompt_id)
+                await self._crashed(task, exc)
             finally:
                 self.running = None
                 self.last_node_id = None
@@ -225,6 +226,30 @@ class Executor:
         self.last_node_id = None
         await self.broadcast_status()
         await self.send_exec(task, "executing", {"node": None, "prompt_id": pid})
+
+    async def _crashed(self, task: Task, exc: Exception) -> None:
+        data = {
+            "prompt_id": task.prompt_id,
+            "node_id": self.last_node_id,
+            "node_type": None,
+            "executed": [],
+            "exception_message": f"stand-in bug: {exc!r}",
+            "exception_type": "standin.InternalError",
+            "traceback": [],
+            "current_inputs": {},
+            "current_outputs": [],
+            "timestamp": now_ms(),
+        }
+        await self.send_exec(task, "execution_error", data, record=True)
+        self.history[task.prompt_id] = {
+            "prompt": task.as_item(),
+            "outputs": {},
+            "meta": {},
+            "status": {"status_str": "error", "completed": False, "messages": task.messages},
+        }
+        self.running = None
+        await self.broadcast_status()
+        await self.send_exec(task, "executing", {"node": None, "prompt_id": task.prompt_id})
 
     async def sleep(self, recorded_seconds: float) -> None:
         """Wait the recorded time, scaled."""

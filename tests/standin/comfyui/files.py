@@ -72,11 +72,23 @@ class FileStore:
         path.write_bytes(data)
         return path.name
 
-    def input_exists(self, name: str) -> bool:
-        """Whether ``LoadImage`` can open ``name`` (``subfolder/file`` allowed)."""
+    def input_path(self, name: str) -> Path | None:
+        """Where the input file ``LoadImage`` names ``name`` (``subfolder/file`` allowed) lives."""
         subfolder, _, filename = name.rpartition("/")
-        path = self._resolve("input", subfolder, filename)
+        return self._resolve("input", subfolder, filename)
+
+    def input_exists(self, name: str) -> bool:
+        """Whether ``LoadImage`` finds ``name``."""
+        path = self.input_path(name)
         return path is not None and path.is_file()
+
+    def input_is_image(self, name: str) -> bool:
+        """Whether the input file starts like a PNG, JPEG or WebP (what PIL would open)."""
+        path = self.input_path(name)
+        if path is None or not path.is_file():
+            return False
+        head = path.read_bytes()[:12]
+        return head.startswith((b"\x89PNG", b"\xff\xd8\xff")) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
     def input_files(self) -> list[str]:
         """Everything in the input folder, as ``LoadImage`` lists it."""

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from tests.standin.comfyui.executor import Executor, Task
 
 _LORA_LOADERS = {"LoraLoader", "LoraLoaderModelOnly"}
+_PROGRESS_MIN_INTERVAL_S = 0.1
 
 
 def now_ms() -> int:
@@ -119,14 +120,18 @@ class PromptRun:
     async def _sample(self, node_id: str, class_type: str, steps: int) -> None:
         step_s = self.ex.rec.step_seconds.get(class_type, max(self.ex.rec.step_seconds.values(), default=1.0))
         sid, pid = self.task.client_id, self.task.prompt_id
+        since_sent = 0.0  # recorded-time seconds since the last progress frame
         for step in range(1, steps + 1):
             await self.ex.sleep(step_s)
+            since_sent += step_s
             if self.ex.interrupted.is_set():
                 raise Interrupted(node_id)
             await self._state(node_id, step, steps, "running")
-            await self.ex.hub.send_json(
-                "progress", {"value": step, "max": steps, "prompt_id": pid, "node": node_id}, sid
-            )
+            # ComfyUI's ProgressBar: first, last and previewed steps always, others at most every 100 ms.
+            if self.ex.previews or step in (1, steps) or since_sent >= _PROGRESS_MIN_INTERVAL_S:
+                since_sent = 0.0
+                progress = {"value": step, "max": steps, "prompt_id": pid, "node": node_id}
+                await self.ex.hub.send_json("progress", progress, sid)
             if self.ex.previews:
                 meta = {
                     "node_id": node_id,
@@ -142,14 +147,17 @@ class PromptRun:
 
     def _failure(self, node_id: str, class_type: str) -> NodeFailure | None:
         inputs = self.task.prompt[node_id].get("inputs") or {}
-        template = self.ex.rec.error_template
         if class_type in _LORA_LOADERS and "corrupt" in str(inputs.get("lora_name", "")):
-            return NodeFailure(
+            return self._recorded_failure(
                 node_id,
-                str(template["exception_type"]),
-                str(template["exception_message"]),
-                list(template["traceback"]),
+                "lora",
+                "safetensors._safetensors_rust.SafetensorError",
+                "Error while deserializing header: invalid JSON in header",
             )
+        if class_type == "LoadImage" and not self.ex.files.input_is_image(str(inputs.get("image", ""))):
+            failure = self._recorded_failure(node_id, "image", "PIL.UnidentifiedImageError", "")
+            failure.message = f"cannot identify image file '{self.ex.files.input_path(str(inputs['image']))}'\n"
+            return failure
         if class_type in self.ex.fail_classes:
             return NodeFailure(
                 node_id,
@@ -158,6 +166,15 @@ class PromptRun:
                 [f'  File "<standin>/execution.py", line 1, in {class_type}\n'],
             )
         return None
+
+    def _recorded_failure(self, node_id: str, kind: str, exception_type: str, message: str) -> NodeFailure:
+        template = self.ex.rec.error_templates.get(kind, {})
+        return NodeFailure(
+            node_id,
+            str(template.get("exception_type", exception_type)),
+            str(template.get("exception_message", message + "\n")),
+            list(template.get("traceback", [f'  File "<standin>/execution.py", line 1, in {kind}\n'])),
+        )
 
     def _image_spec(self) -> tuple[int, int, int]:
         for node in self.task.prompt.values():

@@ -54,7 +54,8 @@ class Recorded:
     models: dict[str, list[str]]
     node_seconds: dict[str, float]
     step_seconds: dict[str, float]
-    error_template: dict[str, Any]
+    #: Recorded ``execution_error`` payloads by failure kind ("lora": corrupt LoRA, "image": not an image).
+    error_templates: dict[str, dict[str, Any]]
 
     def seconds_for(self, class_type: str) -> float:
         """Recorded wall time of a non-sampling node (a default for classes never recorded)."""
@@ -93,12 +94,16 @@ def measure_timings(fixture: dict[str, Any]) -> tuple[dict[str, list[float]], di
     return nodes, steps
 
 
-def _error_template() -> dict[str, Any]:
-    for frame in run_fixture("exec_error")["frames"]:
-        msg = frame.get("msg") or {}
-        if msg.get("type") == "execution_error":
-            return dict(msg["data"])
-    raise LookupError("runs/exec_error.json has no execution_error frame")
+def _error_templates() -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for kind, case in (("lora", "exec_error"), ("image", "bad_image")):
+        if not (FIXTURES / "runs" / f"{case}.json").exists():
+            continue
+        for frame in run_fixture(case)["frames"]:
+            msg = frame.get("msg") or {}
+            if msg.get("type") == "execution_error":
+                found[kind] = dict(msg["data"])
+    return found
 
 
 @functools.cache
@@ -121,7 +126,7 @@ def recorded() -> Recorded:
         models={k: list(v) for k, v in models.items() if k != "folders"},
         node_seconds={k: statistics.median(v) for k, v in nodes.items()},
         step_seconds={k: statistics.median(v) for k, v in steps.items()},
-        error_template=_error_template(),
+        error_templates=_error_templates(),
     )
 
 

@@ -30,6 +30,18 @@ from tests.standin.comfyui.sockets import SocketHub
 log = logging.getLogger(__name__)
 
 
+CORRUPT_LORA = "standin_corrupt_lora.safetensors"
+
+
+def default_models() -> dict[str, list[str]]:
+    """The recorded model lists, plus a LoRA named *corrupt* (loading it fails) if none is recorded."""
+    models = {folder: list(names) for folder, names in recorded().models.items()}
+    loras = models.setdefault("loras", [])
+    if not any("corrupt" in name for name in loras):
+        loras.append(CORRUPT_LORA)
+    return models
+
+
 @dataclass
 class StandinOptions:
     """Knobs of one stand-in server."""
@@ -62,8 +74,7 @@ class StandinComfyUI:
         if root is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="comfy-standin-")
             root = Path(self._tmp.name)
-        rec = recorded()
-        self.models = self.options.models if self.options.models is not None else dict(rec.models)
+        self.models = self.options.models if self.options.models is not None else default_models()
         self.files = FileStore(
             root, input_dir=self.options.input_dir, output_dir=self.options.output_dir, temp_dir=self.options.temp_dir
         )
