@@ -141,6 +141,17 @@ class ComfyConnection:
             return False
         return True
 
+    async def reconnect(self) -> None:
+        """Drop the socket and connect again at once.
+
+        ComfyUI unregisters a client id whenever *any* socket of that id closes, so an old
+        socket that the server notices late can silently cut off its replacement; a fresh
+        connection re-registers (and gets the running node replayed)."""
+        ws = self._ws
+        if ws is not None and not ws.closed:
+            log.info("comfy ws %s: reconnecting (no messages for a running prompt)", self.base_url)
+            await ws.close()
+
     def subscribe(self, prompt_id: str) -> Subscription:
         """Receive the messages of ``prompt_id`` (subscribe before submitting it)."""
         sub = Subscription(prompt_id)

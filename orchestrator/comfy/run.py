@@ -157,6 +157,8 @@ class PromptRun:
             result = await self._reconcile()
             if result is not None:
                 return result
+            if item is None and not urgent and self.state is RunState.RUNNING:
+                await self._conn.reconnect()  # running but silent: our socket may be unregistered
 
     async def _handle(self, message: WsMessage) -> bool:
         """Turn one message into events; True once ComfyUI says the prompt is done."""

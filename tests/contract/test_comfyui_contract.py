@@ -9,8 +9,10 @@ passing means the recordings are still what the engine speaks.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import os
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +20,17 @@ from typing import Any
 import aiohttp
 import pytest
 
+from orchestrator.comfy import (
+    ComfyClient,
+    ComfyConnection,
+    Event,
+    Progress,
+    PromptRejected,
+    PromptRun,
+    RunInterrupted,
+    RunSucceeded,
+    run_prompt,
+)
 from tests.contract import cases
 from tests.contract.canonical import (
     cached_nodes,
@@ -220,3 +233,46 @@ async def test_server_answers(target: Target, session: aiohttp.ClientSession) ->
     assert shape(observed["system_stats"]) == shape(read_json(server / "system_stats.json"))
     assert observed["features"] == read_json(server / "features.json")
     assert observed["models"]["folders"] == read_json(server / "models.json")["folders"]
+
+
+async def test_boundary_runs_prompts(target: Target, session: aiohttp.ClientSession) -> None:
+    """Our own client, websocket and run code (what the service uses) against the target."""
+    client = ComfyClient(target.url, session, f"atelier-contract-run-{uuid.uuid4().hex[:8]}")
+    connection = ComfyConnection(target.url, session, client.client_id)
+    connection.start()
+    events: list[Event] = []
+    first_progress = asyncio.Event()
+
+    async def on_event(event: Event) -> None:
+        events.append(event)
+        if isinstance(event, Progress):
+            first_progress.set()
+
+    try:
+        assert await connection.wait_connected(10.0)
+        done = await run_prompt(client, connection, cases.txt2img(target.checkpoint), str(uuid.uuid4()), on_event)
+        assert isinstance(done, RunSucceeded)
+        assert done.execution_ms is not None
+        assert (await client.view(done.images[0].filename, done.images[0].subfolder)).startswith(b"\x89PNG")
+        progress = [e for e in events if isinstance(e, Progress)]
+        assert progress[-1].step == progress[-1].total
+        assert progress[-1].node == "5"
+
+        first_progress.clear()
+        long_run = PromptRun(
+            client, connection, cases.txt2img(target.checkpoint, steps=200), str(uuid.uuid4()), on_event
+        )
+        task = asyncio.create_task(long_run.run())
+        await first_progress.wait()
+        await long_run.cancel()
+        stopped = await task
+        assert isinstance(stopped, RunInterrupted)
+        assert (stopped.node_type, stopped.before_start) == ("KSampler", False)
+
+        bad = cases.txt2img(target.checkpoint)
+        bad["5"]["inputs"]["steps"] = 0
+        with pytest.raises(PromptRejected) as rejected:
+            await run_prompt(client, connection, bad, str(uuid.uuid4()))
+        assert rejected.value.node_errors["5"]["errors"][0]["type"] == "value_smaller_than_min"
+    finally:
+        await connection.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 
 import pytest
 
@@ -215,3 +216,29 @@ async def test_backend_restarted_mid_run_forgets_the_prompt(
 
     with pytest.raises(BackendLost, match="no longer knows"):
         await task
+
+
+async def test_silent_socket_while_running_is_replaced(
+    standin: StandinComfyUI, client: ComfyClient, connection: ComfyConnection, client_id: str
+) -> None:
+    replayed = asyncio.Event()
+    events = Recorder()
+
+    async def on_event(event: Event) -> None:
+        await events(event)
+        if isinstance(event, Executing) and [e.node for e in events.of(Executing)].count("5") == 2:
+            replayed.set()
+
+    standin.hold(step=1)
+    options = replace(FAST, watchdog_s=0.2)
+    run = PromptRun(client, connection, txt2img(steps=3), str(uuid.uuid4()), on_event, options)
+    task = asyncio.create_task(run.run())
+    await standin.wait_held()
+    standin.orphan_socket(client_id)  # open, but ComfyUI no longer sends to it
+    await replayed.wait()  # the watchdog saw it running and silent, and reconnected
+    standin.release()
+    result = await task
+
+    assert isinstance(result, RunSucceeded)
+    assert connection.connects == 2
+    assert [p.step for p in events.of(Progress)][-1] == 3

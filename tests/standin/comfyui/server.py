@@ -157,6 +157,11 @@ class StandinComfyUI:
         self.hub.blocked = block
         await self.hub.close_all()
 
+    def orphan_socket(self, client_id: str) -> None:
+        """Unregister a client's socket without closing it (what ComfyUI does when an older socket
+        of the same client id closes late): it stays open and receives nothing."""
+        self.hub.sockets.pop(client_id, None)
+
     def allow_sockets(self) -> None:
         """Accept websockets again after ``drop_sockets(block=True)``."""
         self.hub.blocked = False
