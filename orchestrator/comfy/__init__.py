@@ -4,6 +4,7 @@
 Imports nothing else from ``orchestrator``; configuration comes in as constructor arguments.
 """
 
+from orchestrator.comfy.backend import Backend
 from orchestrator.comfy.client import ComfyClient, QueueSnapshot, canonical_prompt_id
 from orchestrator.comfy.connection import ComfyConnection
 from orchestrator.comfy.errors import (
@@ -28,20 +29,28 @@ from orchestrator.comfy.events import (
     RunResult,
     RunSucceeded,
 )
+from orchestrator.comfy.local import LocalComfyConfig, LocalComfyUI
+from orchestrator.comfy.pool import BackendPool, default_client_id
 from orchestrator.comfy.run import PromptRun, RunOptions, run_prompt
+from orchestrator.comfy.selection import Candidate, choose_backend
 
 __all__ = [
+    "Backend",
     "BackendHTTPError",
     "BackendLost",
+    "BackendPool",
     "BackendUnavailable",
     "Cached",
+    "Candidate",
     "ComfyClient",
     "ComfyConnection",
     "ComfyError",
     "Event",
     "EventCallback",
     "Executing",
+    "LocalComfyConfig",
     "LocalComfyError",
+    "LocalComfyUI",
     "NoBackendAvailable",
     "OutputImage",
     "Preview",
@@ -55,5 +64,7 @@ __all__ = [
     "RunResult",
     "RunSucceeded",
     "canonical_prompt_id",
+    "choose_backend",
+    "default_client_id",
     "run_prompt",
 ]

@@ -155,17 +155,30 @@ def combo_options(spec: Any) -> list[Any] | None:
     return None
 
 
+@functools.cache
+def _combo_targets() -> tuple[dict[tuple[str, str], str], tuple[tuple[str, str], ...]]:
+    rec = recorded()
+    uploads = tuple(
+        (class_type, name)
+        for class_type, node in rec.object_info.items()
+        for section in ("required", "optional")
+        for name, spec in (node.get("input", {}).get(section) or {}).items()
+        if _is_upload_combo(spec)
+    )
+    return model_combo_inputs(rec.object_info, rec.models), uploads
+
+
 def object_info_for(models: dict[str, list[str]], input_files: list[str]) -> dict[str, Any]:
     """The recorded ``/object_info`` with model and input-file combos listing this server's files."""
-    rec = recorded()
-    info = copy.deepcopy(rec.object_info)
-    for (class_type, name), folder in model_combo_inputs(rec.object_info, rec.models).items():
+    recorded_info = recorded().object_info
+    by_model, uploads = _combo_targets()
+    info = dict(recorded_info)
+    for class_type in {c for c, _ in by_model} | {c for c, _ in uploads}:
+        info[class_type] = copy.deepcopy(recorded_info[class_type])
+    for (class_type, name), folder in by_model.items():
         _set_options(info[class_type], name, sorted(models.get(folder, [])))
-    for class_type, node in info.items():
-        for section in ("required", "optional"):
-            for name, spec in (node.get("input", {}).get(section) or {}).items():
-                if _is_upload_combo(spec):
-                    _set_options(info[class_type], name, sorted(input_files))
+    for class_type, name in uploads:
+        _set_options(info[class_type], name, sorted(input_files))
     return info
 
 
