@@ -135,7 +135,7 @@ async def record_interrupt(session: aiohttp.ClientSession, url: str, checkpoint:
     extra: Record = {}
     async with WsCapture(session, url, _client_id("int")) as ws:
         ws.note("POST /prompt")
-        a_graph = txt2img(checkpoint, steps=30, prefix="atelier_contract_int_A")
+        a_graph = txt2img(checkpoint, steps=100, prefix="atelier_contract_int_A")
         a_id, a_answer = await submit(session, url, a_graph, ws.client_id)
         await ws.wait_for(is_msg("progress", a_id))
         ws.note("POST /prompt")
