@@ -178,7 +178,7 @@ class PromptRun:
 
     def _image_spec(self) -> tuple[int, int, int]:
         for node in self.task.prompt.values():
-            if node.get("class_type") == "EmptyLatentImage":
+            if str(node.get("class_type", "")).startswith("Empty") and "width" in (node.get("inputs") or {}):
                 inputs = node.get("inputs") or {}
                 return int(inputs.get("width", 64)), int(inputs.get("height", 64)), int(inputs.get("batch_size", 1))
         return 64, 64, 1

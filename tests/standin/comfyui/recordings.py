@@ -155,6 +155,19 @@ def combo_options(spec: Any) -> list[Any] | None:
     return None
 
 
+#: Loader inputs whose recording listed no files (nothing was installed), by model folder.
+KNOWN_MODEL_INPUTS: dict[tuple[str, str], str] = {
+    ("UNETLoader", "unet_name"): "diffusion_models",
+    ("DualCLIPLoader", "clip_name1"): "text_encoders",
+    ("DualCLIPLoader", "clip_name2"): "text_encoders",
+    ("CLIPLoader", "clip_name"): "text_encoders",
+    ("VAELoader", "vae_name"): "vae",
+    ("ControlNetLoader", "control_net_name"): "controlnet",
+    ("UpscaleModelLoader", "model_name"): "upscale_models",
+    ("CLIPVisionLoader", "clip_name"): "clip_vision",
+}
+
+
 @functools.cache
 def _combo_targets() -> tuple[dict[tuple[str, str], str], tuple[tuple[str, str], ...]]:
     rec = recorded()
@@ -165,21 +178,34 @@ def _combo_targets() -> tuple[dict[tuple[str, str], str], tuple[tuple[str, str],
         for name, spec in (node.get("input", {}).get(section) or {}).items()
         if _is_upload_combo(spec)
     )
-    return model_combo_inputs(rec.object_info, rec.models), uploads
+    known = {k: v for k, v in KNOWN_MODEL_INPUTS.items() if k[0] in rec.object_info}
+    return {**known, **model_combo_inputs(rec.object_info, rec.models)}, uploads
 
 
 def object_info_for(models: dict[str, list[str]], input_files: list[str]) -> dict[str, Any]:
-    """The recorded ``/object_info`` with model and input-file combos listing this server's files."""
+    """The recorded ``/object_info`` with model and input-file combos listing this server's files.
+
+    Recorded options without a file extension (built-ins such as ``pixel_space``) are kept.
+    """
     recorded_info = recorded().object_info
     by_model, uploads = _combo_targets()
     info = dict(recorded_info)
     for class_type in {c for c, _ in by_model} | {c for c, _ in uploads}:
         info[class_type] = copy.deepcopy(recorded_info[class_type])
     for (class_type, name), folder in by_model.items():
-        _set_options(info[class_type], name, sorted(models.get(folder, [])))
+        builtins = [o for o in _options_of(info[class_type], name) if isinstance(o, str) and "." not in o]
+        _set_options(info[class_type], name, builtins + sorted(models.get(folder, [])))
     for class_type, name in uploads:
         _set_options(info[class_type], name, sorted(input_files))
     return info
+
+
+def _options_of(node: dict[str, Any], name: str) -> list[Any]:
+    for section in ("required", "optional"):
+        spec = (node.get("input", {}).get(section) or {}).get(name)
+        if spec is not None:
+            return combo_options(spec) or []
+    return []
 
 
 def _is_upload_combo(spec: Any) -> bool:
