@@ -88,7 +88,8 @@ class ComfyConnection:
         self._backoff = (backoff_initial_s, backoff_max_s)
         self._heartbeat = heartbeat_s
         self._preview_metadata = preview_metadata
-        self._on_state_change = on_state_change
+        #: Called (synchronously) when the socket opens or closes and when the queue length changes.
+        self.on_state_change = on_state_change
         self._subs: dict[str, list[Subscription]] = {}
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -247,9 +248,9 @@ class ComfyConnection:
         self._notify()
 
     def _notify(self) -> None:
-        if self._on_state_change is not None:
+        if self.on_state_change is not None:
             try:
-                self._on_state_change(self)
+                self.on_state_change(self)
             except Exception:  # a listener's bug must not kill the socket
                 log.exception("comfy ws %s: state listener failed", self.base_url)
 

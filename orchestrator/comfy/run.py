@@ -87,6 +87,7 @@ class PromptRun:
         self._cancel_requested = False
         self._cancel_sent = False
         self._done_seen = False
+        self._executing: str | None = None
         self._unreachable_since: float | None = None
 
     async def run(self) -> RunResult:
@@ -173,8 +174,10 @@ class PromptRun:
             if node is None:
                 return True
             self.state = RunState.RUNNING
-            self._meter.node_started(str(node), time.monotonic())
-            await self._on_event(Executing(str(node), self._class_of(str(node))))
+            if str(node) != self._executing:  # a reconnected socket gets the running node again
+                self._executing = str(node)
+                self._meter.node_started(str(node), time.monotonic())
+                await self._on_event(Executing(str(node), self._class_of(str(node))))
         elif kind == "progress":
             node = data.get("node")
             value, total = data.get("value"), data.get("max")
