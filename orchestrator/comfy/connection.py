@@ -79,6 +79,7 @@ class ComfyConnection:
         backoff_initial_s: float = 0.25,
         backoff_max_s: float = 10.0,
         heartbeat_s: float = 10.0,
+        connect_timeout_s: float = 10.0,
         preview_metadata: bool = True,
         on_state_change: Callable[[ComfyConnection], None] | None = None,
     ) -> None:
@@ -87,6 +88,7 @@ class ComfyConnection:
         self._session = session
         self._backoff = (backoff_initial_s, backoff_max_s)
         self._heartbeat = heartbeat_s
+        self._connect_timeout = connect_timeout_s
         self._preview_metadata = preview_metadata
         #: Called (synchronously) when the socket opens or closes and when the queue length changes.
         self.on_state_change = on_state_change
@@ -176,7 +178,9 @@ class ComfyConnection:
         attempt = 0
         while not self._closing:
             try:
-                async with self._session.ws_connect(self.ws_url, heartbeat=self._heartbeat, autoping=True) as ws:
+                connecting = self._session.ws_connect(self.ws_url, heartbeat=self._heartbeat, autoping=True)
+                ws = await asyncio.wait_for(connecting, self._connect_timeout)
+                async with ws:
                     attempt = 0
                     await self._serve(ws)
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
