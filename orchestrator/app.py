@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from orchestrator.api import events as events_api
@@ -32,6 +33,7 @@ from orchestrator.events.listener import PgListener
 from orchestrator.events.model import JobEventRecord
 from orchestrator.jobs.kinds import JobKind, NoopKind
 from orchestrator.jobs.store import CANCEL_CHANNEL, EVENTS_CHANNEL, JOBS_CHANNEL, JobStore
+from orchestrator.jobs.webhooks import WEBHOOKS_CHANNEL, WebhookConfig, WebhookDispatcher
 from orchestrator.jobs.worker import Worker, WorkerConfig
 from orchestrator.metrics import Metrics
 from orchestrator.services import (
@@ -50,12 +52,13 @@ from orchestrator.services import (
 )
 from orchestrator.settings import Settings
 from orchestrator.storage import open_storage
+from orchestrator.training import feature as training_feature
 
 log = logging.getLogger(__name__)
 
 CORE_ROUTERS: list[Router] = [health_api.router, openapi_api.router, jobs_api.router, events_api.router]
 Feature = Callable[[web.Application], None]
-FEATURES: list[Feature] = []
+FEATURES: list[Feature] = [training_feature.install]
 
 
 @web.middleware
@@ -95,7 +98,8 @@ async def _owners(app: web.Application) -> AsyncIterator[None]:
 
 async def _events(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    listener = PgListener(asyncpg_dsn(settings.database_url), [EVENTS_CHANNEL, JOBS_CHANNEL, CANCEL_CHANNEL])
+    channels = [EVENTS_CHANNEL, JOBS_CHANNEL, CANCEL_CHANNEL, WEBHOOKS_CHANNEL]
+    listener = PgListener(asyncpg_dsn(settings.database_url), channels)
     await listener.start()
     feed = EventFeed(listener)
     broadcaster = Broadcaster(byte_limit=settings.sse_buffer_limit_bytes)
@@ -164,9 +168,22 @@ async def _worker(app: web.Application) -> AsyncIterator[None]:
     listener.on(CANCEL_CHANNEL, worker.cancel_requested)
     listener.on_reconnect(worker.job_available)
     app[WORKER] = worker
-    await worker.start()
-    yield
-    await worker.stop()
+    async with aiohttp.ClientSession() as session:
+        webhooks = WebhookDispatcher(app[ENGINE], session, _webhook_config(settings))
+        listener.on(WEBHOOKS_CHANNEL, webhooks.wake)
+        await worker.start()
+        await webhooks.start()
+        yield
+        await worker.stop()
+        await webhooks.stop()
+
+
+def _webhook_config(settings: Settings) -> WebhookConfig:
+    return WebhookConfig(
+        max_attempts=settings.webhook_max_attempts,
+        base_delay_s=settings.webhook_retry_base_s,
+        secret=settings.webhook_secret,
+    )
 
 
 def create_app(settings: Settings, *, serve_http: bool = True) -> web.Application:

@@ -53,7 +53,6 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Address the HTTP API binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port the HTTP API binds to (0 = any free port).")
-    public_url: str | None = Field(None, description="Base URL clients use, for links in responses.")
     auth: Literal["apikey", "disabled"] = Field(
         "apikey", description="apikey = Bearer keys per owner; disabled = single-user mode (loopback only)."
     )
@@ -67,6 +66,37 @@ class Settings(BaseSettings):
     comfyui_cpu: bool = Field(False, description="Start the local ComfyUI with --cpu.")
     sd_scripts_dir: Path | None = Field(None, description="A kohya sd-scripts checkout.")
     sd_scripts_python: Path | None = Field(None, description="Python (with sd-scripts' requirements).")
+    sd_scripts_launcher: Path | None = Field(
+        None, description="Launcher run with sd-scripts' Python; None = trainer/launcher.py (tests: the stand-in)."
+    )
+    sd_scripts_tokenizer_cache_dir: Path | None = Field(
+        None, description="Offline CLIP tokenizer cache for sd-scripts (python -m trainer.tokenizer_cache builds one)."
+    )
+    training_cpu: bool = Field(False, description="Train on the CPU: fp32, no 8-bit optimizers, no data workers.")
+    training_wall_clock_limit_s: float = Field(
+        6 * 3600.0, gt=0, description="A training run still going after this many seconds is stopped (timed_out)."
+    )
+    training_sigint_grace_s: float = Field(
+        15.0, gt=0, description="Cancel: seconds between SIGINT and SIGTERM to the run's process group."
+    )
+    training_sigterm_grace_s: float = Field(
+        10.0, gt=0, description="Cancel: seconds between SIGTERM and SIGKILL to the run's process group."
+    )
+    training_flux_clip_l: Path | None = Field(
+        None, description="Flux training: clip_l weights (under models_dir or absolute)."
+    )
+    training_flux_t5xxl: Path | None = Field(
+        None, description="Flux training: t5xxl weights (under models_dir or absolute)."
+    )
+    training_flux_ae: Path | None = Field(
+        None, description="Flux training: ae (VAE) weights (under models_dir or absolute)."
+    )
+    photo_max_bytes: int = Field(20 << 20, gt=0, description="Largest photo file accepted, in bytes.")
+    photo_max_pixels: int = Field(
+        40_000_000, gt=0, description="Most pixels a photo may have (decompression-bomb guard)."
+    )
+    photo_min_side: int = Field(256, ge=1, description="Shortest side a photo may have, in pixels.")
+    photo_max_count: int = Field(50, ge=1, description="Most photos one subject may have.")
 
     worker_enabled: bool = Field(True, description="Run the job worker inside `atelier serve`.")
     worker_kinds: CommaList = Field(
@@ -80,6 +110,11 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(20.0, gt=0, description="Grace for running jobs at shutdown.")
     idle_poll_s: float = Field(2.0, gt=0, description="Fallback claim poll when no notification arrives.")
 
+    webhook_secret: str | None = Field(
+        None, description="When set, webhooks carry X-Atelier-Signature: sha256=<HMAC of the body>."
+    )
+    webhook_max_attempts: int = Field(8, ge=1, le=50, description="Deliveries tried before a webhook is given up.")
+    webhook_retry_base_s: float = Field(2.0, gt=0, description="First retry delay of a failed webhook (doubles).")
     max_json_body_bytes: int = Field(1 << 20, gt=0, description="Largest JSON request body.")
     max_upload_bytes: int = Field(200 << 20, gt=0, description="Largest multipart request body.")
     queue_limit: int = Field(10_000, gt=0, description="/readyz reports 503 above this many queued jobs.")
@@ -108,3 +143,13 @@ class Settings(BaseSettings):
         if self.heartbeat_timeout_s <= self.heartbeat_interval_s:
             raise ValueError("ATELIER_HEARTBEAT_TIMEOUT_S must exceed ATELIER_HEARTBEAT_INTERVAL_S")
         return self
+
+
+def settings_table() -> str:
+    """The configuration table of the README (a test keeps the README in step with this)."""
+    rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
+        shown = ",".join(default) if isinstance(default, list) else default
+        rows.append(f"| `ATELIER_{name.upper()}` | `{'' if shown is None else shown}` | {field.description} |")
+    return "\n".join(rows)

@@ -15,6 +15,8 @@ from orchestrator.api.auth import issue_key
 from orchestrator.settings import Settings
 from tests.support.service import running_app
 
+WEBHOOK_SECRET = "test-webhook-secret"
+
 
 @dataclass(frozen=True)
 class Service:
@@ -39,6 +41,8 @@ def service_settings(database_url: str, tmp_path_factory: pytest.TempPathFactory
         idle_poll_s=0.5,
         worker_concurrency=8,
         max_json_body_bytes=64 * 1024,
+        webhook_secret=WEBHOOK_SECRET,
+        webhook_retry_base_s=0.1,
     )
 
 
