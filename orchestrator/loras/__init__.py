@@ -1,0 +1,1 @@
+"""The LoRA registry: published LoRA files and their versions, looked up by name or id."""

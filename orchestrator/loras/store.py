@@ -1,0 +1,155 @@
+"""Registry rows (``loras``, ``lora_versions``) and the files behind them (storage, models store)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from orchestrator.db.models import Base, Lora, LoraVersion
+from orchestrator.storage import Storage
+
+log = logging.getLogger(__name__)
+ModelT = TypeVar("ModelT", bound=Base)
+
+
+@dataclass(frozen=True)
+class LoraWithVersions:
+    """A LoRA and its versions, oldest version first."""
+
+    lora: Lora
+    versions: list[LoraVersion]
+
+
+def model_from_row(model: type[ModelT], row: Any) -> ModelT:
+    """A detached ORM object from a Core result row (maps columns to attributes: ``metadata`` -> ``metadata_``)."""
+    mapper = sa_inspect(model)
+    return model(**{attr.key: row._mapping[attr.columns[0]] for attr in mapper.column_attrs})
+
+
+def version_from_row(row: Any) -> LoraVersion:
+    """A LoraVersion from a result row."""
+    return model_from_row(LoraVersion, row)
+
+
+def lora_from_row(row: Any) -> Lora:
+    """A Lora from a result row."""
+    return model_from_row(Lora, row)
+
+
+def storage_prefix(lora_id: uuid.UUID) -> str:
+    """Every stored file of a LoRA lives under this prefix."""
+    return f"loras/{lora_id}"
+
+
+async def reserve_version(
+    conn: AsyncConnection,
+    *,
+    owner_id: uuid.UUID,
+    name: str,
+    subject_id: uuid.UUID,
+    base_family: str,
+    trigger_word: str,
+) -> tuple[uuid.UUID, int] | None:
+    """The LoRA's id and its next version number, the LoRA row created and locked for this transaction.
+
+    None when the owner's LoRA of that name belongs to another subject.
+    """
+    await conn.execute(
+        insert(Lora)
+        .values(
+            id=uuid.uuid4(),
+            owner_id=owner_id,
+            name=name,
+            subject_id=subject_id,
+            base_family=base_family,
+            trigger_word=trigger_word,
+        )
+        .on_conflict_do_nothing(constraint="loras_owner_name")
+    )
+    row = (
+        await conn.execute(
+            select(Lora.id, Lora.subject_id).where(Lora.owner_id == owner_id, Lora.name == name).with_for_update()
+        )
+    ).one()
+    if row.subject_id != subject_id:
+        return None
+    latest = await conn.scalar(select(func.max(LoraVersion.version)).where(LoraVersion.lora_id == row.id))
+    return row.id, int(latest or 0) + 1
+
+
+async def insert_version(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    """Add a version row; keys are the model's attribute names (``metadata_`` for the metadata column)."""
+    await conn.execute(insert(LoraVersion).values({getattr(LoraVersion, key): value for key, value in values.items()}))
+
+
+async def get_lora(conn: AsyncConnection, owner_id: uuid.UUID, lora_id: uuid.UUID) -> LoraWithVersions | None:
+    """One of the owner's LoRAs with its versions."""
+    row = (await conn.execute(select(Lora).where(Lora.id == lora_id, Lora.owner_id == owner_id))).first()
+    if row is None:
+        return None
+    found = await versions_of(conn, [lora_id])
+    return LoraWithVersions(lora_from_row(row), found.get(lora_id, []))
+
+
+async def versions_of(conn: AsyncConnection, lora_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[LoraVersion]]:
+    """Versions of several LoRAs, oldest first."""
+    if not lora_ids:
+        return {}
+    stmt = select(LoraVersion).where(LoraVersion.lora_id.in_(list(lora_ids))).order_by(LoraVersion.version)
+    out: dict[uuid.UUID, list[LoraVersion]] = {}
+    for row in (await conn.execute(stmt)).all():
+        version = version_from_row(row)
+        out.setdefault(version.lora_id, []).append(version)
+    return out
+
+
+async def list_loras(
+    conn: AsyncConnection,
+    owner_id: uuid.UUID,
+    *,
+    subject_id: uuid.UUID | None,
+    limit: int,
+    after: tuple[Any, uuid.UUID] | None,
+) -> list[LoraWithVersions]:
+    """The owner's LoRAs, newest first (``limit + 1`` rows to tell whether a next page exists)."""
+    stmt = select(Lora).where(Lora.owner_id == owner_id)
+    if subject_id is not None:
+        stmt = stmt.where(Lora.subject_id == subject_id)
+    if after is not None:
+        at, last_id = after
+        stmt = stmt.where(or_(Lora.created_at < at, and_(Lora.created_at == at, Lora.id < last_id)))
+    rows = (await conn.execute(stmt.order_by(Lora.created_at.desc(), Lora.id.desc()).limit(limit + 1))).all()
+    loras = [lora_from_row(r) for r in rows]
+    versions = await versions_of(conn, [lora.id for lora in loras])
+    return [LoraWithVersions(lora, versions.get(lora.id, [])) for lora in loras]
+
+
+def remove_model_file(loras_dir: Path, comfy_name: str) -> bool:
+    """Delete a published file from the models store, and its version folder when that is left empty."""
+    path = loras_dir / comfy_name
+    existed = path.is_file()
+    path.unlink(missing_ok=True)
+    folder = path.parent
+    if folder != loras_dir and folder.is_dir() and not any(folder.iterdir()):
+        shutil.rmtree(folder, ignore_errors=True)
+    return existed
+
+
+async def remove_lora_files(storage: Storage, loras_dir: Path, lora_id: uuid.UUID, versions: list[LoraVersion]) -> int:
+    """Delete every file of a LoRA (storage objects and models-store files); returns how many files."""
+    removed = await storage.delete_prefix(storage_prefix(lora_id))
+    for version in versions:
+        if await asyncio.to_thread(remove_model_file, loras_dir, version.comfy_name):
+            removed += 1
+    return removed

@@ -1,0 +1,71 @@
+"""The training feature plugged into the app: routers, services (cleanup context) and job kinds.
+
+``training`` is only offered where sd-scripts is configured (``ATELIER_SD_SCRIPTS_DIR`` and its Python);
+``erasure`` everywhere. A process that supervises trainings becomes a child subreaper, so that members of
+a run's process group left behind by their leader are reaped here, and at start-up it ends training
+processes that outlived an earlier run of the service (:mod:`orchestrator.training.orphans`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from orchestrator.jobs.kinds import JobKind
+from orchestrator.loras import api as loras_api
+from orchestrator.services import ENGINE, KIND_FACTORIES, ROUTERS, SETTINGS, STORAGE, STORE
+from orchestrator.training import photos_api, photos_presign, subjects_api, trainings_api
+from orchestrator.training.erasure import ErasureKind
+from orchestrator.training.kind import KIND as TRAINING_KIND
+from orchestrator.training.kind import TrainingKind
+from orchestrator.training.orphans import sweep_orphans
+from orchestrator.training.services import TRAINING, TrainingServices
+from trainer.supervisor_process import become_subreaper
+
+log = logging.getLogger(__name__)
+
+
+def install(app: web.Application) -> None:
+    """Add the subjects, photos, trainings and LoRA endpoints, the services and the job kinds."""
+    app[ROUTERS].extend(
+        [subjects_api.router, photos_presign.router, photos_api.router, trainings_api.router, loras_api.router]
+    )
+    app[KIND_FACTORIES].extend([training_kind, erasure_kind])
+    app.cleanup_ctx.append(training_services)
+
+
+def supervises_trainings(app: web.Application) -> bool:
+    """Whether this process's worker runs training jobs."""
+    settings = app[SETTINGS]
+    return settings.worker_enabled and TRAINING_KIND in settings.worker_kinds and app[TRAINING].install is not None
+
+
+async def training_services(app: web.Application) -> AsyncIterator[None]:
+    """The shared services (one face detector for every upload); orphan clean-up where trainings run."""
+    app[TRAINING] = TrainingServices.create(app[SETTINGS])
+    sweep: asyncio.Task[int] | None = None
+    if supervises_trainings(app):
+        become_subreaper()
+        sweep = asyncio.create_task(sweep_orphans(app[ENGINE], app[TRAINING].supervisor_options()))
+    yield
+    if sweep is not None:
+        sweep.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await sweep
+
+
+def training_kind(app: web.Application) -> JobKind | None:
+    """The training kind, or None where sd-scripts is not configured."""
+    services = app[TRAINING]
+    if services.install is None:
+        return None
+    return TrainingKind(app[ENGINE], app[STORAGE], services)
+
+
+def erasure_kind(app: web.Application) -> JobKind:
+    """The erasure kind (every process can erase: it needs storage and the database only)."""
+    return ErasureKind(app[ENGINE], app[STORAGE], app[STORE], app[TRAINING])

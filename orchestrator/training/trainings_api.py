@@ -1,0 +1,246 @@
+"""/v1/trainings: submit (validated before queueing), list, get, cancel, resume, and the run's artifacts."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from orchestrator.api.auth import OWNER
+from orchestrator.api.bodies import json_response, parse_query, read_json_body
+from orchestrator.api.routing import Router
+from orchestrator.api.schemas import Accepted, JobOut, ListQuery
+from orchestrator.db.models import Job, Lora, LoraVersion, TrainingRun
+from orchestrator.errors import Conflict, NotFound
+from orchestrator.jobs.queries import get_job, list_jobs
+from orchestrator.jobs.states import Status
+from orchestrator.jobs.store import NewJob
+from orchestrator.services import ENGINE, METRICS, SETTINGS, STORAGE, STORE
+from orchestrator.training.http import file_response, path_id, writable_subject
+from orchestrator.training.kind import KIND, output_dir
+from orchestrator.training.planning import plan_training
+from orchestrator.training.publishing import lora_file_url
+from orchestrator.training.relay import ARTIFACT_KINDS, artifact_key
+from orchestrator.training.runs_db import runs_for
+from orchestrator.training.services import TRAINING
+from orchestrator.training.submission import build_payload
+from orchestrator.training.training_schemas import (
+    LoraVersionRef,
+    RunInfo,
+    TrainingCreate,
+    TrainingList,
+    TrainingOut,
+    TrainingPayload,
+)
+from trainer.supervisor_resume import find_latest_state
+
+router = Router()
+
+
+def _run_info(run: TrainingRun, lora_name: str | None) -> RunInfo:
+    state = find_latest_state(output_dir(Path(run.run_dir)), lora_name) if lora_name else None
+    manifest = run.dataset_manifest or {}
+    return RunInfo(
+        host=run.host,
+        pid=run.pid,
+        last_step=run.last_step,
+        resumable=state is not None,
+        manifest_sha256=run.manifest_sha256,
+        dataset_images=len(manifest.get("entries", [])) if manifest else None,
+    )
+
+
+async def _produced(engine: AsyncEngine, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, LoraVersionRef]:
+    if not job_ids:
+        return {}
+    stmt = (
+        select(
+            LoraVersion.training_job_id,
+            LoraVersion.version,
+            LoraVersion.comfy_name,
+            LoraVersion.sha256,
+            Lora.id,
+            Lora.name,
+        )
+        .join(Lora, Lora.id == LoraVersion.lora_id)
+        .where(LoraVersion.training_job_id.in_(job_ids))
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return {
+        row.training_job_id: LoraVersionRef(
+            lora_id=row.id,
+            name=row.name,
+            version=row.version,
+            comfy_name=row.comfy_name,
+            sha256=row.sha256,
+            file_url=lora_file_url(row.id, row.version),
+        )
+        for row in rows
+    }
+
+
+async def _views(engine: AsyncEngine, jobs: list[Job]) -> list[TrainingOut]:
+    ids = [job.id for job in jobs]
+    async with engine.connect() as conn:
+        runs = await runs_for(conn, ids)
+    produced = await _produced(engine, ids)
+    out = []
+    for job in jobs:
+        payload = job.payload
+        name = payload.get("lora_name")
+        run = runs.get(job.id)
+        out.append(
+            TrainingOut(
+                **JobOut.of(job).model_dump(),
+                subject_id=payload.get("subject_id"),
+                lora_name=name,
+                resumed_from=payload.get("resume_from"),
+                run=_run_info(run, name) if run is not None else None,
+                lora=produced.get(job.id),
+            )
+        )
+    return out
+
+
+def _accepted(job: NewJob) -> web.Response:
+    accepted = Accepted(id=job.id, events_url=f"/v1/jobs/{job.id}/events")
+    return json_response(accepted, 202, headers={"Location": f"/v1/trainings/{job.id}"})
+
+
+@router.route(
+    "POST",
+    "/v1/trainings",
+    summary="Train a LoRA on a subject's photos",
+    tag="trainings",
+    body=TrainingCreate,
+    response=Accepted,
+    status=202,
+    errors=(400, 401, 409, 413, 415, 422, 503),
+)
+async def create_training(request: web.Request) -> web.Response:
+    """Checked before it is queued (nothing is written when refused): the subject (yours, consent that allows
+    training, at least one accepted photo), the base model (in models/checkpoints, family sd15/sdxl/flux),
+    the parameters as sd-scripts will see them, and that sd-scripts is configured (503 otherwise).
+    Progress, samples, checkpoints and the LoRA arrive as events on ``events_url``.
+    """
+    body = await read_json_body(request, TrainingCreate)
+    app = request.app
+    payload = await build_payload(app[ENGINE], app[TRAINING], request[OWNER], body)
+    return await _queue(request, payload)
+
+
+async def _queue(request: web.Request, payload: TrainingPayload) -> web.Response:
+    job = NewJob(
+        owner_id=request[OWNER],
+        kind=KIND,
+        payload=payload.model_dump(mode="json"),
+        priority=payload.priority,
+        max_attempts=request.app[SETTINGS].max_attempts,
+        webhook_url=str(payload.webhook_url) if payload.webhook_url else None,
+    )
+    await request.app[STORE].create(job)
+    request.app[METRICS].jobs_accepted.labels(KIND).inc()
+    return _accepted(job)
+
+
+@router.route(
+    "GET",
+    "/v1/trainings",
+    summary="List your trainings",
+    tag="trainings",
+    query=ListQuery,
+    response=TrainingList,
+    errors=(401, 422),
+)
+async def list_trainings(request: web.Request) -> web.Response:
+    """Newest first, with each run's progress and the LoRA version it produced."""
+    query = parse_query(request, ListQuery)
+    engine = request.app[ENGINE]
+    jobs, next_cursor = await list_jobs(
+        engine,
+        request[OWNER],
+        kind=KIND,
+        status=query.status.value if query.status else None,
+        limit=query.limit,
+        cursor=query.cursor,
+    )
+    return json_response(TrainingList(items=await _views(engine, jobs), next_cursor=next_cursor))
+
+
+@router.route(
+    "GET", "/v1/trainings/{id}", summary="Get one training", tag="trainings", response=TrainingOut, errors=(401, 404)
+)
+async def get_training(request: web.Request) -> web.Response:
+    """The job, its run (process, saved state, dataset manifest hash) and the LoRA version it produced."""
+    engine = request.app[ENGINE]
+    job = await get_job(engine, path_id(request, "id", "training"), request[OWNER], kind=KIND)
+    return json_response((await _views(engine, [job]))[0])
+
+
+@router.route(
+    "POST",
+    "/v1/trainings/{id}/cancel",
+    summary="Cancel a training",
+    tag="trainings",
+    response=TrainingOut,
+    status=202,
+    errors=(401, 404, 409),
+)
+async def cancel_training(request: web.Request) -> web.Response:
+    """Queued: cancelled at once (200). Running: its process group is stopped, then job.cancelled (202)."""
+    engine, owner = request.app[ENGINE], request[OWNER]
+    job_id = path_id(request, "id", "training")
+    await get_job(engine, job_id, owner, kind=KIND)
+    status = await request.app[STORE].request_cancel(job_id, owner)
+    job = await get_job(engine, job_id, owner, kind=KIND)
+    return json_response((await _views(engine, [job]))[0], 200 if status is Status.CANCELLED else 202)
+
+
+@router.route(
+    "POST",
+    "/v1/trainings/{id}/resume",
+    summary="Continue a stopped training from its last saved state",
+    tag="trainings",
+    response=Accepted,
+    status=202,
+    errors=(401, 404, 409, 422, 503),
+)
+async def resume_training(request: web.Request) -> web.Response:
+    """A cancelled or failed training continues from its latest saved state as a new job (``resumed_from``
+    links the two); same parameters and dataset. 409 when it is not stopped or saved no state.
+    """
+    engine, owner = request.app[ENGINE], request[OWNER]
+    old = await get_job(engine, path_id(request, "id", "training"), owner, kind=KIND)
+    if old.status not in (Status.CANCELLED, Status.FAILED):
+        raise Conflict(f"training {old.id} is {old.status}; only cancelled or failed trainings can be resumed")
+    payload = TrainingPayload.model_validate(old.payload)
+    async with engine.connect() as conn:
+        subject = await writable_subject(conn, owner, payload.subject_id)
+        run = (await runs_for(conn, [old.id])).get(old.id)
+    state = find_latest_state(output_dir(Path(run.run_dir)), payload.lora_name) if run is not None else None
+    if state is None:
+        raise Conflict(f"training {old.id} saved no state to resume from")
+    plan_training(payload, request.app[TRAINING], subject.trigger_word)
+    return await _queue(request, payload.model_copy(update={"resume_from": old.id}))
+
+
+@router.route(
+    "GET",
+    "/v1/trainings/{id}/artifacts/{folder}/{name}",
+    summary="A training's sample image or checkpoint",
+    tag="trainings",
+    produces="application/octet-stream",
+    errors=(401, 404),
+)
+async def get_artifact(request: web.Request) -> web.StreamResponse:
+    """The file a ``job.artifact`` event of kind sample or checkpoint points to (S3: a redirect)."""
+    job_id = path_id(request, "id", "training")
+    await get_job(request.app[ENGINE], job_id, request[OWNER], kind=KIND)
+    folder, name = request.match_info["folder"], request.match_info["name"]
+    if folder not in ARTIFACT_KINDS or "/" in name or name.startswith("."):
+        raise NotFound(f"no artifact {folder}/{name}")
+    return await file_response(request.app[STORAGE], artifact_key(job_id, folder, name), ARTIFACT_KINDS[folder], name)
