@@ -97,37 +97,6 @@ class Settings(BaseSettings):
     )
     photo_min_side: int = Field(256, ge=1, description="Shortest side a photo may have, in pixels.")
     photo_max_count: int = Field(50, ge=1, description="Most photos one subject may have.")
-    sd_scripts_launcher: Path | None = Field(
-        None, description="Launcher run with sd-scripts' Python; None = trainer/launcher.py (tests: the stand-in)."
-    )
-    sd_scripts_tokenizer_cache_dir: Path | None = Field(
-        None, description="Offline CLIP tokenizer cache for sd-scripts (python -m trainer.tokenizer_cache builds one)."
-    )
-    training_cpu: bool = Field(False, description="Train on the CPU: fp32, no 8-bit optimizers, no data workers.")
-    training_wall_clock_limit_s: float = Field(
-        6 * 3600.0, gt=0, description="A training run still going after this many seconds is stopped (timed_out)."
-    )
-    training_sigint_grace_s: float = Field(
-        15.0, gt=0, description="Cancel: seconds between SIGINT and SIGTERM to the run's process group."
-    )
-    training_sigterm_grace_s: float = Field(
-        10.0, gt=0, description="Cancel: seconds between SIGTERM and SIGKILL to the run's process group."
-    )
-    training_flux_clip_l: Path | None = Field(
-        None, description="Flux training: clip_l weights (under models_dir or absolute)."
-    )
-    training_flux_t5xxl: Path | None = Field(
-        None, description="Flux training: t5xxl weights (under models_dir or absolute)."
-    )
-    training_flux_ae: Path | None = Field(
-        None, description="Flux training: ae (VAE) weights (under models_dir or absolute)."
-    )
-    photo_max_bytes: int = Field(20 << 20, gt=0, description="Largest photo file accepted, in bytes.")
-    photo_max_pixels: int = Field(
-        40_000_000, gt=0, description="Most pixels a photo may have (decompression-bomb guard)."
-    )
-    photo_min_side: int = Field(256, ge=1, description="Shortest side a photo may have, in pixels.")
-    photo_max_count: int = Field(50, ge=1, description="Most photos one subject may have.")
 
     worker_enabled: bool = Field(True, description="Run the job worker inside `atelier serve`.")
     worker_kinds: CommaList = Field(
