@@ -31,6 +31,7 @@ from orchestrator.events.broadcaster import Broadcaster
 from orchestrator.events.feed import EventFeed
 from orchestrator.events.listener import PgListener
 from orchestrator.events.model import JobEventRecord
+from orchestrator.generation import feature as generation_feature
 from orchestrator.jobs.kinds import JobKind, NoopKind
 from orchestrator.jobs.store import CANCEL_CHANNEL, EVENTS_CHANNEL, JOBS_CHANNEL, JobStore
 from orchestrator.jobs.webhooks import WEBHOOKS_CHANNEL, WebhookConfig, WebhookDispatcher
@@ -58,7 +59,7 @@ log = logging.getLogger(__name__)
 
 CORE_ROUTERS: list[Router] = [health_api.router, openapi_api.router, jobs_api.router, events_api.router]
 Feature = Callable[[web.Application], None]
-FEATURES: list[Feature] = [training_feature.install]
+FEATURES: list[Feature] = [training_feature.install, generation_feature.install]
 
 
 @web.middleware

@@ -64,6 +64,34 @@ class Settings(BaseSettings):
     comfyui_dir: Path | None = Field(None, description="A ComfyUI checkout to launch and supervise.")
     comfyui_python: Path | None = Field(None, description="Python to run ComfyUI with.")
     comfyui_cpu: bool = Field(False, description="Start the local ComfyUI with --cpu.")
+    comfyui_local_instances: int = Field(
+        1, ge=1, le=8, description="How many local ComfyUI processes to launch from ATELIER_COMFYUI_DIR."
+    )
+    comfyui_extra_args: str = Field("", description="More command-line flags for the local ComfyUI (shell-quoted).")
+    comfyui_probe_interval_s: float = Field(5.0, gt=0, description="How often each ComfyUI backend's health is probed.")
+    comfyui_poll_s: float = Field(
+        1.0, gt=0, description="While a prompt's websocket is down, how often /history is checked."
+    )
+    comfyui_lost_after_s: float = Field(
+        20.0, gt=0, description="A backend silent this long during a prompt is lost (the job retries elsewhere)."
+    )
+    model_catalog: Path | None = Field(
+        None, description="YAML catalog of named base models (Flux and others); None = <models_dir>/catalog.yaml."
+    )
+    raw_workflows: bool = Field(True, description="Accept API-format workflows in POST /v1/generations.")
+    raw_workflow_extra_classes: CommaList = Field(
+        default_factory=list, description="Node classes allowed in raw workflows besides the built-in core set."
+    )
+    raw_workflow_url_hosts: CommaList = Field(
+        default_factory=list, description="Hosts that URLs inside raw workflow inputs may point at."
+    )
+    init_image_max_bytes: int = Field(10 << 20, gt=0, description="Largest img2img init image (decoded bytes).")
+    init_image_max_pixels: int = Field(
+        16_777_216, gt=0, description="Most pixels an img2img init image may have (decompression-bomb guard)."
+    )
+    preview_interval_s: float = Field(
+        1.0, ge=0, description="Least time between two job.preview events of a generation; 0 = no previews."
+    )
     sd_scripts_dir: Path | None = Field(None, description="A kohya sd-scripts checkout.")
     sd_scripts_python: Path | None = Field(None, description="Python (with sd-scripts' requirements).")
     sd_scripts_launcher: Path | None = Field(
@@ -128,7 +156,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging level.")
     db_pool_size: int = Field(10, ge=1, description="Database connections per process.")
 
-    @field_validator("comfyui_urls", "worker_kinds", mode="before")
+    @field_validator(
+        "comfyui_urls", "worker_kinds", "raw_workflow_extra_classes", "raw_workflow_url_hosts", mode="before"
+    )
     @classmethod
     def _comma_lists(cls, value: object) -> object:
         return _split_commas(value)

@@ -1,0 +1,201 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The ``generation`` job kind: run the accepted graph on a ComfyUI backend and keep its images.
+
+1. On a retry, the previous backend's ``/history`` is asked for our prompt (the job id is the prompt id): a
+   run that finished there is collected, one still queued or running there is followed, not redone.
+2. Otherwise a backend is chosen (health, load, model affinity; not the previous one when another is ready),
+   the init images are uploaded to it and the prompt runs with our job id as its prompt id.
+3. Progress and previews become job events (:mod:`orchestrator.generation.relay`); the images go to storage
+   and ``generation_images``, each announced by ``job.artifact`` {kind: image, url, sha256, index}.
+
+Failures: an error inside ComfyUI -> ``execution_error`` (node_id, node_type, exception_type; not retried);
+a lost or unreachable backend, or none available -> retryable (the worker writes ``job.retrying`` and the next
+attempt picks another backend); cancellation -> the prompt is interrupted or deleted on ComfyUI (by the
+prompt run), then re-raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from orchestrator.comfy import (
+    Backend,
+    BackendHTTPError,
+    BackendLost,
+    BackendUnavailable,
+    ComfyError,
+    NoBackendAvailable,
+    PromptRejected,
+    RunFailed,
+    RunInterrupted,
+    RunResult,
+    RunSucceeded,
+)
+from orchestrator.generation.followup import follow_existing
+from orchestrator.generation.outputs import fetch_and_store, record_images, select_images
+from orchestrator.generation.payload import KIND, GenerationPayload, storage_prefix
+from orchestrator.generation.relay import EventRelay
+from orchestrator.generation.services import GenerationServices
+from orchestrator.jobs.kinds import JobContext, JobFailed
+from orchestrator.jobs.states import EventType
+from orchestrator.jobs.store import ClaimedJob
+from orchestrator.storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+def comfy_failure(exc: ComfyError) -> JobFailed:
+    """A ComfyUI boundary error as the job's failure."""
+    backend = exc.backend
+    if isinstance(exc, PromptRejected):
+        return JobFailed("prompt_rejected", str(exc), error_type=exc.error_type, backend=backend)
+    if isinstance(exc, BackendLost):
+        return JobFailed("backend_lost", exc.message, retryable=True, backend=backend)
+    if isinstance(exc, BackendUnavailable):
+        return JobFailed("backend_unavailable", exc.message, retryable=True, backend=backend)
+    if isinstance(exc, NoBackendAvailable):
+        return JobFailed("no_backend", exc.message, retryable=True)
+    if isinstance(exc, BackendHTTPError):
+        return JobFailed("backend_error", exc.message, retryable=exc.retryable, backend=backend, status=exc.status)
+    return JobFailed("backend_error", str(exc), retryable=exc.retryable, backend=backend)
+
+
+class GenerationKind:
+    """Runs generation jobs on the services' backend pool."""
+
+    name = KIND
+
+    def __init__(self, services: GenerationServices, engine: AsyncEngine, storage: Storage) -> None:
+        assert services.pool is not None
+        self._services = services
+        self._pool = services.pool
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._storage = storage
+
+    async def run(self, job: ClaimedJob, ctx: JobContext) -> Mapping[str, Any]:
+        """Run (or collect) the job's prompt; the result names the images, seed, backend and ComfyUI's time."""
+        payload = GenerationPayload.model_validate(job.payload)
+        try:
+            previous = await self._previous_run(job)
+            if previous is not None:
+                backend, result = previous
+            else:
+                backend = await self._choose(payload, job.backend)
+                result = await self._run_on(backend, job, ctx, payload)
+            return await self._finish(job, ctx, payload, backend, result)
+        except ComfyError as exc:
+            raise comfy_failure(exc) from exc
+
+    async def _previous_run(self, job: ClaimedJob) -> tuple[Backend, RunResult] | None:
+        """The earlier attempt's run on its backend, when that backend still knows it."""
+        if job.attempts <= 1 or not job.backend:
+            return None
+        try:
+            backend = self._pool.backend(job.backend)
+        except KeyError:
+            return None
+        if not backend.healthy:
+            return None
+        try:
+            result = await follow_existing(backend, str(job.id), backend.run_options)
+        except ComfyError as exc:
+            log.info("job %s: previous backend %s cannot tell (%s); running again", job.id, backend.url, exc)
+            return None
+        if result is None or isinstance(result, RunInterrupted):
+            return None  # unknown there, or stopped when the earlier attempt was (a shutdown): run it again
+        log.info("job %s: collected the earlier run from %s", job.id, backend.url)
+        return backend, result
+
+    async def _choose(self, payload: GenerationPayload, previous: str | None) -> Backend:
+        """The backend for this attempt: another than the previous one when possible; offering the models."""
+        key = payload.model_key_tuple()
+        required = payload.required_models or None
+        for exclude in ([previous] if previous else [], []):
+            try:
+                return self._pool.choose(key, exclude=exclude, required_models=required)
+            except NoBackendAvailable:
+                continue
+        if required:
+            await asyncio.gather(
+                *(b.models(folder, refresh=True) for b in self._pool.backends if b.healthy for folder in required),
+                return_exceptions=True,
+            )
+        return self._pool.choose(key, required_models=required)
+
+    async def _prepare_graph(self, backend: Backend, payload: GenerationPayload) -> dict[str, dict[str, Any]]:
+        """The graph with the init images uploaded to ``backend`` (names patched if ComfyUI renamed one)."""
+        graph = payload.graph
+        for upload in payload.uploads:
+            data = await self._storage.get(upload.key)
+            name = await backend.client.upload_image(data, upload.filename, overwrite=True)
+            for node_id, input_name in upload.targets:
+                graph[node_id]["inputs"][input_name] = name
+        return graph
+
+    async def _run_on(
+        self, backend: Backend, job: ClaimedJob, ctx: JobContext, payload: GenerationPayload
+    ) -> RunResult:
+        """Upload, run and relay events; the backend is recorded meanwhile (a retry looks there first)."""
+        recording = asyncio.create_task(ctx.set_backend(backend.url))
+        relay = EventRelay(
+            ctx,
+            self._storage,
+            payload.graph,
+            preview_key=f"{storage_prefix(job.id)}/preview",
+            preview_url=f"/v1/generations/{job.id}/preview",
+            preview_interval_s=self._services.settings.preview_interval_s,
+        )
+        try:
+            graph = await self._prepare_graph(backend, payload)
+            result = await backend.run(graph, str(job.id), relay.on_event, model_key=payload.model_key_tuple())
+        except BaseException:
+            await relay.abort()
+            await asyncio.gather(recording, return_exceptions=True)
+            raise
+        await relay.close()
+        await recording
+        return result
+
+    async def _finish(
+        self, job: ClaimedJob, ctx: JobContext, payload: GenerationPayload, backend: Backend, result: RunResult
+    ) -> dict[str, Any]:
+        if isinstance(result, RunFailed):
+            message = f"{result.node_type or 'a node'} failed: {result.exception_type}: {result.exception_message}"
+            details: dict[str, Any] = {
+                "node_id": result.node_id,
+                "node_type": result.node_type,
+                "exception_type": result.exception_type,
+                "backend": result.backend,
+            }
+            field = payload.node_fields.get(result.node_id or "")
+            if field:
+                details["field"] = field
+            raise JobFailed("execution_error", message, **details)
+        if isinstance(result, RunInterrupted):
+            raise JobFailed("interrupted", "the prompt was interrupted on the ComfyUI backend", backend=result.backend)
+        return await self._collect(job, ctx, payload, backend, result)
+
+    async def _collect(
+        self, job: ClaimedJob, ctx: JobContext, payload: GenerationPayload, backend: Backend, result: RunSucceeded
+    ) -> dict[str, Any]:
+        images = select_images(result, payload.output_node_ids)
+        try:
+            stored = await fetch_and_store(backend.client, self._storage, job.id, images)
+        except OSError as exc:
+            raise JobFailed("storage_error", f"images could not be stored: {exc}", retryable=True) from exc
+        await record_images(self._engine, job.id, job.owner_id, payload, stored)
+        described = [image.as_result(job.id) for image in stored]
+        for image in described:
+            await ctx.emit(EventType.ARTIFACT, {"kind": "image", **image})
+        return {
+            "images": described,
+            "seed": payload.seed,
+            "backend": backend.url,
+            "comfy_execution_ms": result.execution_ms,
+            "cached_nodes": list(result.cached_nodes),
+        }

@@ -1,0 +1,94 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Reading and deleting generations (always scoped to one owner)."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from orchestrator.db.models import GenerationImage, Job, Lora, LoraVersion
+from orchestrator.errors import Conflict
+from orchestrator.generation.payload import KIND, storage_prefix
+from orchestrator.jobs.queries import decode_cursor, encode_cursor, get_job
+from orchestrator.jobs.states import TERMINAL, Status
+from orchestrator.storage import Storage
+
+
+async def list_generations(
+    engine: AsyncEngine,
+    owner_id: uuid.UUID,
+    *,
+    status: Status | None,
+    template: str | None,
+    base_model: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Job], str | None]:
+    """The owner's generations, newest first, one page at a time (``template='workflow'``: submitted graphs)."""
+    stmt = select(Job).where(Job.owner_id == owner_id, Job.kind == KIND)
+    if status is not None:
+        stmt = stmt.where(Job.status == status.value)
+    if template == "workflow":
+        stmt = stmt.where(Job.payload["template"].astext.is_(None))
+    elif template:
+        stmt = stmt.where(Job.payload["template"].astext == template)
+    if base_model:
+        stmt = stmt.where(Job.payload["base_model"]["name"].astext == base_model)
+    if cursor:
+        at, last_id = decode_cursor(cursor)
+        stmt = stmt.where(or_(Job.created_at < at, and_(Job.created_at == at, Job.id < last_id)))
+    stmt = stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+    async with engine.connect() as conn:
+        jobs = [Job(**row._mapping) for row in (await conn.execute(stmt)).all()]
+    next_cursor = encode_cursor(jobs[limit - 1].created_at, jobs[limit - 1].id) if len(jobs) > limit else None
+    return jobs[:limit], next_cursor
+
+
+async def image_key(engine: AsyncEngine, job_id: uuid.UUID, owner_id: uuid.UUID, index: int) -> tuple[str, str] | None:
+    """Storage key and content type of one of the owner's generation images."""
+    stmt = select(GenerationImage.storage_key, GenerationImage.content_type).where(
+        GenerationImage.job_id == job_id, GenerationImage.owner_id == owner_id, GenerationImage.index == index
+    )
+    async with engine.connect() as conn:
+        row = (await conn.execute(stmt)).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+async def delete_generation(engine: AsyncEngine, storage: Storage, job_id: uuid.UUID, owner_id: uuid.UUID) -> int:
+    """Remove a finished generation: its stored files, then its job, events and image rows. Returns files removed.
+
+    A queued or running generation is refused (409): cancel it first, so that no worker writes files after.
+    """
+    job = await get_job(engine, job_id, owner_id, kind=KIND)
+    if Status(job.status) not in TERMINAL:
+        raise Conflict(
+            f"generation {job_id} is {job.status}; cancel it (POST /v1/generations/{job_id}/cancel), then delete it",
+            extra={"current_status": job.status},
+        )
+    removed = await storage.delete_prefix(storage_prefix(job_id))
+    stmt = delete(Job).where(Job.id == job_id, Job.owner_id == owner_id, Job.status.in_([s.value for s in TERMINAL]))
+    async with engine.begin() as conn:
+        await conn.execute(stmt)
+    return removed
+
+
+async def owner_lora_files(engine: AsyncEngine, owner_id: uuid.UUID) -> dict[str, dict[str, object]]:
+    """The owner's registered LoRA files (``comfy_name`` -> name, version, family, trigger word)."""
+    stmt = (
+        select(Lora.name, Lora.base_family, Lora.trigger_word, LoraVersion.version, LoraVersion.comfy_name)
+        .join(LoraVersion, LoraVersion.lora_id == Lora.id)
+        .where(Lora.owner_id == owner_id)
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return {
+        row.comfy_name: {
+            "lora": row.name,
+            "version": row.version,
+            "family": row.base_family,
+            "trigger_word": row.trigger_word,
+        }
+        for row in rows
+    }

@@ -1,0 +1,163 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The generation feature's per-process services: HTTP session, backend pool, local ComfyUIs, catalog.
+
+Backends are the running servers in ``ATELIER_COMFYUI_URLS`` plus, when ``ATELIER_COMFYUI_DIR`` and
+``ATELIER_COMFYUI_PYTHON`` are set, ``ATELIER_COMFYUI_LOCAL_INSTANCES`` supervised local ComfyUIs (our
+models store wired in through extra_model_paths.yaml; their input/output/temp/user folders under
+``<var_dir>/comfyui`` for the first, ``<var_dir>/comfyui-<n>/comfyui`` for the others). Local instances start
+in the background, so the API answers at once; /readyz says when a backend is ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shlex
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from comfy_workflows.validation import DEFAULT_ALLOWED_CLASSES, RawWorkflowPolicy
+from orchestrator.comfy import BackendPool, LocalComfyConfig, LocalComfyError, LocalComfyUI, RunOptions
+from orchestrator.comfy.backoff import backoff_delay
+from orchestrator.generation.catalog import ModelCatalog
+from orchestrator.generation.checking import GraphChecker
+from orchestrator.services import SETTINGS
+from orchestrator.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 2.0
+
+
+@dataclass
+class GenerationServices:
+    """What acceptance, the job kind and the endpoints share. ``pool`` is None when no ComfyUI is configured."""
+
+    catalog: ModelCatalog
+    policy: RawWorkflowPolicy
+    settings: Settings
+    pool: BackendPool | None = None
+    checker: GraphChecker | None = None
+    local: list[LocalComfyUI] = field(default_factory=list)
+    session: aiohttp.ClientSession | None = None
+
+    @property
+    def configured(self) -> bool:
+        """Whether any ComfyUI backend is configured."""
+        return self.pool is not None
+
+    def backend_states(self) -> list[dict[str, Any]]:
+        """Per backend: the pool's facts plus, for local instances, the process."""
+        if self.pool is None:
+            return []
+        local = {instance.url: instance for instance in self.local}
+        states = []
+        for state in self.pool.status():
+            instance = local.get(state["url"])
+            if instance is not None:
+                state["local"] = {
+                    "pid": instance.pid,
+                    "restarts": instance.restarts,
+                    "log": str(instance.log_path),
+                }
+            states.append(state)
+        return states
+
+
+GENERATION = web.AppKey("generation", GenerationServices)
+
+
+def local_instances(settings: Settings) -> list[LocalComfyUI]:
+    """The local ComfyUIs to supervise (none unless both the directory and its Python are set)."""
+    if settings.comfyui_dir is None or settings.comfyui_python is None:
+        return []
+    extra = tuple(shlex.split(settings.comfyui_extra_args))
+    instances = []
+    for index in range(settings.comfyui_local_instances):
+        var_dir = settings.var_dir if index == 0 else settings.var_dir / f"comfyui-{index + 1}"
+        config = LocalComfyConfig(
+            comfy_dir=settings.comfyui_dir,
+            python=settings.comfyui_python,
+            models_dir=settings.models_dir,
+            var_dir=var_dir,
+            cpu=settings.comfyui_cpu,
+            extra_args=extra,
+        )
+        instances.append(LocalComfyUI(config))
+    return instances
+
+
+def raw_workflow_policy(settings: Settings) -> RawWorkflowPolicy:
+    """The allowlists for submitted workflows."""
+    return RawWorkflowPolicy(
+        allowed_classes=DEFAULT_ALLOWED_CLASSES | frozenset(settings.raw_workflow_extra_classes),
+        allowed_url_hosts=frozenset(settings.raw_workflow_url_hosts),
+    )
+
+
+async def _start_local(instance: LocalComfyUI, pool: BackendPool) -> None:
+    """Start a local ComfyUI (retrying with backoff when it cannot start), then probe the pool at once."""
+    attempt = 0
+    while True:
+        try:
+            await instance.start()
+            break
+        except LocalComfyError as exc:
+            delay = backoff_delay(attempt, initial=2.0, maximum=60.0)
+            log.error("local ComfyUI did not start (retrying in %.0f s): %s", delay, exc)
+            attempt += 1
+            await asyncio.sleep(delay)
+    await pool.check()
+
+
+async def generation_services(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: the pool (and local ComfyUIs) for the life of the app."""
+    settings = app[SETTINGS]
+    services = GenerationServices(
+        ModelCatalog(settings.models_dir, settings.model_catalog), raw_workflow_policy(settings), settings
+    )
+    app[GENERATION] = services
+    services.local = local_instances(settings)
+    urls = [*settings.comfyui_urls, *(instance.url for instance in services.local)]
+    if not urls:
+        log.info("no ComfyUI configured: generations are not offered by this process")
+        yield
+        return
+    services.session = aiohttp.ClientSession()
+    options = RunOptions(poll_s=settings.comfyui_poll_s, lost_after_s=settings.comfyui_lost_after_s)
+    pool = BackendPool(
+        urls,
+        services.session,
+        probe_interval_s=settings.comfyui_probe_interval_s,
+        connect_timeout_s=CONNECT_TIMEOUT_S,
+        run_options=options,
+    )
+    services.pool, services.checker = pool, GraphChecker(pool)
+    starting = [asyncio.create_task(_start_local(i, pool), name=f"comfy-local {i.url}") for i in services.local]
+    try:
+        await pool.start()
+        await pool.check()
+        yield
+    finally:
+        for task in starting:
+            task.cancel()
+        await asyncio.gather(*starting, return_exceptions=True)
+        await pool.close()
+        for instance in services.local:
+            with contextlib.suppress(Exception):
+                await instance.stop()
+        await services.session.close()
+
+
+async def readiness(app: web.Application) -> tuple[bool, Any]:
+    """/readyz: at least one backend ready when any is configured; "not configured" passes (no generations here)."""
+    services = app[GENERATION]
+    if services.pool is None:
+        return True, "not configured"
+    states = [{"url": b.url, "healthy": b.healthy, "ready": b.ready and b.healthy} for b in services.pool.backends]
+    return services.pool.ready, {"ready": sum(s["ready"] for s in states), "backends": states}
