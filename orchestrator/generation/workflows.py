@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from comfy_workflows.ui_format import UIFormatError, ui_to_api
-from comfy_workflows.validation import ValidationIssue, validate_raw_workflow
+from comfy_workflows.validation import IssueKind, ValidationIssue, validate_raw_workflow
 from orchestrator.errors import ValidationFailed
 from orchestrator.generation.init_images import InitImageError, parse_init_image
 from orchestrator.generation.payload import GenerationPayload, Upload, filename_prefix, storage_prefix
@@ -24,6 +24,7 @@ from orchestrator.generation.schemas import MAX_WORKFLOW_NODES, WorkflowBody
 from orchestrator.generation.services import GenerationServices
 from orchestrator.storage import Storage
 
+_POLICY_KINDS = frozenset({IssueKind.CLASS_NOT_ALLOWED, IssueKind.REMOTE_URL})
 _IMAGE_LOADERS = frozenset({"LoadImage", "LoadImageMask"})
 _SEED_INPUTS = ("seed", "noise_seed")
 _MODEL_INPUTS = {"ckpt_name": "checkpoints", "lora_name": "loras", "unet_name": "diffusion_models"}
@@ -32,7 +33,7 @@ _MODEL_INPUTS = {"ckpt_name": "checkpoints", "lora_name": "loras", "unet_name": 
 def raw_issue_errors(issues: Iterable[ValidationIssue], fields: dict[tuple[str, str], str]) -> list[dict[str, Any]]:
     """Issues of a submitted graph, naming ``inputs.…`` where a value came from ``inputs``, else the node."""
     errors: list[dict[str, Any]] = []
-    for issue in issues:
+    for issue in sorted(issues, key=lambda i: i.kind not in _POLICY_KINDS):
         if issue.node_id is not None and issue.input_name is not None:
             field = fields.get((issue.node_id, issue.input_name), f"workflow.{issue.node_id}.inputs.{issue.input_name}")
         elif issue.node_id is not None:

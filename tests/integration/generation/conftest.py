@@ -24,6 +24,7 @@ import pytest
 from aiohttp import web
 from PIL import Image
 from safetensors.numpy import save_file
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -31,7 +32,7 @@ from orchestrator.db.engine import create_engine, migrate
 from orchestrator.generation.services import GENERATION
 from orchestrator.settings import Settings
 from tests.conftest import SERVER_URL, _drop_database
-from tests.integration.conftest import Caller, new_caller
+from tests.integration.conftest import Caller, Service, new_caller
 from tests.standin.comfyui import StandinComfyUI, StandinOptions
 from tests.standin.comfyui.server import CORRUPT_LORA
 from tests.support.service import running_app
@@ -41,8 +42,15 @@ SD15 = "sd15-test.safetensors"
 SDXL = "sdxl-test.safetensors"
 LORA_A = "style-a.safetensors"
 LORA_B = "style-b.safetensors"
+# Files that tests register in the LoRA registry (each for one owner only: registered files are private).
 REGISTERED_LORA = "subject-zq/1/zq-person.safetensors"
-STANDIN_MODELS = {"checkpoints": [SD15, SDXL], "loras": [LORA_A, LORA_B, CORRUPT_LORA, REGISTERED_LORA]}
+XL_LORA = "subject-xl/1/xl-style.safetensors"
+FOREIGN_LORA = "subject-other/1/theirs.safetensors"
+LISTED_LORA = "subject-listed/2/listed.safetensors"
+STANDIN_MODELS = {
+    "checkpoints": [SD15, SDXL],
+    "loras": [LORA_A, LORA_B, CORRUPT_LORA, REGISTERED_LORA, XL_LORA, FOREIGN_LORA, LISTED_LORA],
+}
 _HEADERS = {
     SD15: ("cond_stage_model.transformer.text_model.embeddings.token_embedding.weight",
            "model.diffusion_model.input_blocks.0.0.weight"),
@@ -146,6 +154,27 @@ async def me(generation_service: GenerationService, request: pytest.FixtureReque
     return await new_caller(generation_service.engine, f"{request.node.name[:40]}-{uuid.uuid4().hex[:6]}")
 
 
+async def register_lora(
+    svc: GenerationService, owner: object, name: str, family: str, file: str, version: int = 1
+) -> None:
+    """A LoRA registry entry (as the training feature publishes one) for ``file``."""
+    async with svc.engine.begin() as conn:
+        lora_id = await conn.scalar(
+            text(
+                "INSERT INTO loras (id, owner_id, name, base_family, trigger_word) "
+                "VALUES (:id, :o, :n, :f, :t) RETURNING id"
+            ),
+            {"id": uuid.uuid4(), "o": owner, "n": name, "f": family, "t": f"{name.split()[0]}x"},
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO lora_versions (id, lora_id, version, storage_key, comfy_name, sha256, size_bytes, "
+                "base_model, metadata) VALUES (:id, :l, :v, 'loras/k.safetensors', :file, 'ab', 1, 'm', '{}')"
+            ),
+            {"id": uuid.uuid4(), "l": lora_id, "v": version, "file": file},
+        )
+
+
 def txt2img(**overrides: Any) -> dict[str, Any]:
     """A small txt2img body (64 px, 4 steps) on the SD1.5 test checkpoint."""
     body: dict[str, Any] = {
@@ -188,7 +217,7 @@ async def events_of(http: aiohttp.ClientSession, svc: GenerationService, caller:
         return await collect(http, f"{svc.url}/v1/jobs/{job_id}/events", headers=caller.headers)
 
 
-async def get_json(http: aiohttp.ClientSession, svc: GenerationService, caller: Caller, path: str) -> Any:
+async def get_json(http: aiohttp.ClientSession, svc: GenerationService | Service, caller: Caller, path: str) -> Any:
     """GET a JSON resource that must exist."""
     async with http.get(svc.url + path, headers=caller.headers) as response:
         assert response.status == 200, await response.text()

@@ -17,12 +17,12 @@ from tests.integration.generation.conftest import (
     LORA_A,
     LORA_B,
     REGISTERED_LORA,
-    SD15,
     SDXL,
     GenerationService,
     events_of,
     get_json,
     png_data_url,
+    register_lora,
     submit,
     txt2img,
 )
@@ -117,21 +117,7 @@ async def test_registered_lora_resolves_to_its_file_and_trigger_word(
     generation_service: GenerationService, http: aiohttp.ClientSession, me: Caller
 ) -> None:
     svc = generation_service
-    async with svc.engine.begin() as conn:
-        lora_id = await conn.scalar(
-            text(
-                "INSERT INTO loras (id, owner_id, name, base_family, trigger_word) "
-                "VALUES (:id, :owner, 'zq person', 'sd15', 'zqx') RETURNING id"
-            ),
-            {"id": uuid.uuid4(), "owner": me.owner_id},
-        )
-        await conn.execute(
-            text(
-                "INSERT INTO lora_versions (id, lora_id, version, storage_key, comfy_name, sha256, size_bytes, "
-                "base_model, metadata) VALUES (:id, :lora, 1, 'loras/x/1.safetensors', :file, 'ab', 10, :base, '{}')"
-            ),
-            {"id": uuid.uuid4(), "lora": lora_id, "file": REGISTERED_LORA, "base": SD15},
-        )
+    await register_lora(svc, me.owner_id, "zq person", "sd15", REGISTERED_LORA)
     job_id = await submit(http, svc, me, txt2img(prompt="portrait in a garden", loras=[{"lora": "zq person"}]))
     events = await events_of(http, svc, me, job_id)
     assert events[-1].event == "job.succeeded", events[-1]
