@@ -6,10 +6,16 @@ then resumed "after 11" would lose 10 for good. The feed therefore keeps a *curs
 or below it is settled (delivered, or known never to exist). It advances as follows:
 
 * visible rows that continue the cursor without a hole are released at once;
-* at a hole, it takes a snapshot and waits until every transaction in progress in it has ended.
-  ``atelier_next_event_id()`` gives a writer its xid before its id, so whoever holds an id in the
-  hole is among those transactions. Then the hole either filled (released in order) or is
-  permanent (a rolled-back insert, a sequence jump after a crash) and is stepped over.
+* at a hole, it notes every transaction that holds an xid right now (each holds the lock on its
+  own ``transactionid`` until it ends) and waits until all of them have ended.
+  ``atelier_next_event_id()`` gives a writer its xid before its id, and the hole's ids were taken
+  before the visible id above them, so whoever holds an id in the hole is among the noted ones.
+  Then the hole either filled (released in order) or is permanent (a rolled-back insert, a
+  sequence jump after a crash) and is stepped over. Transactions that start later are not
+  waited for, so a busy system cannot starve the feed.
+
+A snapshot's ``xip`` list is not enough for this: its ``xmax`` is the latest *completed* xid + 1,
+so a running transaction whose xid is at or above it is not listed (measured; see the tests).
 
 Replays read only ids up to the cursor, so a subscriber that joins with ``after=N`` gets
 ``(N, cursor]`` from the table and everything above the cursor live: no gap, no duplicate.
@@ -32,11 +38,14 @@ SELECT id, job_id, owner_id, type, data, created_at FROM job_events
 WHERE id > $1 ORDER BY id LIMIT $2
 """
 FETCH_BETWEEN = "SELECT 1 FROM job_events WHERE id > $1 AND id < $2 LIMIT 1"
-SNAPSHOT = "SELECT pg_current_snapshot()::text"
-SNAPSHOT_DONE = """
+RUNNING_XIDS = """
+SELECT coalesce(array_agg(transactionid::text), '{}') FROM pg_locks
+WHERE locktype = 'transactionid' AND mode = 'ExclusiveLock' AND granted
+"""
+ALL_ENDED = """
 SELECT NOT EXISTS (
-    SELECT 1 FROM pg_snapshot_xip($1::text::pg_snapshot) AS x
-    WHERE pg_xact_status(x) = 'in progress'
+    SELECT 1 FROM pg_locks
+    WHERE locktype = 'transactionid' AND mode = 'ExclusiveLock' AND transactionid::text = ANY($1::text[])
 )
 """
 MAX_ID = "SELECT coalesce(max(id), 0) FROM job_events"
@@ -71,8 +80,8 @@ class EventFeed:
         async with self._listener.connection_lock:
             conn = self._listener.connection
             top = int(await conn.fetchval(MAX_ID))
-            snapshot = await conn.fetchval(SNAPSHOT)
-        await self._wait_for_snapshot(snapshot)
+            running = await conn.fetchval(RUNNING_XIDS)  # after MAX_ID: holders of lower ids are in it
+        await self._wait_until_ended(running)
         self.cursor = top
         self._task = asyncio.create_task(self._follow(), name="event-feed")
 
@@ -119,20 +128,20 @@ class EventFeed:
     async def _settle_hole(self, next_visible: int) -> None:
         """Wait out the writers that may hold ids in (cursor, next_visible); skip what never came."""
         async with self._listener.connection_lock:
-            snapshot = await self._listener.connection.fetchval(SNAPSHOT)
-        await self._wait_for_snapshot(snapshot)
+            running = await self._listener.connection.fetchval(RUNNING_XIDS)
+        await self._wait_until_ended(running)
         async with self._listener.connection_lock:
             filled = await self._listener.connection.fetchval(FETCH_BETWEEN, self.cursor, next_visible)
         if not filled:
             log.debug("event ids %d..%d will never exist; stepping over", self.cursor + 1, next_visible - 1)
             self.cursor = next_visible - 1
 
-    async def _wait_for_snapshot(self, snapshot: str) -> None:
-        """Return once every transaction in progress in ``snapshot`` has committed or aborted."""
+    async def _wait_until_ended(self, xids: list[str]) -> None:
+        """Return once every one of these transactions has committed or aborted."""
         delay = self._hole_poll_s
-        while True:
+        while xids:
             async with self._listener.connection_lock:
-                done = await self._listener.connection.fetchval(SNAPSHOT_DONE, snapshot)
+                done = await self._listener.connection.fetchval(ALL_ENDED, xids)
             if done:
                 return
             # A writer that commits also notifies; that (or the backoff) brings the next check.

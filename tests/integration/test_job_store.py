@@ -130,10 +130,13 @@ async def test_the_reaper_requeues_fails_or_cancels_by_what_the_job_has_left(
     fresh = await _job_in(store, engine, owner_id, Status.RUNNING)
     await store.heartbeat("w1", [fresh])
 
+    # The in-process service's own reaper may get to some of them first: the outcome is what counts.
     reaped = {r.job_id: r.status for r in await store.reap(timeout_s=60)}
 
-    assert {retry: Status.QUEUED, spent: Status.FAILED, wanted_dead: Status.CANCELLED}.items() <= reaped.items()
     assert fresh not in reaped
+    assert await store.status_of(retry) is Status.QUEUED
+    assert await store.status_of(spent) is Status.FAILED
+    assert await store.status_of(wanted_dead) is Status.CANCELLED
     assert (await _events(engine, retry))[-1] == "job.retrying"
     assert (await _events(engine, spent))[-1] == "job.failed"
     assert (await _events(engine, wanted_dead))[-1] == "job.cancelled"

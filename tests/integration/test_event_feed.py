@@ -1,0 +1,83 @@
+"""The event feed holds back events above an id that is still being written, and skips true holes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from orchestrator.db.engine import asyncpg_dsn
+from orchestrator.events.feed import EventFeed
+from orchestrator.events.listener import PgListener
+from orchestrator.jobs.store import EVENTS_CHANNEL
+
+
+@pytest.fixture
+async def feed(database_url: str) -> AsyncIterator[tuple[EventFeed, asyncio.Queue[int]]]:
+    listener = PgListener(asyncpg_dsn(database_url), [EVENTS_CHANNEL])
+    await listener.start()
+    feed = EventFeed(listener)
+    released: asyncio.Queue[int] = asyncio.Queue()
+    feed.on_release(lambda events: [released.put_nowait(e.id) for e in events])
+    await feed.start()
+    yield feed, released
+    await feed.stop()
+    await listener.stop()
+
+
+async def _job(conn: asyncpg.Connection) -> tuple[uuid.UUID, uuid.UUID]:
+    owner, job = uuid.uuid4(), uuid.uuid4()
+    await conn.execute("INSERT INTO owners (id, name) VALUES ($1, $2)", owner, f"feed-{owner}")
+    await conn.execute("INSERT INTO jobs (id, owner_id, kind, payload) VALUES ($1, $2, 'feed-test', '{}')", job, owner)
+    return owner, job
+
+
+INSERT = (
+    "WITH e AS (INSERT INTO job_events (job_id, owner_id, type, data) VALUES ($1, $2, 'job.progress', '{}') "
+    "RETURNING id) SELECT id, pg_notify('atelier_events', id::text) FROM e"
+)
+
+
+async def _released_ids(released: asyncio.Queue[int], wanted: set[int]) -> list[int]:
+    """Collect released ids until all of ``wanted`` came; keep only those, in arrival order."""
+    seen: list[int] = []
+    async with asyncio.timeout(10):
+        while not wanted <= set(seen):
+            seen.append(await released.get())
+    return [i for i in seen if i in wanted]
+
+
+@pytest.mark.parametrize("ending", ["commit", "rollback"])
+async def test_an_id_still_being_written_holds_back_the_ids_above_it(
+    database_url: str, feed: tuple[EventFeed, asyncio.Queue[int]], ending: str
+) -> None:
+    _, released = feed
+    slow = await asyncpg.connect(asyncpg_dsn(database_url))
+    fast = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        owner, job = await _job(fast)
+        # `fast` takes its xid first, `slow` takes the lower event id: the slow writer's xid is then
+        # above every completed xid, which is the case a snapshot's xip list does not show.
+        fast_transaction = fast.transaction()
+        await fast_transaction.start()
+        await fast.fetchval("SELECT pg_current_xact_id()")
+        transaction = slow.transaction()
+        await transaction.start()
+        held = (await slow.fetchrow(INSERT, job, owner))["id"]
+        above = (await fast.fetchrow(INSERT, job, owner))["id"]
+        await fast_transaction.commit()  # `above` is visible while `held` is still open
+        assert above > held
+        # The feed must not release `above` while `held` may still come: give it every chance to.
+        expected = [held, above] if ending == "commit" else [above]
+        waiter = asyncio.create_task(_released_ids(released, set(expected)))
+        done, _ = await asyncio.wait({waiter}, timeout=0.5)
+        assert not done, "an event above an uncommitted id was released"
+        await (transaction.commit() if ending == "commit" else transaction.rollback())
+        order = await waiter
+    finally:
+        await slow.close()
+        await fast.close()
+    assert order == expected
