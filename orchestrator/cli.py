@@ -16,6 +16,7 @@ from orchestrator import __version__
 from orchestrator.api.auth import issue_key
 from orchestrator.app import create_app
 from orchestrator.db.engine import create_engine, migrate
+from orchestrator.devtools.commands import register_dev_commands
 from orchestrator.settings import Settings
 
 log = logging.getLogger("atelier")
@@ -145,12 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_dev_commands(sub: argparse._SubParsersAction) -> None:
     dev = sub.add_parser("dev", help="developer tools (test models)")
-    dev_sub = dev.add_subparsers(dest="dev_command", required=True)
-    try:
-        from orchestrator.devtools.commands import register_dev_commands
-    except ImportError:
-        return
-    register_dev_commands(dev_sub)
+    register_dev_commands(dev.add_subparsers(dest="dev_command", required=True))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
