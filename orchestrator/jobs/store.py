@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import Text
 
 from orchestrator.errors import IllegalTransition, NotFound
+from orchestrator.jobs.acceptance import AcceptanceBatcher
 from orchestrator.jobs.states import ALLOWED_FROM, TRANSITION_EVENT, EventType, Status
 
 EVENTS_CHANNEL = "atelier_events"
@@ -83,20 +84,6 @@ event AS (
 SELECT event.id AS event_id, event.job_id, pg_notify('atelier_events', event.id::text) AS notified
 FROM event
 """
-
-_CREATE = _stmt(
-    """
-WITH job AS (
-    INSERT INTO jobs (id, owner_id, kind, priority, payload, max_attempts, webhook_url)
-    VALUES (:id, :owner_id, :kind, :priority, :payload, :max_attempts, :webhook_url)
-    RETURNING id, owner_id
-),
-"""
-    + _EMIT_EVENT
-    + ", pg_notify('atelier_jobs', event.job_id::text) AS woke",
-    "payload",
-    "event_data",
-)
 
 _CLAIM = text(
     """
@@ -227,6 +214,7 @@ class JobStore:
         self._engine = engine
         # Single-statement writes need no BEGIN/COMMIT round trips: the statement is the transaction.
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._acceptance = AcceptanceBatcher(engine)
 
     async def _one(self, stmt: TextClause, params: Mapping[str, Any]) -> RowMapping | None:
         async with self._autocommit.connect() as conn:
@@ -237,23 +225,11 @@ class JobStore:
             return (await conn.execute(stmt, params)).mappings().all()
 
     async def create(self, job: NewJob) -> int:
-        """Accept a job: its row, its ``job.queued`` event and both notifications. Returns the event id."""
-        row = await self._one(
-            _CREATE,
-            {
-                "id": job.id,
-                "owner_id": job.owner_id,
-                "kind": job.kind,
-                "priority": job.priority,
-                "payload": dict(job.payload),
-                "max_attempts": job.max_attempts,
-                "webhook_url": job.webhook_url,
-                "event_type": EventType.QUEUED.value,
-                "event_data": {"kind": job.kind, "priority": job.priority},
-            },
-        )
-        assert row is not None
-        return int(row["event_id"])
+        """Accept a job: its row, its ``job.queued`` event and both notifications. Returns the event id.
+
+        Concurrent calls are group-committed (see :mod:`orchestrator.jobs.acceptance`).
+        """
+        return await self._acceptance.submit(job)
 
     async def claim(self, worker_id: str, kinds: Sequence[str]) -> ClaimedJob | None:
         """Claim the most urgent queued job of the given kinds (priority, then age), or None."""

@@ -141,3 +141,27 @@ async def test_the_reaper_requeues_fails_or_cancels_by_what_the_job_has_left(
     assert (await _events(engine, spent))[-1] == "job.failed"
     assert (await _events(engine, wanted_dead))[-1] == "job.cancelled"
     assert await store.status_of(fresh) is Status.RUNNING
+
+
+async def test_a_burst_of_creates_is_committed_in_batches_and_a_bad_job_fails_alone(
+    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID
+) -> None:
+    kind = f"burst-{uuid.uuid4().hex[:6]}"
+    good = [NewJob(owner_id=owner_id, kind=kind, payload={"n": n}) for n in range(300)]
+    orphan = NewJob(owner_id=uuid.uuid4(), kind=kind, payload={})  # no such owner: violates the FK
+    results = await asyncio.gather(
+        *(store.create(j) for j in [*good[:150], orphan, *good[150:]]), return_exceptions=True
+    )
+    failures = [r for r in results if isinstance(r, BaseException)]
+    assert len(failures) == 1
+    event_ids = [r for r in results if not isinstance(r, BaseException)]
+    assert len(set(event_ids)) == 300
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT j.payload->>'n' AS n, e.id FROM jobs j JOIN job_events e ON e.job_id = j.id WHERE j.kind = :k"
+            ),
+            {"k": kind},
+        )
+        stored = {int(r.n): r.id for r in rows}
+    assert stored == {n: event_ids[n] for n in range(300)}, "each caller got its own job's event id"
