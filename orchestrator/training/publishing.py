@@ -91,6 +91,7 @@ class _Written:
     storage_key: str | None = None
 
     async def undo(self, storage: Storage, loras_dir: Path) -> None:
+        """Remove the models-store file and the stored object (each if it was written)."""
         if self.model_file is not None:
             with contextlib.suppress(OSError):
                 await asyncio.to_thread(remove_model_file, loras_dir, self.model_file)

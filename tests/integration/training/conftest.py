@@ -96,6 +96,7 @@ def training_settings(training_database_url: str, tmp_path_factory: pytest.TempP
         heartbeat_timeout_s=2.0,
         idle_poll_s=0.5,
         worker_concurrency=4,
+        max_attempts=2,
         photo_max_bytes=2_000_000,
     )
 

@@ -222,3 +222,26 @@ async def test_failures_are_classified_and_without_a_saved_state_there_is_no_res
         async with http.post(f"{svc.url}/v1/trainings/{accepted['id']}/resume", headers=me.headers) as response:
             assert response.status == 409
             assert "no state" in (await response.json())["detail"]
+
+
+async def test_a_retry_continues_from_the_state_its_first_attempt_saved(
+    training_service: TrainingService, http: aiohttp.ClientSession, me: Caller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    svc = training_service
+    subject = await _subject_with_photos(http, svc, me, 1)
+    monkeypatch.setenv("FAKE_SD_FAIL", "crash")  # a retryable failure, at step 5 of every attempt
+    monkeypatch.setenv("FAKE_SD_FAIL_AT_STEP", "5")
+    status, accepted = await submit(http, svc, me, subject["id"], save_every_n_steps=3)
+    assert status == 202
+    events = await collect(http, svc.url + accepted["events_url"], headers=me.headers)
+    kinds = [e.event for e in events]
+    assert kinds.count("job.retrying") == 1, kinds
+    assert kinds[-1] == "job.failed"
+    split = kinds.index("job.retrying")
+    first, second = events[:split], events[split:]
+    assert [p["step"] for p in _of(first, "job.progress", stage="train")] == [0, 1, 2, 3, 4]
+    assert [p["step"] for p in _of(second, "job.progress", stage="train")] == [3, 4]  # resumed at the saved step
+    assert not _of(second, "job.progress", stage="dataset")  # the first attempt's dataset is reused
+    assert events[split].data["error"]["class"] == "crashed"
+    error = events[-1].data["error"]
+    assert (error["class"], error["retryable"], error["last_step"]) == ("crashed", True, 4)
