@@ -229,3 +229,24 @@ async def test_other_owners_see_nothing_of_mine(
     async with http.get(f"{base}/photos", headers=me.headers) as response:
         assert len((await response.json())["items"]) == 1
     assert json.dumps(problem).find(subject["name"]) == -1
+
+
+async def test_the_openapi_document_lists_the_training_endpoints(
+    training_service: TrainingService, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(f"{training_service.url}/openapi.json") as response:
+        doc = await response.json()
+    paths = doc["paths"]
+    for path, method in [
+        ("/v1/subjects", "post"),
+        ("/v1/subjects/{id}", "delete"),
+        ("/v1/subjects/{id}/photos", "post"),
+        ("/v1/subjects/{id}/photos/presign", "post"),
+        ("/v1/trainings", "post"),
+        ("/v1/trainings/{id}/resume", "post"),
+        ("/v1/loras/{id}/versions/{n}/file", "get"),
+    ]:
+        assert method in paths[path], path
+    create = doc["components"]["schemas"]["TrainingCreate"]["properties"]
+    assert create["base_family"]["description"]
+    assert paths["/v1/trainings"]["post"]["responses"]["503"]
