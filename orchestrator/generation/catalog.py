@@ -169,7 +169,7 @@ class ModelCatalog:
         path = self.models_dir / "checkpoints" / name
         if ".." not in Path(name).parts:
             try:
-                stat = await asyncio.to_thread(path.stat)
+                stat = path.stat()  # one syscall on the local models store: not worth a thread hop
             except OSError:
                 stat = None
             if stat is not None:

@@ -37,7 +37,7 @@ from orchestrator.comfy import (
     RunSucceeded,
 )
 from orchestrator.generation.followup import follow_existing
-from orchestrator.generation.outputs import fetch_and_store, record_images, select_images
+from orchestrator.generation.outputs import fetch_outputs, record_images, select_images
 from orchestrator.generation.payload import KIND, GenerationPayload, storage_prefix
 from orchestrator.generation.relay import EventRelay
 from orchestrator.generation.services import GenerationServices
@@ -183,12 +183,13 @@ class GenerationKind:
     async def _collect(
         self, job: ClaimedJob, ctx: JobContext, payload: GenerationPayload, backend: Backend, result: RunSucceeded
     ) -> dict[str, Any]:
-        images = select_images(result, payload.output_node_ids)
-        try:
-            stored = await fetch_and_store(backend.client, self._storage, job.id, images)
+        fetched = await fetch_outputs(backend.client, job.id, select_images(result, payload.output_node_ids))
+        stored = [image for image, _ in fetched]
+        puts = [self._storage.put(image.key, data, image.content_type) for image, data in fetched]
+        try:  # the files and their rows, together; announced (job.artifact) once both are there
+            await asyncio.gather(*puts, record_images(self._engine, job.id, job.owner_id, payload, stored))
         except OSError as exc:
             raise JobFailed("storage_error", f"images could not be stored: {exc}", retryable=True) from exc
-        await record_images(self._engine, job.id, job.owner_id, payload, stored)
         described = [image.as_result(job.id) for image in stored]
         for image in described:
             await ctx.emit(EventType.ARTIFACT, {"kind": "image", **image})

@@ -13,16 +13,14 @@ import struct
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 
 from PIL import Image, UnidentifiedImageError
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.comfy import ComfyClient, OutputImage, RunSucceeded
-from orchestrator.db.models import GenerationImage
 from orchestrator.generation.payload import GenerationPayload, image_url, storage_prefix
-from orchestrator.storage import Storage
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
@@ -74,19 +72,35 @@ def select_images(result: RunSucceeded, output_node_ids: Sequence[str] | None) -
     return sorted(kept, key=lambda image: order[image.node])  # stable: ComfyUI's order within a node
 
 
-async def _store_one(storage: Storage, job_id: uuid.UUID, index: int, data: bytes) -> StoredImage:
+def describe_output(job_id: uuid.UUID, index: int, data: bytes) -> StoredImage:
+    """The storage key, digest, type and size of output image ``index``."""
     content_type, width, height = describe_image(data)
     key = f"{storage_prefix(job_id)}/{index}.{_EXTENSIONS.get(content_type, 'bin')}"
-    await storage.put(key, data, content_type)
     return StoredImage(index, key, hashlib.sha256(data).hexdigest(), len(data), content_type, width, height)
 
 
-async def fetch_and_store(
-    client: ComfyClient, storage: Storage, job_id: uuid.UUID, images: Sequence[OutputImage]
-) -> list[StoredImage]:
-    """Fetch every image from the backend and store it; index = position in ``images``."""
+async def fetch_outputs(
+    client: ComfyClient, job_id: uuid.UUID, images: Sequence[OutputImage]
+) -> list[tuple[StoredImage, bytes]]:
+    """Fetch every image from the backend (``/view``); index = position in ``images``."""
     datas = await asyncio.gather(*(client.view(i.filename, i.subfolder, i.type) for i in images))
-    return list(await asyncio.gather(*(_store_one(storage, job_id, n, d) for n, d in enumerate(datas))))
+    return [(describe_output(job_id, n, data), data) for n, data in enumerate(datas)]
+
+
+_RECORD_IMAGES = text(
+    """
+INSERT INTO generation_images
+    (id, job_id, owner_id, index, storage_key, content_type, sha256, size_bytes, width, height, seed, params, loras)
+SELECT gen_random_uuid(), :job_id, :owner_id, r.index, r.storage_key, r.content_type, r.sha256, r.size_bytes,
+       r.width, r.height, CAST(:seed AS numeric), :params || jsonb_build_object('batch_index', r.index), :loras
+FROM jsonb_to_recordset(:images) AS r(index int, storage_key text, content_type text, sha256 text,
+                                       size_bytes bigint, width int, height int)
+ON CONFLICT (job_id, index) DO UPDATE SET
+    storage_key = EXCLUDED.storage_key, content_type = EXCLUDED.content_type, sha256 = EXCLUDED.sha256,
+    size_bytes = EXCLUDED.size_bytes, width = EXCLUDED.width, height = EXCLUDED.height, seed = EXCLUDED.seed,
+    params = EXCLUDED.params, loras = EXCLUDED.loras
+"""
+).bindparams(*(bindparam(name, type_=JSONB) for name in ("params", "loras", "images")))
 
 
 async def record_images(
@@ -96,34 +110,21 @@ async def record_images(
     payload: GenerationPayload,
     stored: Sequence[StoredImage],
 ) -> None:
-    """Insert (or replace) the ``generation_images`` rows in one statement."""
+    """Insert (or replace) the ``generation_images`` rows in one statement (``engine`` in autocommit mode)."""
     if not stored:
         return
-    rows = [
-        {
-            "id": uuid.uuid4(),
-            "job_id": job_id,
-            "owner_id": owner_id,
-            "index": image.index,
-            "storage_key": image.key,
-            "content_type": image.content_type,
-            "sha256": image.sha256,
-            "size_bytes": image.size,
-            "width": image.width,
-            "height": image.height,
-            "seed": Decimal(payload.seed) if payload.seed is not None else None,
-            "params": {**payload.params, "batch_index": image.index, "template": payload.template},
-            "loras": payload.loras,
-        }
-        for image in stored
-    ]
-    stmt = insert(GenerationImage).values(rows)
-    stmt = stmt.on_conflict_do_update(
-        constraint="generation_images_job_index",
-        set_={
-            name: stmt.excluded[name]
-            for name in ("storage_key", "content_type", "sha256", "size_bytes", "width", "height", "seed", "params")
-        },
-    )
-    async with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
-        await conn.execute(stmt)
+    images = [
+        {"index": i.index, "storage_key": i.key, "content_type": i.content_type, "sha256": i.sha256,
+         "size_bytes": i.size, "width": i.width, "height": i.height}
+        for i in stored
+    ]  # fmt: skip
+    params = {
+        "job_id": job_id,
+        "owner_id": owner_id,
+        "seed": str(payload.seed) if payload.seed is not None else None,
+        "params": {**payload.params, "template": payload.template},
+        "loras": payload.loras,
+        "images": images,
+    }
+    async with engine.connect() as conn:
+        await conn.execute(_RECORD_IMAGES, params)

@@ -101,7 +101,8 @@ def raw_workflow_policy(settings: Settings) -> RawWorkflowPolicy:
 
 
 async def _start_local(instance: LocalComfyUI, pool: BackendPool) -> None:
-    """Start a local ComfyUI (retrying with backoff when it cannot start), then probe the pool at once."""
+    """Start a local ComfyUI (retrying with backoff when it cannot start), then connect and probe at once
+    (instead of waiting for the websocket's reconnect backoff and the next probe round)."""
     attempt = 0
     while True:
         try:
@@ -112,6 +113,11 @@ async def _start_local(instance: LocalComfyUI, pool: BackendPool) -> None:
             log.error("local ComfyUI did not start (retrying in %.0f s): %s", delay, exc)
             attempt += 1
             await asyncio.sleep(delay)
+    connection = pool.backend(instance.url).connection
+    if not connection.connected:
+        await connection.close()
+        connection.start()
+        await connection.wait_connected(CONNECT_TIMEOUT_S)
     await pool.check()
 
 
