@@ -47,8 +47,21 @@ REGISTERED_LORA = "subject-zq/1/zq-person.safetensors"
 XL_LORA = "subject-xl/1/xl-style.safetensors"
 FOREIGN_LORA = "subject-other/1/theirs.safetensors"
 LISTED_LORA = "subject-listed/2/listed.safetensors"
+FLUX = "flux-test"  # a catalog entry: diffusion model + two text encoders + VAE
+FLUX_CATALOG = """
+flux-test:
+  family: flux
+  unet: flux-test-unet.safetensors
+  clip_l: clip_l.safetensors
+  t5xxl: t5xxl_fp8.safetensors
+  vae: ae.safetensors
+  description: a Flux model as users declare one
+"""
 STANDIN_MODELS = {
     "checkpoints": [SD15, SDXL],
+    "diffusion_models": ["flux-test-unet.safetensors"],
+    "text_encoders": ["clip_l.safetensors", "t5xxl_fp8.safetensors"],
+    "vae": ["ae.safetensors"],
     "loras": [LORA_A, LORA_B, CORRUPT_LORA, REGISTERED_LORA, XL_LORA, FOREIGN_LORA, LISTED_LORA],
 }
 _HEADERS = {
@@ -105,6 +118,7 @@ def _models_dir(root: Path) -> Path:
     (root / "checkpoints").mkdir(parents=True)
     for name, tensors in _HEADERS.items():
         save_file({tensor: one for tensor in tensors}, str(root / "checkpoints" / name))
+    (root / "catalog.yaml").write_text(FLUX_CATALOG)
     return root
 
 
@@ -130,6 +144,8 @@ async def generation_service(
         storage_url=f"file://{var / 'storage'}",
         models_dir=_models_dir(tmp_path_factory.mktemp("generation-models")),
         comfyui_urls=[b.url for b in backends],
+        comfyui_dir=None,  # never launch a local ComfyUI here, whatever the environment says
+        comfyui_python=None,
         comfyui_probe_interval_s=0.2,
         comfyui_poll_s=0.05,
         comfyui_lost_after_s=0.5,

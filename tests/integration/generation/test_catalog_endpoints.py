@@ -14,6 +14,7 @@ from orchestrator.generation.services import GENERATION
 from orchestrator.settings import Settings
 from tests.integration.conftest import Caller, Service, new_caller
 from tests.integration.generation.conftest import (
+    FLUX,
     LISTED_LORA,
     LORA_A,
     SD15,
@@ -69,6 +70,9 @@ async def test_backends_and_models(generation_service: GenerationService, http: 
     families = {c["name"]: (c["family"], c["family_source"]) for c in models["checkpoints"]}
     assert families == {SD15: ("sd15", "header"), SDXL: ("sdxl", "header")}
     assert all(len(c["backends"]) == 2 for c in models["checkpoints"])
+    flux = next(m for m in models["catalog"] if m["name"] == FLUX)
+    assert flux["family"] == "flux"
+    assert set(flux["files"]) == {"unet", "clip_l", "t5xxl", "vae"}
     loras = {entry["name"]: entry["registry"] for entry in models["loras"]}
     assert loras[LORA_A] is None
     assert loras[LISTED_LORA] is None  # not registered yet: any backend file is usable by name
@@ -112,6 +116,8 @@ async def test_with_no_backend_answering_generations_are_503(
         var_dir=tmp_path,
         storage_url=f"file://{tmp_path / 'storage'}",
         comfyui_urls=[f"http://127.0.0.1:{free_port()}"],
+        comfyui_dir=None,
+        comfyui_python=None,
         worker_enabled=False,
     )
     caller = await new_caller(generation_service.engine, f"down-{uuid.uuid4().hex[:6]}")

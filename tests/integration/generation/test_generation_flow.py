@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from tests.integration.conftest import Caller
 from tests.integration.generation.conftest import (
+    FLUX,
     LORA_A,
     LORA_B,
     REGISTERED_LORA,
@@ -179,3 +180,23 @@ async def test_previews_are_stored_and_announced_not_put_in_events(
         assert response.status == 200
         assert response.content_type == "image/png"
         assert (await response.read()).startswith(b"\x89PNG")
+
+
+async def test_a_catalog_flux_model_with_a_model_only_lora(
+    generation_service: GenerationService, http: aiohttp.ClientSession, me: Caller
+) -> None:
+    svc = generation_service
+    job_id = await submit(http, svc, me, txt2img(base_model=FLUX, cfg=3.0, loras=[{"lora": LORA_A}]))
+    events = await events_of(http, svc, me, job_id)
+    assert events[-1].event == "job.succeeded", events[-1]
+    generation = await get_json(http, svc, me, f"/v1/generations/{job_id}")
+    assert generation["base_model"]["family"] == "flux"
+    assert generation["base_model"]["family_source"] == "catalog"
+    graph = _graph_run(svc, job_id, generation["backend"])
+    by_class = {node["class_type"]: node["inputs"] for node in graph.values()}
+    assert by_class["UNETLoader"]["unet_name"] == "flux-test-unet.safetensors"
+    assert by_class["DualCLIPLoader"]["type"] == "flux"
+    assert by_class["FluxGuidance"]["guidance"] == 3.0
+    assert by_class["KSampler"]["cfg"] == 1.0
+    assert by_class["LoraLoaderModelOnly"]["lora_name"] == LORA_A
+    assert "LoraLoader" not in by_class
