@@ -1,0 +1,97 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The pack's calls into ComfyUI: folder lists for combos, and applying a LoRA with ComfyUI's own functions.
+
+Every ComfyUI module is imported inside the function that needs it, so this module imports anywhere; the
+functions themselves run only inside ComfyUI. Signatures that changed between ComfyUI releases (LoRA
+metadata support) are checked before use, so that older installs work too.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Any
+
+from .lora_catalog import AtelierLora, HeaderCache, catalog, entries, key_of, resolve
+from .lora_metadata import lora_info
+
+_HEADERS = HeaderCache()
+"""Header metadata of the LoRA files seen so far, shared by every node (read again when a file changes)."""
+
+
+def _locate_lora(name: str) -> Path | None:
+    import folder_paths  # ComfyUI
+
+    path = folder_paths.get_full_path("loras", name)
+    return Path(path) if path else None
+
+
+def atelier_loras() -> list[AtelierLora]:
+    """The Atelier LoRAs in ComfyUI's ``loras`` folders (all configured paths, extra_model_paths included)."""
+    import folder_paths  # ComfyUI
+
+    return catalog(folder_paths.get_filename_list("loras"), _locate_lora, _HEADERS)
+
+
+def _input_images() -> list[str]:
+    import folder_paths  # ComfyUI
+
+    folder = folder_paths.get_input_directory()
+    files = [name for name in os.listdir(folder) if os.path.isfile(os.path.join(folder, name))]
+    only_images = getattr(folder_paths, "filter_files_content_types", None)  # absent in older installs
+    return sorted(only_images(files, ["image"]) if only_images is not None else files)
+
+
+def options(source: str) -> list[str]:
+    """The combo options for ``source`` (see :mod:`.node_specs`), listed now."""
+    if source == "atelier_loras":
+        return entries(atelier_loras())
+    if source == "input_images":
+        return _input_images()
+    import folder_paths  # ComfyUI
+
+    return list(folder_paths.get_filename_list(source))
+
+
+def find_lora(value: str) -> AtelierLora:
+    """The LoRA a node's value names: an Atelier combo entry, or any file of the ``loras`` list."""
+    found = resolve(value, atelier_loras())
+    if found is not None:
+        return found
+    path = _locate_lora(value)
+    if path is None:
+        raise ValueError(f"LoRA {value!r} is not in ComfyUI's loras folders")
+    return AtelierLora(value, key_of(value), lora_info(_HEADERS.metadata(path) or {}))
+
+
+def _accepts(function: Any, parameter: str) -> bool:
+    try:
+        return parameter in inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def apply_lora(model: Any, clip: Any, value: str, strength_model: float, strength_clip: float) -> tuple[Any, Any, str]:
+    """``(model, clip, trigger word)`` with the LoRA named by ``value`` applied, as ComfyUI's LoraLoader does.
+
+    ``clip`` may be None (model only). Nothing is loaded when both strengths are 0.
+    """
+    lora = find_lora(value)
+    trigger = lora.info.trigger_word or ""
+    if strength_model == 0 and strength_clip == 0:
+        return model, clip, trigger
+    import comfy.sd  # ComfyUI
+    import comfy.utils  # ComfyUI
+
+    path = _locate_lora(lora.relative_name)
+    if path is None:
+        raise ValueError(f"LoRA file {lora.relative_name!r} has gone from ComfyUI's loras folders")
+    metadata = None
+    if _accepts(comfy.utils.load_torch_file, "return_metadata"):
+        weights, metadata = comfy.utils.load_torch_file(str(path), safe_load=True, return_metadata=True)
+    else:
+        weights = comfy.utils.load_torch_file(str(path), safe_load=True)
+    extra = {"lora_metadata": metadata} if _accepts(comfy.sd.load_lora_for_models, "lora_metadata") else {}
+    new_model, new_clip = comfy.sd.load_lora_for_models(model, clip, weights, strength_model, strength_clip, **extra)
+    return new_model, new_clip, trigger
