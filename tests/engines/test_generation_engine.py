@@ -282,3 +282,59 @@ async def test_killing_a_local_comfyui_mid_run_retries_on_the_other(
     else:
         assert events[-1].event == "job.failed"
         assert events[-1].data["error"]["class"] in {"backend_lost", "backend_unavailable", "no_backend"}
+
+
+TRAINING_ENV = ("ATELIER_SD_SCRIPTS_DIR", "ATELIER_SD_SCRIPTS_PYTHON", "ATELIER_TEST_SD15_FULL_CHECKPOINT")
+TRAINING = all(os.environ.get(name) for name in TRAINING_ENV)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (LOCAL and TRAINING),
+    reason="ENGINE TEST SKIPPED: a LoRA trained through the API, used in a generation, needs real sd-scripts "
+    f"({', '.join(TRAINING_ENV)}) and a local ComfyUI (ATELIER_COMFYUI_DIR + ATELIER_COMFYUI_PYTHON) that reads "
+    "the models store the LoRA is published to",
+)
+async def test_a_lora_trained_through_the_api_loads_cleanly_in_comfyui(
+    engine_database_url: str, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    # Imported here: that module skips itself (at import) where sd-scripts is not configured.
+    from tests.engines.test_training_engine import BASE_MODEL, _tokenizer_cache, trained_lora
+    from tests.integration.training.conftest import TrainingService
+
+    models = tmp_path / "models"
+    (models / "checkpoints").mkdir(parents=True)
+    (models / "checkpoints" / BASE_MODEL).symlink_to(os.environ["ATELIER_TEST_SD15_FULL_CHECKPOINT"])
+    settings = _settings(
+        engine_database_url, tmp_path / "var", models, comfyui_dir=Path(str(COMFY_DIR)),
+        comfyui_python=Path(str(COMFY_PYTHON)), comfyui_cpu=True, comfyui_extra_args="--disable-api-nodes",
+        sd_scripts_dir=Path(os.environ["ATELIER_SD_SCRIPTS_DIR"]),
+        sd_scripts_python=Path(os.environ["ATELIER_SD_SCRIPTS_PYTHON"]),
+        sd_scripts_tokenizer_cache_dir=_tokenizer_cache(tmp_path / "tokenizers"), training_cpu=True,
+        heartbeat_interval_s=1.0, heartbeat_timeout_s=30.0,
+    )  # fmt: skip
+    engine = create_engine(settings.database_url, pool_size=2)
+    async with _service(settings, (LORA, LORA)) as svc:
+        run = await trained_lora(http, TrainingService(url=svc.url, settings=settings, engine=engine))
+        assert run["events"][-1].event == "job.succeeded", run["training"].get("error")
+        [lora] = [e.data for e in run["events"] if e.event == "job.artifact" and e.data["kind"] == "lora"]
+        owner = EngineService(svc.url, svc.app, settings, run["caller"], svc.loras)
+        local = svc.app[GENERATION].local[0]
+        log_from = local.log_path.stat().st_size
+        body = _txt2img(base_model=BASE_MODEL, prompt="portrait photo of a woman", steps=4)
+        plain = await _submit(http, owner, body)
+        trained = await _submit(http, owner, {**body, "loras": [{"lora": lora["lora_id"], "version": lora["version"]}]})
+        for job_id in (plain, trained):
+            events = await _events(http, owner, job_id)
+            assert events[-1].event == "job.succeeded", events[-1]
+        generation = await _generation(http, owner, trained)
+        log = local.log_path.read_bytes()[log_from:].decode(errors="replace")
+    await engine.dispose()
+    assert generation["loras"][0]["file"] == lora["comfy_name"]
+    assert generation["params"]["prompt"].startswith("zxq")  # the trigger word went in
+    assert "lora key not loaded" not in log
+    images = [
+        np.asarray(Image.open(Path(settings.storage_url.removeprefix("file://")) / f"generations/{j}/0.png"))
+        for j in (plain, trained)
+    ]
+    assert not np.array_equal(images[0], images[1])  # the LoRA changed the model
