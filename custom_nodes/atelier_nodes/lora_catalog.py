@@ -120,7 +120,7 @@ def catalog(
     always listed; other ``.safetensors`` files only when their metadata comes from LoRA Atelier. Files whose
     header cannot be read are left out.
     """
-    cache = cache or HeaderCache()
+    cache = HeaderCache() if cache is None else cache
     found: dict[str, AtelierLora] = {}
     for name in names:
         if not name.lower().endswith(SUFFIX):

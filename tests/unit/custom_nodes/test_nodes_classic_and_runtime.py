@@ -1,0 +1,144 @@
+"""The classic node classes, what the nodes do when run, and the calls into ComfyUI (against stand-ins)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from custom_nodes.atelier_nodes import behaviour, comfy_runtime
+from custom_nodes.atelier_nodes.node_specs import ANY_COMBO, MARKER_SPECS, NODE_SPECS, NodeSpec
+from custom_nodes.atelier_nodes.nodes_v1 import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS, input_types
+from tests.unit.custom_nodes.fake_comfy import FolderPaths, Loader
+from tests.unit.custom_nodes.safetensors_files import atelier_metadata, write_safetensors
+
+SPECS = {spec.node_id: spec for spec in NODE_SPECS}
+
+
+@pytest.fixture
+def folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FolderPaths:
+    """``folder_paths`` stand-in with two Atelier LoRAs (one without a trigger word) and a foreign one."""
+    write_safetensors(tmp_path / "loras/subj/v1/alice.safetensors", atelier_metadata(trigger="ohwx alice"))
+    write_safetensors(tmp_path / "loras/subj/v2/alice.safetensors", atelier_metadata(trigger=None, version=2))
+    write_safetensors(tmp_path / "loras/other.safetensors", {"modelspec.trigger_phrase": "inkwash"})
+    write_safetensors(tmp_path / "checkpoints/base.safetensors")
+    folders = FolderPaths(tmp_path)
+    monkeypatch.setitem(sys.modules, "folder_paths", folders.module())
+    return folders
+
+
+@pytest.fixture
+def loader(monkeypatch: pytest.MonkeyPatch, folders: FolderPaths) -> Loader:
+    """``comfy.utils`` / ``comfy.sd`` stand-ins of a current ComfyUI (LoRA metadata supported)."""
+    fake = Loader()
+    for name, module in fake.modules().items():
+        monkeypatch.setitem(sys.modules, name, module)
+    return fake
+
+
+def test_classic_mappings_cover_every_node() -> None:
+    assert list(NODE_CLASS_MAPPINGS) == list(SPECS)
+    assert {spec.node_id: spec.display_name for spec in NODE_SPECS} == NODE_DISPLAY_NAME_MAPPINGS
+
+
+@pytest.mark.usefixtures("folders")
+def test_classic_input_types() -> None:
+    types = input_types(SPECS["AtelierLoraLoader"])
+    assert list(types) == ["required"]
+    assert types["required"]["lora"] == (
+        ["subj/v1/alice (trigger: ohwx alice)", "subj/v2/alice"],
+        {"tooltip": SPECS["AtelierLoraLoader"].inputs[2].tooltip},
+    )
+    assert types["required"]["strength_clip"][1] | {"tooltip": ""} == {
+        "default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01, "tooltip": "",
+    }  # fmt: skip
+    seed = input_types(SPECS["AtelierSeedInput"])
+    assert seed["required"]["seed"] == (
+        "INT",
+        {"default": 0, "min": 0, "max": 2**64 - 1, "control_after_generate": True},
+    )
+    assert list(seed["optional"]) == ["description"]
+    checkpoint = input_types(SPECS["AtelierCheckpointInput"])["required"]["ckpt_name"]
+    assert checkpoint == (["base.safetensors"], {})
+
+
+def test_classic_return_types() -> None:
+    assert NODE_CLASS_MAPPINGS["AtelierLoraLoader"].RETURN_TYPES == ("MODEL", "CLIP", "STRING")
+    assert NODE_CLASS_MAPPINGS["AtelierLoraLoader"].RETURN_NAMES == ("MODEL", "CLIP", "trigger_word")
+    assert NODE_CLASS_MAPPINGS["AtelierLoraInput"].RETURN_TYPES == (ANY_COMBO,)
+    assert NODE_CLASS_MAPPINGS["AtelierSeedInput"].FUNCTION == "run"
+    assert NODE_CLASS_MAPPINGS["AtelierPromptInput"].CATEGORY == "Atelier/parameters"
+
+
+@pytest.mark.parametrize("spec", MARKER_SPECS, ids=lambda spec: spec.node_id)
+def test_every_marker_passes_its_value_through(spec: NodeSpec) -> None:
+    value = {"STRING": "a cat", "INT": 3, "FLOAT": 0.5, "COMBO": "file.safetensors"}[spec.inputs[1].type]
+    values = {"name": "field", spec.inputs[1].id: value, "min": 0, "max": 10}
+    node = NODE_CLASS_MAPPINGS[spec.node_id]()
+    assert node.run(**values) == (value,)
+
+
+@pytest.mark.parametrize(
+    ("value", "low", "high", "message"),
+    [(11, 1, 10, "outside"), (0, 1, 10, "outside"), (5, 10, 1, "larger than max"), (0.51, 0.0, 0.5, "outside")],
+)
+def test_numeric_markers_check_their_bounds(value: float, low: float, high: float, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        behaviour.run(SPECS["AtelierFloatInput"], {"name": "cfg", "value": value, "min": low, "max": high})
+
+
+def test_lora_loader_applies_the_lora_with_comfyuis_functions(loader: Loader, folders: FolderPaths) -> None:
+    node = NODE_CLASS_MAPPINGS["AtelierLoraLoader"]()
+    model, clip, trigger = node.run(
+        model="M", clip="C", lora="subj/v1/alice (trigger: ohwx alice)", strength_model=0.8, strength_clip=0.4
+    )
+    assert (model, clip, trigger) == (("patched", "M"), ("patched", "C"), "ohwx alice")
+    path = str(folders.root / "loras/subj/v1/alice.safetensors")
+    assert loader.calls == [
+        ("load", (path,), {"safe_load": True, "return_metadata": True}),
+        ("apply", ("M", "C", {"weights-of": path}, 0.8, 0.4), {"lora_metadata": {"from": "file"}}),
+    ]
+
+
+def test_model_only_loader_leaves_the_text_encoder_alone(loader: Loader) -> None:
+    node = NODE_CLASS_MAPPINGS["AtelierLoraLoaderModelOnly"]()
+    assert node.run(model="M", lora="subj/v2/alice", strength_model=1.0) == (("patched", "M"), "")
+    model, clip, _weights, strength_model, strength_clip = loader.calls[1][1]
+    assert (model, clip, strength_model, strength_clip) == ("M", None, 1.0, 0.0)
+
+
+def test_zero_strengths_load_nothing(loader: Loader) -> None:
+    result = comfy_runtime.apply_lora("M", "C", "subj/v1/alice (trigger: ohwx alice)", 0, 0)
+    assert result == ("M", "C", "ohwx alice")
+    assert loader.calls == []
+
+
+def test_a_plain_loras_file_name_works_too(loader: Loader) -> None:
+    """What ``AtelierLoraInput`` passes on: any file of the loras list, with the trigger word it carries."""
+    assert comfy_runtime.apply_lora("M", "C", "other.safetensors", 1.0, 1.0)[2] == "inkwash"
+    assert comfy_runtime.apply_lora("M", "C", "subj/v1/alice.safetensors", 1.0, 1.0)[2] == "ohwx alice"
+
+
+@pytest.mark.usefixtures("loader")
+def test_an_unknown_lora_is_an_error() -> None:
+    with pytest.raises(ValueError, match="not in ComfyUI's loras folders"):
+        comfy_runtime.apply_lora("M", "C", "subj/v9/alice (trigger: ohwx alice)", 1.0, 1.0)
+
+
+@pytest.mark.usefixtures("folders")
+def test_older_comfyui_without_lora_metadata(monkeypatch: pytest.MonkeyPatch) -> None:
+    old = Loader(with_metadata=False)
+    for name, module in old.modules().items():
+        monkeypatch.setitem(sys.modules, name, module)
+    assert comfy_runtime.apply_lora("M", "C", "subj/v2/alice", 1.0, 0.5)[:2] == (("patched", "M"), ("patched", "C"))
+    assert [call[2] for call in old.calls] == [{"safe_load": True}, {}]
+
+
+def test_input_images_are_listed_from_the_input_folder(folders: FolderPaths) -> None:
+    (folders.root / "input").mkdir()
+    for name in ("b.png", "a.jpg", "notes.txt"):
+        (folders.root / "input" / name).write_bytes(b"x")
+    (folders.root / "input/sub").mkdir()
+    assert comfy_runtime.options("input_images") == ["a.jpg", "b.png"]
+    assert comfy_runtime.options("checkpoints") == ["base.safetensors"]
