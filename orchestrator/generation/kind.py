@@ -37,12 +37,11 @@ from orchestrator.comfy import (
     RunSucceeded,
 )
 from orchestrator.generation.followup import follow_existing
-from orchestrator.generation.outputs import fetch_outputs, record_images, select_images
+from orchestrator.generation.outputs import fetch_outputs, record_and_announce, select_images
 from orchestrator.generation.payload import KIND, GenerationPayload, storage_prefix
 from orchestrator.generation.relay import EventRelay
 from orchestrator.generation.services import GenerationServices
 from orchestrator.jobs.kinds import JobContext, JobFailed
-from orchestrator.jobs.states import EventType
 from orchestrator.jobs.store import ClaimedJob
 from orchestrator.storage import Storage
 
@@ -87,7 +86,7 @@ class GenerationKind:
             else:
                 backend = await self._choose(payload, job.backend)
                 result = await self._run_on(backend, job, ctx, payload)
-            return await self._finish(job, ctx, payload, backend, result)
+            return await self._finish(job, payload, backend, result)
         except ComfyError as exc:
             raise comfy_failure(exc) from exc
 
@@ -162,7 +161,7 @@ class GenerationKind:
         return result
 
     async def _finish(
-        self, job: ClaimedJob, ctx: JobContext, payload: GenerationPayload, backend: Backend, result: RunResult
+        self, job: ClaimedJob, payload: GenerationPayload, backend: Backend, result: RunResult
     ) -> dict[str, Any]:
         if isinstance(result, RunFailed):
             message = f"{result.node_type or 'a node'} failed: {result.exception_type}: {result.exception_message}"
@@ -178,21 +177,18 @@ class GenerationKind:
             raise JobFailed("execution_error", message, **details)
         if isinstance(result, RunInterrupted):
             raise JobFailed("interrupted", "the prompt was interrupted on the ComfyUI backend", backend=result.backend)
-        return await self._collect(job, ctx, payload, backend, result)
+        return await self._collect(job, payload, backend, result)
 
     async def _collect(
-        self, job: ClaimedJob, ctx: JobContext, payload: GenerationPayload, backend: Backend, result: RunSucceeded
+        self, job: ClaimedJob, payload: GenerationPayload, backend: Backend, result: RunSucceeded
     ) -> dict[str, Any]:
+        """Images to storage, then their rows and job.artifact events (one statement); the job's result."""
         fetched = await fetch_outputs(backend.client, job.id, select_images(result, payload.output_node_ids))
-        stored = [image for image, _ in fetched]
-        puts = [self._storage.put(image.key, data, image.content_type) for image, data in fetched]
-        try:  # the files and their rows, together; announced (job.artifact) once both are there
-            await asyncio.gather(*puts, record_images(self._engine, job.id, job.owner_id, payload, stored))
+        try:
+            await asyncio.gather(*(self._storage.put(i.key, data, i.content_type) for i, data in fetched))
         except OSError as exc:
             raise JobFailed("storage_error", f"images could not be stored: {exc}", retryable=True) from exc
-        described = [image.as_result(job.id) for image in stored]
-        for image in described:
-            await ctx.emit(EventType.ARTIFACT, {"kind": "image", **image})
+        described = await record_and_announce(self._engine, job, payload, [image for image, _ in fetched])
         return {
             "images": described,
             "seed": payload.seed,

@@ -13,6 +13,7 @@ import struct
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import bindparam, text
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.comfy import ComfyClient, OutputImage, RunSucceeded
 from orchestrator.generation.payload import GenerationPayload, image_url, storage_prefix
+from orchestrator.jobs.store import EVENTS_CHANNEL, ClaimedJob, JobLost
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
@@ -87,44 +89,63 @@ async def fetch_outputs(
     return [(describe_output(job_id, n, data), data) for n, data in enumerate(datas)]
 
 
-_RECORD_IMAGES = text(
+_RECORD_AND_ANNOUNCE = text(
     """
-INSERT INTO generation_images
-    (id, job_id, owner_id, index, storage_key, content_type, sha256, size_bytes, width, height, seed, params, loras)
-SELECT gen_random_uuid(), :job_id, :owner_id, r.index, r.storage_key, r.content_type, r.sha256, r.size_bytes,
-       r.width, r.height, CAST(:seed AS numeric), :params || jsonb_build_object('batch_index', r.index), :loras
-FROM jsonb_to_recordset(:images) AS r(index int, storage_key text, content_type text, sha256 text,
-                                       size_bytes bigint, width int, height int)
-ON CONFLICT (job_id, index) DO UPDATE SET
-    storage_key = EXCLUDED.storage_key, content_type = EXCLUDED.content_type, sha256 = EXCLUDED.sha256,
-    size_bytes = EXCLUDED.size_bytes, width = EXCLUDED.width, height = EXCLUDED.height, seed = EXCLUDED.seed,
-    params = EXCLUDED.params, loras = EXCLUDED.loras
+WITH job AS (
+    UPDATE jobs SET heartbeat_at = now(), updated_at = now()
+    WHERE id = :job_id AND status = 'running' AND attempts = :attempts
+    RETURNING id, owner_id
+), images AS (
+    INSERT INTO generation_images
+        (id, job_id, owner_id, index, storage_key, content_type, sha256, size_bytes, width, height, seed, params, loras)
+    SELECT gen_random_uuid(), job.id, job.owner_id, r.index, r.storage_key, r.content_type, r.sha256, r.size_bytes,
+           r.width, r.height, CAST(:seed AS numeric), :params || jsonb_build_object('batch_index', r.index), :loras
+    FROM job, jsonb_to_recordset(:images) AS r(index int, storage_key text, content_type text, sha256 text,
+                                                size_bytes bigint, width int, height int)
+    ON CONFLICT (job_id, index) DO UPDATE SET
+        storage_key = EXCLUDED.storage_key, content_type = EXCLUDED.content_type, sha256 = EXCLUDED.sha256,
+        size_bytes = EXCLUDED.size_bytes, width = EXCLUDED.width, height = EXCLUDED.height, seed = EXCLUDED.seed,
+        params = EXCLUDED.params, loras = EXCLUDED.loras
+    RETURNING index
+), event AS (
+    INSERT INTO job_events (job_id, owner_id, type, data)
+    SELECT job.id, job.owner_id, 'job.artifact', a.data
+    FROM job, jsonb_array_elements(:artifacts) WITH ORDINALITY AS a(data, n)
+    ORDER BY a.n
+    RETURNING id
+)
+SELECT event.id, pg_notify(:channel, event.id::text) AS notified FROM event ORDER BY event.id
 """
-).bindparams(*(bindparam(name, type_=JSONB) for name in ("params", "loras", "images")))
+).bindparams(*(bindparam(name, type_=JSONB) for name in ("params", "loras", "images", "artifacts")))
 
 
-async def record_images(
-    engine: AsyncEngine,
-    job_id: uuid.UUID,
-    owner_id: uuid.UUID,
-    payload: GenerationPayload,
-    stored: Sequence[StoredImage],
-) -> None:
-    """Insert (or replace) the ``generation_images`` rows in one statement (``engine`` in autocommit mode)."""
+async def record_and_announce(
+    engine: AsyncEngine, job: ClaimedJob, payload: GenerationPayload, stored: Sequence[StoredImage]
+) -> list[dict[str, Any]]:
+    """One statement: the ``generation_images`` rows (inserted or replaced) and a ``job.artifact`` event per
+    image (with its NOTIFY), as the job store writes events: only while this attempt still runs the job
+    (``attempts`` identifies the claim), else :class:`~orchestrator.jobs.store.JobLost`. Call it once the
+    files are stored. ``engine`` must be in autocommit mode. Returns the images as the result lists them."""
+    described = [image.as_result(job.id) for image in stored]
     if not stored:
-        return
+        return described
     images = [
         {"index": i.index, "storage_key": i.key, "content_type": i.content_type, "sha256": i.sha256,
          "size_bytes": i.size, "width": i.width, "height": i.height}
         for i in stored
     ]  # fmt: skip
     params = {
-        "job_id": job_id,
-        "owner_id": owner_id,
+        "job_id": job.id,
+        "attempts": job.attempts,
         "seed": str(payload.seed) if payload.seed is not None else None,
         "params": {**payload.params, "template": payload.template},
         "loras": payload.loras,
         "images": images,
+        "artifacts": [{"kind": "image", **image} for image in described],
+        "channel": EVENTS_CHANNEL,
     }
     async with engine.connect() as conn:
-        await conn.execute(_RECORD_IMAGES, params)
+        rows = (await conn.execute(_RECORD_AND_ANNOUNCE, params)).all()
+    if not rows:
+        raise JobLost(str(job.id))
+    return described
