@@ -189,3 +189,29 @@ async def test_list_filters_and_pages(generation_service: GenerationService, htt
     assert len(done["items"]) == 4
     assert all(g["images"] and g["images"][0]["url"].endswith("/images/0") for g in done["items"])
     assert (await get_json(http, svc, caller, "/v1/generations?template=workflow"))["items"] == []
+
+
+async def test_a_retry_collects_the_finished_run_instead_of_running_it_again(
+    held: GenerationService, http: aiohttp.ClientSession, me: Caller
+) -> None:
+    svc = held
+    job_id = await submit(http, svc, me, txt2img(seed=25))
+    standin = svc.standin(await _running_on(svc, job_id))
+    submitted_before = standin.executor.number
+    blocker = svc.app_storage_path(f"generations/{job_id}/0.png")
+    blocker.mkdir(parents=True)  # a directory where the image goes: storing it fails (retryable)
+    for backend in svc.backends:
+        backend.release()
+    await wait_for_event(svc.database_url, uuid.UUID(job_id), "job.retrying")
+    blocker.rmdir()
+    await wait_for_terminal(svc.database_url, [uuid.UUID(job_id)])
+
+    events = await events_of(http, svc, me, job_id)
+    retrying = [e.data for e in events if e.event == "job.retrying"]
+    assert [r["error"]["class"] for r in retrying] == ["storage_error"]
+    assert events[-1].event == "job.succeeded", events[-1]
+    assert standin.executor.number == submitted_before  # ComfyUI was not asked to run it again
+    generation = await get_json(http, svc, me, f"/v1/generations/{job_id}")
+    assert generation["attempts"] == 2
+    assert generation["result"]["backend"] == standin.url
+    assert blocker.is_file()
