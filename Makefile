@@ -7,13 +7,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-# Single-user mode on the loopback bind unless you say otherwise (ATELIER_AUTH=apikey make run).
-export ATELIER_AUTH ?= disabled
+# `make run` starts in single-user mode on the loopback bind unless you say otherwise
+# (ATELIER_AUTH=apikey make run). Only the service gets this default, never the tests.
+RUN_AUTH ?= $(or $(ATELIER_AUTH),disabled)
 
 .PHONY: run test lint
 
 run: $(STAMP)
-	$(BIN)/atelier serve
+	ATELIER_AUTH=$(RUN_AUTH) $(BIN)/atelier serve
 
 test: $(STAMP) lint
 	$(BIN)/pytest

@@ -26,6 +26,33 @@ async def _drop_database(server_url: str, name: str) -> None:
         await conn.close()
 
 
+# Variables that say where the real engines are: engines tests read them; everything else is scrubbed.
+ENGINE_LOCATIONS = frozenset(
+    {
+        "ATELIER_COMFYUI_DIR",
+        "ATELIER_COMFYUI_PYTHON",
+        "ATELIER_SD_SCRIPTS_DIR",
+        "ATELIER_SD_SCRIPTS_PYTHON",
+        "ATELIER_SD_SCRIPTS_TOKENIZER_CACHE_DIR",
+        "ATELIER_CLIP_BPE",
+    }
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hermetic_environment() -> Iterator[None]:
+    """The service's own configuration in the caller's shell (ATELIER_AUTH, ATELIER_DATABASE_URL, ...)
+    must not reconfigure the services the tests start. Runs after collection, so engines tests have
+    already read their locations; ATELIER_TEST_* variables are the tests' own and stay."""
+    scrubbed = {
+        name: os.environ.pop(name)
+        for name in list(os.environ)
+        if name.startswith("ATELIER_") and not name.startswith("ATELIER_TEST_") and name not in ENGINE_LOCATIONS
+    }
+    yield
+    os.environ.update(scrubbed)
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """A freshly migrated database for this test run; dropped when the run ends."""

@@ -15,7 +15,7 @@ import pytest
 from orchestrator.db.engine import asyncpg_dsn
 from orchestrator.services import BROADCASTER, ENGINE
 from orchestrator.settings import Settings
-from tests.integration.conftest import Service, new_caller
+from tests.integration.conftest import Caller, Service, new_caller
 from tests.support.service import running_app
 from tests.support.sse import iter_sse
 
@@ -90,21 +90,31 @@ async def test_a_stalled_client_is_dropped_and_never_holds_up_a_reading_one(tigh
     job_id = await _new_job(tight_service.settings.database_url, owner_id)
     path = f"/v1/jobs/{job_id}/events"
     stalled = await _stalled_client(tight_service.url, path, caller.headers)
+    try:
+        received = await _read_while_the_stalled_one_sits(tight_service, caller, job_id, owner_id, path)
+    finally:
+        stalled.close()
+    assert received == 601, "the reading client got every event while the stalled one sat on ~10 MB"
+    await _subscribers_become(tight_service, 0)
+    metrics = (await _metrics(tight_service)).splitlines()
+    assert "atelier_sse_dropped_subscribers_total 1.0" in metrics
+
+
+async def _read_while_the_stalled_one_sits(
+    service: Service, caller: Caller, job_id: uuid.UUID, owner_id: uuid.UUID, path: str
+) -> int:
     received = 0
-    async with aiohttp.ClientSession() as http, http.get(tight_service.url + path, headers=caller.headers) as stream:
-        await _subscribers_become(tight_service, 2)
-        writer = asyncio.create_task(_insert_events(tight_service.settings.database_url, job_id, owner_id, 600, 16_000))
+    headers = caller.headers
+    async with aiohttp.ClientSession() as http, http.get(service.url + path, headers=headers) as stream:
+        await _subscribers_become(service, 2)
+        writer = asyncio.create_task(_insert_events(service.settings.database_url, job_id, owner_id, 600, 16_000))
         async with asyncio.timeout(60):
             async for event in iter_sse(stream):
                 received += 1
                 if event.event == "job.succeeded":
                     break
         await writer
-    assert received == 601, "the reading client got every event while the stalled one sat on ~10 MB"
-    await _subscribers_become(tight_service, 0)
-    metrics = (await _metrics(tight_service)).splitlines()
-    assert "atelier_sse_dropped_subscribers_total 1.0" in metrics
-    stalled.close()
+    return received
 
 
 async def _metrics(service: Service) -> str:
