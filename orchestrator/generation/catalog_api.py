@@ -20,6 +20,7 @@ from orchestrator.generation.schemas import (
     BackendList,
     Img2ImgBody,
     ModelList,
+    ModelQuery,
     TemplateDetail,
     TemplateList,
     TemplateQuery,
@@ -111,24 +112,34 @@ async def list_backends(request: web.Request) -> web.Response:
     return json_response(BackendList(configured=services.configured, items=services.backend_states()))
 
 
-async def _offered(services: GenerationServices, folder: str) -> dict[str, list[str]]:
+async def _offered(services: GenerationServices, folder: str, refresh: bool) -> dict[str, list[str]]:
     """name -> backends offering it."""
     if services.pool is None:
         return {}
     by_name: dict[str, list[str]] = {}
-    for url, names in (await services.pool.offered_models(folder)).items():
+    for url, names in (await services.pool.offered_models(folder, refresh=refresh)).items():
         for name in names:
             by_name.setdefault(name, []).append(url)
     return dict(sorted(by_name.items()))
 
 
-@router.route("GET", "/v1/models", summary="Models the backends offer", tag="backends", response=ModelList)
+@router.route(
+    "GET",
+    "/v1/models",
+    summary="Models the backends offer",
+    tag="backends",
+    query=ModelQuery,
+    response=ModelList,
+    errors=(401, 422),
+)
 async def list_models(request: web.Request) -> web.Response:
-    """Checkpoints (with family where known), catalog models, and LoRA files (yours named by registry name)."""
+    """Checkpoints (with family where known), catalog models, and LoRA files (yours named by registry name;
+    other owners' registered LoRAs are not listed)."""
+    refresh = parse_query(request, ModelQuery).refresh
     services = request.app[GENERATION]
     engine, owner = request.app[ENGINE], request[OWNER]
     checkpoints = []
-    for name, backends in (await _offered(services, "checkpoints")).items():
+    for name, backends in (await _offered(services, "checkpoints", refresh)).items():
         family, source = await services.catalog.checkpoint_family(name)
         checkpoints.append({"name": name, "family": family, "family_source": source, "backends": backends})
     catalog = [
@@ -136,7 +147,7 @@ async def list_models(request: web.Request) -> web.Response:
          "description": description}
         for name, (spec, description) in sorted(services.catalog.entries().items())
     ]  # fmt: skip
-    offered_loras = await _offered(services, "loras")
+    offered_loras = await _offered(services, "loras", refresh)
     mine = await owner_lora_files(engine, owner)
     foreign = await foreign_lora_files(engine, owner, set(offered_loras))
     loras = [

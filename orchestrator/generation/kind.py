@@ -37,7 +37,7 @@ from orchestrator.comfy import (
     RunSucceeded,
 )
 from orchestrator.generation.followup import follow_existing
-from orchestrator.generation.outputs import fetch_outputs, record_and_announce, select_images
+from orchestrator.generation.outputs import fetch_outputs, record_and_announce, remove_local_copies, select_images
 from orchestrator.generation.payload import KIND, GenerationPayload, storage_prefix
 from orchestrator.generation.relay import EventRelay
 from orchestrator.generation.services import GenerationServices
@@ -183,12 +183,17 @@ class GenerationKind:
         self, job: ClaimedJob, payload: GenerationPayload, backend: Backend, result: RunSucceeded
     ) -> dict[str, Any]:
         """Images to storage, then their rows and job.artifact events (one statement); the job's result."""
-        fetched = await fetch_outputs(backend.client, job.id, select_images(result, payload.output_node_ids))
+        selected = select_images(result, payload.output_node_ids)
+        fetched = await fetch_outputs(backend.client, job.id, selected)
         try:
             await asyncio.gather(*(self._storage.put(i.key, data, i.content_type) for i, data in fetched))
         except OSError as exc:
             raise JobFailed("storage_error", f"images could not be stored: {exc}", retryable=True) from exc
         described = await record_and_announce(self._engine, job, payload, [image for image, _ in fetched])
+        home = self._services.local_home(backend.url)
+        if home is not None:  # a ComfyUI we run: its copies are ours to drop (they would pile up under var/)
+            inputs = [upload.filename for upload in payload.uploads]
+            await asyncio.to_thread(remove_local_copies, home, selected, inputs)
         return {
             "images": described,
             "seed": payload.seed,

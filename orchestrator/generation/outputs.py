@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import logging
 import struct
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
@@ -24,6 +26,7 @@ from orchestrator.comfy import ComfyClient, OutputImage, RunSucceeded
 from orchestrator.generation.payload import GenerationPayload, image_url, storage_prefix
 from orchestrator.jobs.store import EVENTS_CHANNEL, ClaimedJob, JobLost
 
+log = logging.getLogger(__name__)
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 
@@ -149,3 +152,23 @@ async def record_and_announce(
     if not rows:
         raise JobLost(str(job.id))
     return described
+
+
+def remove_local_copies(home: Path, images: Sequence[OutputImage], inputs: Sequence[str]) -> int:
+    """Delete a local ComfyUI's copies of collected outputs and uploaded inputs (ours now live in storage);
+    returns how many files went. Paths that would leave the ComfyUI folders are ignored."""
+    removed = 0
+    wanted = [(image.type, image.subfolder, image.filename) for image in images]
+    wanted += [("input", *name.rpartition("/")[::2]) for name in inputs]
+    for kind, subfolder, filename in wanted:
+        base = (home / kind).resolve()
+        path = (base / subfolder / filename).resolve()
+        if kind not in ("output", "temp", "input") or not path.is_relative_to(base):
+            continue
+        try:
+            if path.is_file():
+                path.unlink()
+                removed += 1
+        except OSError as exc:  # best effort: the job's files are safe in storage already
+            log.warning("could not remove ComfyUI's copy %s: %s", path, exc)
+    return removed

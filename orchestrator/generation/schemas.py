@@ -196,6 +196,14 @@ class BackendList(BaseModel):
     items: list[dict[str, Any]]
 
 
+class ModelQuery(BaseModel):
+    """Options of GET /v1/models."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    refresh: bool = Field(False, description="Ask the backends for their model lists again (after adding files).")
+
+
 class ModelList(BaseModel):
     """Models the backends offer, with family where known, and the caller's trained LoRAs."""
 

@@ -16,6 +16,7 @@ import logging
 import shlex
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -50,6 +51,13 @@ class GenerationServices:
     def configured(self) -> bool:
         """Whether any ComfyUI backend is configured."""
         return self.pool is not None
+
+    def local_home(self, url: str) -> Path | None:
+        """The folder (with input/output/temp) of the local ComfyUI at ``url``; None for other backends."""
+        for instance in self.local:
+            if instance.url == url:
+                return instance.home
+        return None
 
     def backend_states(self) -> list[dict[str, Any]]:
         """Per backend: the pool's facts plus, for local instances, the process."""

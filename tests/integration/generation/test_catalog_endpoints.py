@@ -80,6 +80,16 @@ async def test_backends_and_models(generation_service: GenerationService, http: 
     await register_lora(svc, caller.owner_id, "listed style", "sd15", LISTED_LORA, version=2)
     mine = {e["name"]: e["registry"] for e in (await get_json(http, svc, caller, "/v1/models"))["loras"]}
     assert mine[LISTED_LORA] == {"lora": "listed style", "version": 2, "family": "sd15", "trigger_word": "listedx"}
+    for backend in svc.backends:
+        backend.models["loras"].append("added-later.safetensors")
+    try:
+        cached = {e["name"] for e in (await get_json(http, svc, caller, "/v1/models"))["loras"]}
+        fresh = {e["name"] for e in (await get_json(http, svc, caller, "/v1/models?refresh=true"))["loras"]}
+    finally:
+        for backend in svc.backends:
+            backend.models["loras"].remove("added-later.safetensors")
+    assert "added-later.safetensors" not in cached
+    assert "added-later.safetensors" in fresh
     stranger = await new_caller(svc.engine, f"stranger-{uuid.uuid4().hex[:6]}")
     theirs = {e["name"] for e in (await get_json(http, svc, stranger, "/v1/models"))["loras"]}
     assert LISTED_LORA not in theirs
