@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """What the nodes do when ComfyUI runs them; shared by both entry styles.
 
-Markers pass their value through (numeric ones check it against their own ``min``/``max`` first); the LoRA
-loaders hand over to :mod:`.comfy_runtime`, which uses ComfyUI's own loading functions.
+Markers pass their value through (numeric ones check it against their own ``min``/``max`` first); the image
+marker and the LoRA loaders hand over to :mod:`.comfy_runtime`, which uses ComfyUI's own loading functions.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ def run(spec: NodeSpec, values: Mapping[str, Any]) -> tuple[Any, ...]:
         return _lora(values)
     if spec.behaviour == "lora_model_only":
         return _lora_model_only(values)
+    if spec.behaviour == "image":
+        return comfy_runtime.load_image(values["image"])
     value_id = spec.inputs[1].id
     value = values[value_id]
     if spec.behaviour == "bounded":

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The pack's calls into ComfyUI: folder lists for combos, and applying a LoRA with ComfyUI's own functions.
+"""The pack's calls into ComfyUI: folder lists for combos; LoRAs and images loaded by ComfyUI's own functions.
 
 Every ComfyUI module is imported inside the function that needs it, so this module imports anywhere; the
 functions themselves run only inside ComfyUI. Signatures that changed between ComfyUI releases (LoRA
@@ -95,3 +95,26 @@ def apply_lora(model: Any, clip: Any, value: str, strength_model: float, strengt
     extra = {"lora_metadata": metadata} if _accepts(comfy.sd.load_lora_for_models, "lora_metadata") else {}
     new_model, new_clip = comfy.sd.load_lora_for_models(model, clip, weights, strength_model, strength_clip, **extra)
     return new_model, new_clip, trigger
+
+
+def load_image(name: str) -> tuple[Any, Any]:
+    """``(IMAGE, MASK)`` of the input image ``name``, loaded by ComfyUI's own Load Image node."""
+    import nodes  # ComfyUI
+
+    image, mask = nodes.LoadImage().load_image(name)
+    return image, mask
+
+
+def image_fingerprint(name: str) -> Any:
+    """What tells ComfyUI that the input image ``name`` changed (Load Image's content hash)."""
+    import nodes  # ComfyUI
+
+    return nodes.LoadImage.IS_CHANGED(name)
+
+
+def image_problem(name: str) -> bool | str:
+    """True when the input image ``name`` exists, else Load Image's message about it."""
+    import nodes  # ComfyUI
+
+    answer: bool | str = nodes.LoadImage.VALIDATE_INPUTS(name)
+    return answer

@@ -23,6 +23,8 @@ V3_NEEDS = (
     "Custom",
     "Model",
     "Clip",
+    "Image",
+    "Mask",
     "String",
     "Int",
     "Float",

@@ -8,7 +8,8 @@ ComfyUI asks for the node's inputs.
 
 Parameter markers stand for one request field of a registered template each: ``name`` is the field, the
 value input is its default (and what the service replaces), ``min``/``max`` bound numeric fields. At run time a
-marker passes its value through, so a marked graph runs in ComfyUI as it is.
+marker passes its value through (the image marker loads its image, as ComfyUI's Load Image validates its own
+file name and cannot take it from a link), so a marked graph runs in ComfyUI as it is.
 
 Standard library only: this module imports without ComfyUI.
 """
@@ -80,7 +81,8 @@ class OutputSpec:
 
     id: str
     type: str
-    """``MODEL``, ``CLIP``, ``STRING``, ``INT``, ``FLOAT``, or ``COMBO`` (a value any combo input takes)."""
+    """``MODEL``, ``CLIP``, ``IMAGE``, ``MASK``, ``STRING``, ``INT``, ``FLOAT``, or ``COMBO`` (a value any combo
+    input takes)."""
     name: str
     tooltip: str | None = None
 
@@ -175,6 +177,7 @@ def _marker(
     value: InputSpec,
     outputs: tuple[OutputSpec, ...],
     bounds: tuple[InputSpec, InputSpec] | None = None,
+    behaviour: str | None = None,
 ) -> NodeSpec:
     name = InputSpec("name", "STRING", default=field, tooltip="The request field this value stands for.")
     description = InputSpec(
@@ -185,10 +188,11 @@ def _marker(
         display_name=display_name,
         category=MARKER_CATEGORY,
         description=f"Marks a parameter of a LoRA Atelier template: the request field called 'name' sets "
-        f"{value.id!r}. In ComfyUI the node passes the value through.",
+        f"{value.id!r}. In ComfyUI the node "
+        + ("loads that image like Load Image." if behaviour == "image" else "passes the value through."),
         inputs=(name, value, *(bounds or ()), description),
         outputs=outputs,
-        behaviour="bounded" if bounds else "pass",
+        behaviour=behaviour or ("bounded" if bounds else "pass"),
     )
 
 
@@ -236,7 +240,8 @@ MARKER_SPECS: tuple[NodeSpec, ...] = (
         "Atelier Image (parameter)",
         "image",
         InputSpec("image", "COMBO", options="input_images", image_upload=True),
-        (OutputSpec("image", "COMBO", "image", _FILE_TIP.format("LoadImage 'image'")),),
+        (OutputSpec("image", "IMAGE", "IMAGE"), OutputSpec("mask", "MASK", "MASK")),
+        behaviour="image",
     ),
     _marker(
         "AtelierCheckpointInput",

@@ -40,7 +40,7 @@ def input_types(spec: NodeSpec) -> dict[str, dict[str, Any]]:
     return sections
 
 
-def node_class(spec: NodeSpec) -> type:
+def node_class(spec: NodeSpec) -> type[Any]:
     """The classic node class of the node described by ``spec``."""
 
     class Node:
@@ -59,12 +59,28 @@ def node_class(spec: NodeSpec) -> type:
         def run(self, **values: Any) -> tuple[Any, ...]:
             return behaviour.run(spec, values)
 
-    Node.__name__ = Node.__qualname__ = spec.node_id
-    Node.__doc__ = spec.description
-    return Node
+    made: type[Any] = _with_image_checks(Node) if spec.behaviour == "image" else Node
+    made.__name__ = made.__qualname__ = spec.node_id
+    made.__doc__ = spec.description
+    return made
 
 
-NODE_CLASS_MAPPINGS: dict[str, type] = {spec.node_id: node_class(spec) for spec in NODE_SPECS}
+def _with_image_checks(base: type[Any]) -> type[Any]:
+    """The image marker checks its file and notices content changes as ComfyUI's Load Image does."""
+
+    class ImageNode(base):
+        @classmethod
+        def IS_CHANGED(cls, image: str, **_: Any) -> Any:
+            return comfy_runtime.image_fingerprint(image)
+
+        @classmethod
+        def VALIDATE_INPUTS(cls, image: str) -> bool | str:
+            return comfy_runtime.image_problem(image)
+
+    return ImageNode
+
+
+NODE_CLASS_MAPPINGS: dict[str, type[Any]] = {spec.node_id: node_class(spec) for spec in NODE_SPECS}
 """Node id -> class, for ComfyUI's classic loader."""
 
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {spec.node_id: spec.display_name for spec in NODE_SPECS}

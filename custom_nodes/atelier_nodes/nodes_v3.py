@@ -45,6 +45,8 @@ def _input(spec: InputSpec) -> Any:
 _OUTPUT_TYPES: dict[str, Any] = {
     "MODEL": io.Model,
     "CLIP": io.Clip,
+    "IMAGE": io.Image,
+    "MASK": io.Mask,
     "STRING": io.String,
     "INT": io.Int,
     "FLOAT": io.Float,
@@ -83,9 +85,25 @@ def node_class(spec: NodeSpec) -> type[io.ComfyNode]:
         def execute(cls, **values: Any) -> io.NodeOutput:
             return io.NodeOutput(*behaviour.run(spec, values))
 
-    Node.__name__ = Node.__qualname__ = spec.node_id
-    Node.__doc__ = spec.description
-    return Node
+    made: type[io.ComfyNode] = _with_image_checks(Node) if spec.behaviour == "image" else Node
+    made.__name__ = made.__qualname__ = spec.node_id
+    made.__doc__ = spec.description
+    return made
+
+
+def _with_image_checks(base: type[io.ComfyNode]) -> type[io.ComfyNode]:
+    """The image marker checks its file and notices content changes as ComfyUI's Load Image does."""
+
+    class ImageNode(base):
+        @classmethod
+        def fingerprint_inputs(cls, image: str, **_: Any) -> Any:
+            return comfy_runtime.image_fingerprint(image)
+
+        @classmethod
+        def validate_inputs(cls, image: str) -> bool | str:
+            return comfy_runtime.image_problem(image)
+
+    return ImageNode
 
 
 NODE_CLASSES: tuple[type[io.ComfyNode], ...] = tuple(node_class(spec) for spec in NODE_SPECS)

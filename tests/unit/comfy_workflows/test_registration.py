@@ -74,12 +74,11 @@ def marked_txt2img() -> dict[str, Any]:
 
 
 def marked_img2img() -> dict[str, Any]:
-    """:func:`marked_txt2img` starting from an uploaded image (an image marker into LoadImage)."""
+    """:func:`marked_txt2img` starting from an uploaded image (the image marker loads it)."""
     graph = marked_txt2img()
     graph["15"] = {"class_type": "AtelierImageInput", "inputs": {"name": "init_image", "image": "cat.png"}}
-    graph["16"] = {"class_type": "LoadImage", "inputs": {"image": ["15", 0]}}
-    graph["17"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["16", 0], "vae": ["2", 2]}}
-    graph["12"]["inputs"]["latent_image"] = ["17", 0]
+    graph["16"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["15", 0], "vae": ["2", 2]}}
+    graph["12"]["inputs"]["latent_image"] = ["16", 0]
     graph["12"]["inputs"]["denoise"] = 0.6
     del graph["9"]
     return graph

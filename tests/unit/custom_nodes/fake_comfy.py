@@ -95,7 +95,7 @@ class ComfyExtension(abc.ABC):
         return None
 
     @abc.abstractmethod
-    async def get_node_list(self) -> list[type]:
+    async def get_node_list(self) -> list[Any]:
         """The extension's nodes."""
 
 
@@ -118,7 +118,7 @@ def make_io(missing: Sequence[str] = (), *, old_schema: bool = False) -> types.M
         "UploadType": UploadType,
         "FolderType": FolderType,
     }
-    for name in ("Model", "Clip", "String", "Int", "Float", "Combo"):
+    for name in ("Model", "Clip", "Image", "Mask", "String", "Int", "Float", "Combo"):
         members[name] = comfy_type(name.upper())
     for name, member in members.items():
         if name not in missing:
@@ -218,6 +218,30 @@ class Loader:
     ) -> tuple[Any, Any]:
         self.calls.append(("apply", (model, clip, lora, strength_model, strength_clip), {}))
         return ("patched", model), ("patched", clip)
+
+
+class LoadImage:
+    """``nodes.LoadImage``: what the image marker borrows (files under ``folder``)."""
+
+    folder = Path("/nonexistent")
+
+    def load_image(self, image: str) -> tuple[str, str]:
+        return f"IMAGE of {image}", f"MASK of {image}"
+
+    @classmethod
+    def IS_CHANGED(cls, image: str) -> str:
+        return f"hash of {(cls.folder / image).read_bytes()!r}"
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, image: str) -> bool | str:
+        return True if (cls.folder / image).is_file() else f"Invalid image file: {image}"
+
+
+def nodes_module(input_folder: Path) -> types.ModuleType:
+    """ComfyUI's ``nodes`` module, as far as the pack uses it."""
+    module = types.ModuleType("nodes")
+    module.LoadImage = type("LoadImage", (LoadImage,), {"folder": input_folder})  # type: ignore[attr-defined]
+    return module
 
 
 @contextmanager

@@ -52,7 +52,7 @@ def test_classic_style_where_comfy_api_is_missing() -> None:
         assert pack.NODE_DISPLAY_NAME_MAPPINGS["AtelierLoraLoader"] == "Atelier LoRA Loader"
 
 
-@pytest.mark.parametrize("missing", [("Custom",), ("Combo", "UploadType"), ("Schema",)])
+@pytest.mark.parametrize("missing", [("Custom",), ("Combo", "UploadType"), ("Schema",), ("Mask",)])
 def test_classic_style_where_the_v3_api_lacks_what_the_pack_uses(missing: Sequence[str]) -> None:
     with loaded_pack("atelier_pack_old_api", comfy_api_modules(make_io(missing))) as pack:
         assert exports(pack) == CLASSIC_EXPORTS
@@ -154,9 +154,11 @@ async def test_v3_marker_schemas(folders: FolderPaths) -> None:
     _, seed = schemas["AtelierSeedInput"]
     assert seed.inputs[1].kwargs["control_after_generate"] is True
     assert seed.inputs[1].kwargs["max"] == 2**64 - 1
-    _, image = schemas["AtelierImageInput"]
+    image_node, image = schemas["AtelierImageInput"]
     assert image.inputs[1].kwargs["options"] == ["cat.png"]
     assert image.inputs[1].kwargs["upload"] == fake_comfy.UploadType.image
+    assert [(o.id, o.io_type) for o in image.outputs] == [("image", "IMAGE"), ("mask", "MASK")]
+    assert {"fingerprint_inputs", "validate_inputs"} <= set(vars(image_node))
     _, checkpoint = schemas["AtelierCheckpointInput"]
     assert checkpoint.inputs[1].kwargs["options"] == ["base.safetensors"]
     output_type = checkpoint.outputs[0].io_type
@@ -194,5 +196,5 @@ def test_the_any_combo_type() -> None:
     assert ANY_COMBO != "MODEL"
     assert ANY_COMBO != 3
     assert ANY_COMBO == "COMBO"
-    assert {ANY_COMBO: 1}["COMBO"] == 1
+    assert hash(ANY_COMBO) == hash("COMBO")
     assert json.dumps([ANY_COMBO]) == '["COMBO"]'

@@ -10,7 +10,7 @@ import pytest
 from custom_nodes.atelier_nodes import behaviour, comfy_runtime
 from custom_nodes.atelier_nodes.node_specs import ANY_COMBO, MARKER_SPECS, NODE_SPECS, NodeSpec
 from custom_nodes.atelier_nodes.nodes_v1 import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS, input_types
-from tests.unit.custom_nodes.fake_comfy import FolderPaths, Loader
+from tests.unit.custom_nodes.fake_comfy import FolderPaths, Loader, nodes_module
 from tests.unit.custom_nodes.safetensors_files import atelier_metadata, write_safetensors
 
 SPECS = {spec.node_id: spec for spec in NODE_SPECS}
@@ -71,12 +71,28 @@ def test_classic_return_types() -> None:
     assert NODE_CLASS_MAPPINGS["AtelierPromptInput"].CATEGORY == "Atelier/parameters"
 
 
-@pytest.mark.parametrize("spec", MARKER_SPECS, ids=lambda spec: spec.node_id)
-def test_every_marker_passes_its_value_through(spec: NodeSpec) -> None:
+@pytest.mark.parametrize("spec", [s for s in MARKER_SPECS if s.behaviour != "image"], ids=lambda spec: spec.node_id)
+def test_markers_pass_their_value_through(spec: NodeSpec) -> None:
     value = {"STRING": "a cat", "INT": 3, "FLOAT": 0.5, "COMBO": "file.safetensors"}[spec.inputs[1].type]
     values = {"name": "field", spec.inputs[1].id: value, "min": 0, "max": 10}
     node = NODE_CLASS_MAPPINGS[spec.node_id]()
     assert node.run(**values) == (value,)
+
+
+def test_the_image_marker_loads_its_image_like_load_image(
+    folders: FolderPaths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (folders.root / "input").mkdir()
+    (folders.root / "input/cat.png").write_bytes(b"first")
+    monkeypatch.setitem(sys.modules, "nodes", nodes_module(folders.root / "input"))
+    node = NODE_CLASS_MAPPINGS["AtelierImageInput"]
+    assert node().run(name="init", image="cat.png") == ("IMAGE of cat.png", "MASK of cat.png")
+    assert node.RETURN_TYPES == ("IMAGE", "MASK")
+    assert node.VALIDATE_INPUTS("cat.png") is True
+    assert node.VALIDATE_INPUTS("dog.png") == "Invalid image file: dog.png"
+    before = node.IS_CHANGED("cat.png", name="init")
+    (folders.root / "input/cat.png").write_bytes(b"second")
+    assert node.IS_CHANGED("cat.png", name="init") != before
 
 
 @pytest.mark.parametrize(
