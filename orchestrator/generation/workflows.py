@@ -18,7 +18,8 @@ from typing import Any
 from comfy_workflows.ui_format import UIFormatError, ui_to_api
 from comfy_workflows.validation import IssueKind, ValidationIssue, validate_raw_workflow
 from orchestrator.errors import ValidationFailed
-from orchestrator.generation.init_images import InitImageError, parse_init_image
+from orchestrator.generation.checking import GraphChecker
+from orchestrator.generation.init_images import InitImage, InitImageError, parse_init_image
 from orchestrator.generation.payload import GenerationPayload, Upload, filename_prefix, storage_prefix
 from orchestrator.generation.schemas import MAX_WORKFLOW_NODES, WorkflowBody
 from orchestrator.generation.services import GenerationServices
@@ -77,7 +78,7 @@ class _Inputs:
         self.job_id = job_id
         self.graph = graph
         self.fields: dict[tuple[str, str], str] = {}
-        self.images: list[tuple[str, str, Any]] = []
+        self.images: list[tuple[str, str, InitImage]] = []
         self.errors: list[dict[str, Any]] = []
 
     def apply(self, inputs: dict[str, dict[str, Any]]) -> None:
@@ -108,6 +109,36 @@ class _Inputs:
         self.graph[node_id]["inputs"][name] = filename
         self.images.append((node_id, name, image))
 
+    async def store(self, storage: Storage) -> list[Upload]:
+        """Keep the images in storage; what the worker uploads to the backend."""
+        uploads = []
+        for node_id, name, image in self.images:
+            key = f"{storage_prefix(self.job_id)}/input-{node_id}.{image.extension}"
+            await storage.put(key, image.data, image.content_type)
+            uploads.append(
+                Upload(
+                    key=key,
+                    filename=self.graph[node_id]["inputs"][name],
+                    sha256=image.sha256,
+                    targets=[(node_id, name)],
+                    field=f"inputs.{node_id}.{name}",
+                )
+            )
+        return uploads
+
+
+async def _api_graph(checker: GraphChecker, workflow: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the submitted graph in API format (converted from the editor's format when it is that)."""
+    graph = copy.deepcopy(workflow)
+    if _is_ui_format(graph):
+        try:
+            graph = ui_to_api(graph, await checker.info(checker.ready_backends()[0]))
+        except UIFormatError as exc:
+            raise ValidationFailed([{"field": "workflow", "reason": f"cannot read the editor format: {exc}"}]) from exc
+    if len(graph) > MAX_WORKFLOW_NODES:
+        raise ValidationFailed([{"field": "workflow", "reason": f"more than {MAX_WORKFLOW_NODES} nodes"}])
+    return graph
+
 
 async def accept_workflow(
     services: GenerationServices, storage: Storage, job_id: uuid.UUID, body: WorkflowBody
@@ -117,15 +148,7 @@ async def accept_workflow(
         raise ValidationFailed([{"field": "workflow", "reason": "this service does not accept submitted workflows"}])
     checker = services.checker
     assert checker is not None
-    backend = checker.ready_backends()[0]
-    graph = copy.deepcopy(body.workflow)
-    if _is_ui_format(graph):
-        try:
-            graph = ui_to_api(graph, await checker.info(backend))
-        except UIFormatError as exc:
-            raise ValidationFailed([{"field": "workflow", "reason": f"cannot read the editor format: {exc}"}]) from exc
-    if len(graph) > MAX_WORKFLOW_NODES:
-        raise ValidationFailed([{"field": "workflow", "reason": f"more than {MAX_WORKFLOW_NODES} nodes"}])
+    graph = await _api_graph(checker, body.workflow)
     applied = _Inputs(services, job_id, graph)
     applied.apply(body.inputs)
     if applied.errors:
@@ -137,20 +160,7 @@ async def accept_workflow(
     outcome = await checker.check(lambda info: validate_raw_workflow(graph, info, policy))
     if outcome.issues:
         raise ValidationFailed(raw_issue_errors(outcome.issues, applied.fields))
-    uploads = []
-    for node_id, name, image in applied.images:
-        key = f"{storage_prefix(job_id)}/input-{node_id}.{image.extension}"
-        await storage.put(key, image.data, image.content_type)
-        filename = graph[node_id]["inputs"][name]
-        uploads.append(
-            Upload(
-                key=key,
-                filename=filename,
-                sha256=image.sha256,
-                targets=[(node_id, name)],
-                field=f"inputs.{node_id}.{name}",
-            )
-        )
+    uploads = await applied.store(storage)
     seed, names, required = graph_facts(graph)
     params = {
         "inputs": {
