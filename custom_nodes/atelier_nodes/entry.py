@@ -35,27 +35,27 @@ V3_NEEDS = (
 """What the pack uses from ``comfy_api.latest.io``."""
 
 
-def v3_available() -> bool:
-    """Whether this ComfyUI offers the V3 API the pack needs (``comfy_api.latest`` with ``ComfyExtension``)."""
+def v3_missing() -> str | None:
+    """Why this ComfyUI cannot take the pack's V3 nodes, or None when it can."""
     try:
         latest = importlib.import_module("comfy_api.latest")
-    except Exception:  # an older install, or a broken comfy_api: use the classic style
-        return False
+    except Exception as exc:  # an older install, or a broken comfy_api
+        return f"comfy_api.latest does not import ({type(exc).__name__}: {exc})"
     io = getattr(latest, "io", None)
     missing = [name for name in V3_NEEDS if not hasattr(io, name)]
-    if missing or not hasattr(latest, "ComfyExtension"):
-        log.info("atelier_nodes: ComfyUI's V3 API lacks %s; using the classic node style", missing or "ComfyExtension")
-        return False
-    return True
+    if not hasattr(latest, "ComfyExtension"):
+        missing.insert(0, "ComfyExtension")
+    return f"comfy_api.latest lacks {', '.join(missing)}" if missing else None
 
 
 def v3_entrypoint() -> Callable[[], Awaitable[Any]] | None:
     """The pack's V3 ``comfy_entrypoint``, or None where the classic style must be used.
 
-    Falls back (with a warning in ComfyUI's log) also when the V3 nodes fail to build on this install.
+    Falls back (saying why in ComfyUI's log) also when the V3 nodes fail to build on this install.
     """
-    if not v3_available():
-        log.info("atelier_nodes: using the classic node style (no usable comfy_api.latest)")
+    reason = v3_missing()
+    if reason is not None:
+        log.info("atelier_nodes: using the classic node style: %s", reason)
         return None
     try:
         from .nodes_v3 import comfy_entrypoint

@@ -53,9 +53,15 @@ def test_classic_style_where_comfy_api_is_missing() -> None:
 
 
 @pytest.mark.parametrize("missing", [("Custom",), ("Combo", "UploadType"), ("Schema",), ("Mask",)])
-def test_classic_style_where_the_v3_api_lacks_what_the_pack_uses(missing: Sequence[str]) -> None:
-    with loaded_pack("atelier_pack_old_api", comfy_api_modules(make_io(missing))) as pack:
+def test_classic_style_where_the_v3_api_lacks_what_the_pack_uses(
+    missing: Sequence[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        caplog.at_level(logging.INFO),
+        loaded_pack("atelier_pack_old_api", comfy_api_modules(make_io(missing))) as pack,
+    ):
         assert exports(pack) == CLASSIC_EXPORTS
+    assert f"using the classic node style: comfy_api.latest lacks {', '.join(missing)}" in caplog.text
 
 
 def test_classic_style_where_comfy_api_latest_has_no_io() -> None:
