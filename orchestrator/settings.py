@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     comfyui_lost_after_s: float = Field(
         20.0, gt=0, description="A backend silent this long during a prompt is lost (the job retries elsewhere)."
     )
+    comfyui_ready_wait_s: float = Field(
+        30.0, ge=0, description="A generation that finds no ready backend waits this long for one before failing."
+    )
     model_catalog: Path | None = Field(
         None, description="YAML catalog of named base models (Flux and others); None = <models_dir>/catalog.yaml."
     )

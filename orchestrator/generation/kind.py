@@ -17,7 +17,9 @@ prompt run), then re-raised.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -111,20 +113,34 @@ class GenerationKind:
         return backend, result
 
     async def _choose(self, payload: GenerationPayload, previous: str | None) -> Backend:
-        """The backend for this attempt: another than the previous one when possible; offering the models."""
-        key = payload.model_key_tuple()
-        required = payload.required_models or None
-        for exclude in ([previous] if previous else [], []):
+        """The backend for this attempt: another than the previous one when possible, offering the models.
+
+        When none can take it (all down, or restarting), it waits up to ``comfyui_ready_wait_s`` for one before
+        giving up (a retryable failure), so that a single local ComfyUI's restart does not use up the attempts.
+        Model lists are read again once, in case a file (a new LoRA) appeared since they were fetched.
+        """
+        key, required = payload.model_key_tuple(), payload.required_models or None
+        if previous:
+            with contextlib.suppress(NoBackendAvailable):
+                return self._pool.choose(key, exclude=[previous], required_models=required)
+        settings = self._services.settings
+        deadline = time.monotonic() + settings.comfyui_ready_wait_s
+        refreshed = False
+        while True:
             try:
-                return self._pool.choose(key, exclude=exclude, required_models=required)
+                return self._pool.choose(key, required_models=required)
             except NoBackendAvailable:
-                continue
-        if required:
-            await asyncio.gather(
-                *(b.models(folder, refresh=True) for b in self._pool.backends if b.healthy for folder in required),
-                return_exceptions=True,
-            )
-        return self._pool.choose(key, required_models=required)
+                if required and self._pool.ready and not refreshed:
+                    refreshed = True
+                    await self._refresh_model_lists(required)
+                    continue
+                if time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(settings.comfyui_poll_s)  # the pool's probes change its state; no event to await
+
+    async def _refresh_model_lists(self, folders: Mapping[str, Any]) -> None:
+        healthy = [b for b in self._pool.backends if b.healthy]
+        await asyncio.gather(*(b.models(f, refresh=True) for b in healthy for f in folders), return_exceptions=True)
 
     async def _prepare_graph(self, backend: Backend, payload: GenerationPayload) -> dict[str, dict[str, Any]]:
         """The graph with the init images uploaded to ``backend`` (names patched if ComfyUI renamed one)."""

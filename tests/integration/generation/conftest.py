@@ -149,6 +149,7 @@ async def generation_service(
         comfyui_probe_interval_s=0.2,
         comfyui_poll_s=0.05,
         comfyui_lost_after_s=0.5,
+        comfyui_ready_wait_s=20.0,
         raw_workflow_url_hosts=["images.example.org"],
         init_image_max_bytes=200_000,
         preview_interval_s=0.05,

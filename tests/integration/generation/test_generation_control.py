@@ -215,3 +215,42 @@ async def test_a_retry_collects_the_finished_run_instead_of_running_it_again(
     assert generation["attempts"] == 2
     assert generation["result"]["backend"] == standin.url
     assert blocker.is_file()
+
+
+async def test_with_every_backend_down_a_retry_waits_for_one_to_come_back(
+    held: GenerationService, http: aiohttp.ClientSession, me: Caller
+) -> None:
+    svc = held
+    job_id = await submit(http, svc, me, txt2img(seed=26))
+    first = svc.standin(await _running_on(svc, job_id))
+    second = next(b for b in svc.backends if b is not first)
+    pool = svc.app[GENERATION].pool
+    assert pool is not None
+    down = [second, first]
+    try:
+        for backend in down:
+            await backend.die()
+        await wait_until(
+            svc.database_url,
+            "SELECT count(*) = 2 FROM job_events WHERE job_id = $1 AND type = 'job.started'",
+            uuid.UUID(job_id),
+        )
+        assert not pool.ready  # attempt 2 has started and waits for a backend
+        await second.revive()
+        down.remove(second)
+        assert await pool.backend(second.url).connection.wait_connected(15.0)
+        await svc.probe()
+        await wait_for_terminal(svc.database_url, [uuid.UUID(job_id)])
+    finally:
+        for backend in down:
+            await backend.revive()
+        for backend in svc.backends:
+            assert await pool.backend(backend.url).connection.wait_connected(15.0)
+        await svc.probe()
+    events = await events_of(http, svc, me, job_id)
+    assert [e.event for e in events if e.event in ("job.retrying", "job.succeeded")] == [
+        "job.retrying",
+        "job.succeeded",
+    ]
+    generation = await get_json(http, svc, me, f"/v1/generations/{job_id}")
+    assert generation["result"]["backend"] == second.url
