@@ -41,7 +41,7 @@ from orchestrator.comfy import (
     RunSucceeded,
     run_prompt,
 )
-from tests.unit.custom_nodes.test_contract_with_service import recorded_object_info
+from tests.unit.custom_nodes.recorded import recorded_object_info
 from trainer.publish import Provenance, publish_lora
 
 pytestmark = [pytest.mark.engines, pytest.mark.slow, pytest.mark.timeout(600)]

@@ -21,7 +21,7 @@ from comfy_workflows.registration import (
 from comfy_workflows.ui_format import api_to_ui
 from comfy_workflows.validation import RawWorkflowPolicy
 from tests.unit.comfy_workflows.conftest import offering
-from tests.unit.custom_nodes.test_contract_with_service import recorded_object_info
+from tests.unit.custom_nodes.recorded import recorded_object_info
 
 CHECKPOINT = "sd15_slim_random.safetensors"
 LORA_FILE = "subj/v1/alice.safetensors"

@@ -1,14 +1,7 @@
-"""The node pack and the service's registration agree: marker table, node ids, combo entry format, schemas.
-
-``atelier_object_info.json`` is what a real ComfyUI v0.33.0 reports in ``/object_info`` for the pack's nodes
-(combo options emptied); the engines test checks a live ComfyUI still reports exactly that.
-"""
+"""The node pack and the service's registration agree: marker table, node ids, combo entry format, and the
+recorded ``/object_info`` of the pack's nodes (see :mod:`tests.unit.custom_nodes.recorded`) matches the specs."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given
@@ -18,14 +11,7 @@ from comfy_workflows import registration
 from comfy_workflows.object_info import parse_node
 from custom_nodes.atelier_nodes import lora_catalog
 from custom_nodes.atelier_nodes.node_specs import MARKERS, NODE_SPECS, NodeSpec
-
-RECORDED = Path(__file__).with_name("atelier_object_info.json")
-
-
-def recorded_object_info() -> dict[str, Any]:
-    """The pack's nodes as a real ComfyUI lists them in ``/object_info`` (combo options empty)."""
-    data: dict[str, Any] = json.loads(RECORDED.read_text(encoding="utf-8"))
-    return data
+from tests.unit.custom_nodes.recorded import recorded_object_info
 
 
 def test_marker_tables_agree() -> None:
