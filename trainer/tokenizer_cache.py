@@ -221,6 +221,16 @@ def load_bpe(*, bpe_path: Path | None = None, python: str | None = None, wheel: 
     raise BpeNotFoundError("give a BPE file, a Python with open_clip or clip installed, or a wheel")
 
 
+def ensure_tokenizer_cache(cache_dir: Path, python: str | os.PathLike[str]) -> Path:
+    """Make sure ``cache_dir`` holds the SD1.5 and SDXL tokenizers; build them from ``python``'s CLIP
+    package when they are missing. Returns ``cache_dir``; raises BpeNotFoundError when it cannot."""
+    wanted = [cache_dir / spec.dir_name / "vocab.json" for spec in (SD15_TOKENIZER, SDXL_TOKENIZER2)]
+    if all(path.is_file() for path in wanted):
+        return cache_dir
+    build_tokenizer_cache(cache_dir, load_bpe(python=os.fspath(python)))
+    return cache_dir
+
+
 def _write_json(path: Path, value: object) -> None:
     path.write_text(json.dumps(value, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 

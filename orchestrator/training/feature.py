@@ -24,7 +24,9 @@ from orchestrator.training.kind import KIND as TRAINING_KIND
 from orchestrator.training.kind import TrainingKind
 from orchestrator.training.orphans import sweep_orphans
 from orchestrator.training.services import TRAINING, TrainingServices
+from trainer.config import SdScriptsInstall
 from trainer.supervisor_process import become_subreaper
+from trainer.tokenizer_cache import BpeNotFoundError, ensure_tokenizer_cache
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +52,29 @@ async def training_services(app: web.Application) -> AsyncIterator[None]:
     sweep: asyncio.Task[int] | None = None
     if supervises_trainings(app):
         become_subreaper()
+        await _ensure_tokenizers(app[TRAINING].install)
         sweep = asyncio.create_task(sweep_orphans(app[ENGINE], app[TRAINING].supervisor_options()))
     yield
     if sweep is not None:
         sweep.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await sweep
+
+
+async def _ensure_tokenizers(install: SdScriptsInstall | None) -> None:
+    """sd-scripts runs offline: build its CLIP tokenizer cache from its own CLIP package if missing."""
+    if install is None or install.tokenizer_cache_dir is None:
+        return
+    try:
+        await asyncio.to_thread(ensure_tokenizer_cache, install.tokenizer_cache_dir, install.python)
+    except (BpeNotFoundError, OSError) as exc:
+        log.error(
+            "no CLIP tokenizer for sd-scripts in %s and none could be built (%s): trainings will fail until "
+            "open_clip_torch or clip-anytorch is installed in sd-scripts' Python, or "
+            "`python -m trainer.tokenizer_cache` fills the folder",
+            install.tokenizer_cache_dir,
+            exc,
+        )
 
 
 def training_kind(app: web.Application) -> JobKind | None:

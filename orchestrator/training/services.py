@@ -15,15 +15,19 @@ from trainer.dataset import DatasetLimits, FaceDetector
 from trainer.supervisor import SupervisorOptions
 
 
+def tokenizer_cache_dir(settings: Settings) -> Path:
+    """Where sd-scripts' offline CLIP tokenizers are (built there at start-up when missing)."""
+    return settings.sd_scripts_tokenizer_cache_dir or settings.var_dir / "tokenizer_cache"
+
+
 def sd_scripts_install(settings: Settings) -> SdScriptsInstall | None:
     """Where sd-scripts is, or None when this process is not configured to train."""
     if settings.sd_scripts_dir is None or settings.sd_scripts_python is None:
         return None
-    cache = settings.sd_scripts_tokenizer_cache_dir
     return SdScriptsInstall(
         python=settings.sd_scripts_python.absolute(),
         scripts_dir=settings.sd_scripts_dir.absolute(),
-        tokenizer_cache_dir=cache.absolute() if cache is not None else None,
+        tokenizer_cache_dir=tokenizer_cache_dir(settings).absolute(),
         launcher=(settings.sd_scripts_launcher or LAUNCHER_PATH).absolute(),
     )
 

@@ -156,3 +156,26 @@ def test_command_line_builds_the_cache_and_fails_cleanly_without_bpe(tmp_path: P
         pass
     assert tc.main(["--cache-dir", str(tmp_path / "cache2"), "--wheel", str(empty_wheel)]) == 2
     assert not (tmp_path / "cache2").exists()
+
+
+def test_ensure_builds_once_from_the_clip_package_of_a_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    (site / "clip").mkdir(parents=True)
+    (site / "clip" / "__init__.py").write_text("")
+    (site / "clip" / "bpe_simple_vocab_16e6.txt.gz").write_bytes(_bpe_bytes([("h", "e"), ("he", "l</w>")]))
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    cache = tmp_path / "cache"
+
+    assert tc.ensure_tokenizer_cache(cache, sys.executable) == cache
+    vocab = cache / tc.SD15_TOKENIZER.dir_name / "vocab.json"
+    built_at = vocab.stat().st_mtime_ns
+    assert (cache / tc.SDXL_TOKENIZER2.dir_name / "vocab.json").is_file()
+
+    tc.ensure_tokenizer_cache(cache, sys.executable)
+    assert vocab.stat().st_mtime_ns == built_at, "an existing cache is left alone"
+
+
+def test_ensure_without_a_clip_package_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    with pytest.raises(tc.BpeNotFoundError):
+        tc.ensure_tokenizer_cache(tmp_path / "cache", sys.executable)

@@ -9,6 +9,7 @@ names say SD1.5. The stand-in's FAKE_SD_* knobs reach it through the environment
 from __future__ import annotations
 
 import asyncio
+import gzip
 import io
 import os
 import sys
@@ -32,6 +33,7 @@ from tests.conftest import SERVER_URL, _drop_database
 from tests.integration.conftest import Caller, new_caller
 from tests.support.service import running_app
 from tests.unit.trainer.images import astronaut, encode
+from trainer.tokenizer_cache import build_tokenizer_cache
 
 STANDIN = Path(__file__).resolve().parents[2] / "standin" / "fake_sd_trainer.py"
 BASE_MODEL = "tiny-sd15.safetensors"
@@ -75,12 +77,19 @@ def _models_dir(root: Path) -> Path:
     return root
 
 
+def _tiny_bpe() -> bytes:
+    """A valid CLIP BPE merges file with two merges (the real one has 48,894)."""
+    return gzip.compress(b"bpe_simple_vocab_16e6.txt#version: 0.2\nh e\nhe l</w>\n")
+
+
 @pytest.fixture(scope="session")
 def training_settings(training_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Quick heartbeats, temp dirs, the stand-in as launcher, small photo limits."""
     var = tmp_path_factory.mktemp("training-var")
     scripts = tmp_path_factory.mktemp("sd-scripts")
     (scripts / "train_network.py").write_text("# preflight looks for this file; the stand-in does the work\n")
+    tokenizers = tmp_path_factory.mktemp("tokenizer-cache")
+    build_tokenizer_cache(tokenizers, _tiny_bpe())  # the stand-in never reads it; preflight wants it there
     return Settings(
         database_url=training_database_url,
         var_dir=var,
@@ -89,6 +98,7 @@ def training_settings(training_database_url: str, tmp_path_factory: pytest.TempP
         sd_scripts_dir=scripts,
         sd_scripts_python=Path(sys.executable),
         sd_scripts_launcher=STANDIN,
+        sd_scripts_tokenizer_cache_dir=tokenizers,
         training_cpu=True,
         training_sigint_grace_s=5,
         training_sigterm_grace_s=3,

@@ -1,0 +1,50 @@
+"""The README, compose.yaml and the Makefile say only what the code does."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator.api.openapi import OPENAPI_DOC
+from orchestrator.app import create_app
+from orchestrator.settings import Settings, settings_table
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+START, END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
+# Variables the tests and the compose file read that are not service settings.
+NOT_SETTINGS = {"ATELIER_COMFYUI_IMAGE", "ATELIER_SD_SCRIPTS_HOST_DIR", "ATELIER_CLIP_BPE"}
+
+
+def test_the_configuration_table_is_generated_from_settings() -> None:
+    table = README.split(START, 1)[1].split(END, 1)[0].strip()
+    assert table == settings_table(), (
+        "run: python -c 'from orchestrator.settings import settings_table as t; print(t())'"
+    )
+
+
+@pytest.mark.parametrize("name", ["README.md", "compose.yaml", "Makefile", "Dockerfile"])
+def test_every_atelier_variable_named_is_a_setting(name: str) -> None:
+    fields = {f"ATELIER_{field.upper()}" for field in Settings.model_fields}
+    named = set(re.findall(r"ATELIER_[A-Z0-9_]+", (ROOT / name).read_text()))
+    unknown = {v for v in named - fields - NOT_SETTINGS if not v.startswith("ATELIER_TEST_")}
+    assert not unknown, f"{name} names settings that do not exist: {sorted(unknown)}"
+
+
+def test_compose_parses_and_its_services_use_real_settings() -> None:
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    assert {"postgres", "minio", "api"} <= set(compose["services"])
+
+
+def test_every_api_path_in_the_readme_exists() -> None:
+    doc = create_app(Settings())[OPENAPI_DOC]
+    templates = [re.sub(r"{[^}]+}", "{}", path) for path in doc["paths"]]
+    mentioned = set(re.findall(r"`(?:GET|POST|DELETE) (/[^` \[]*)", README))
+    mentioned |= set(re.findall(r"localhost:8000(/[^\s'\"?]*)", README))
+    assert len(mentioned) > 10
+    for path in mentioned:
+        parts = ["{}" if re.fullmatch(r"<[^>]+>|{[^}]+}|\d+", part) else part for part in path.split("/")]
+        assert "/".join(parts) in templates, f"the README shows {path}, which the API does not have"
