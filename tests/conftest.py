@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from orchestrator.db.engine import asyncpg_dsn, create_engine, migrate
+from orchestrator.db.engine import create_engine
 from orchestrator.jobs.store import JobStore
-
-SERVER_URL = os.environ.get("ATELIER_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
-
-
-async def _drop_database(server_url: str, name: str) -> None:
-    conn = await asyncpg.connect(asyncpg_dsn(server_url))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
+from tests.support.db import SERVER_URL, scratch_database  # noqa: F401  (SERVER_URL: the generation engines test)
+from tests.support.db import drop_database as _drop_database  # noqa: F401  (the generation engines test)
 
 # Variables that say where the real engines are: engines tests read them; everything else is scrubbed.
 ENGINE_LOCATIONS = frozenset(
@@ -56,25 +44,15 @@ def hermetic_environment() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """A freshly migrated database for this test run; dropped when the run ends."""
-    name = f"atelier_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    url = make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
-    asyncio.run(migrate(url))
-    try:
+    with scratch_database("run") as url:
         yield url
-    finally:
-        asyncio.run(_drop_database(SERVER_URL, name))
 
 
 @pytest.fixture
 def fresh_database_url() -> Iterator[str]:
     """A database of its own, for tests that need to be alone with their workers."""
-    name = f"atelier_test_{os.getpid()}_{uuid.uuid4().hex[:8]}_solo"
-    url = make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
-    asyncio.run(migrate(url))
-    try:
+    with scratch_database("solo") as url:
         yield url
-    finally:
-        asyncio.run(_drop_database(SERVER_URL, name))
 
 
 @pytest.fixture(scope="session")

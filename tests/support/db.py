@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
+from sqlalchemy.engine import make_url
 
-from orchestrator.db.engine import asyncpg_dsn
+from orchestrator.db.engine import asyncpg_dsn, migrate
 
 TERMINAL = ["succeeded", "failed", "cancelled"]
 
@@ -50,3 +53,30 @@ async def wait_for_event(database_url: str, job_id: uuid.UUID, event_type: str, 
         event_type,
         timeout_s=timeout_s,
     )
+
+
+SERVER_URL = os.environ.get("ATELIER_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+
+
+async def drop_database(server_url: str, name: str) -> None:
+    """Drop a test database, disconnecting whoever is still on it."""
+    conn = await asyncpg.connect(asyncpg_dsn(server_url))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@contextmanager
+def scratch_database(purpose: str) -> Iterator[str]:
+    """A freshly migrated database of its own (named after ``purpose``), dropped afterwards.
+
+    Synchronous on purpose: fixtures use it outside the event loop.
+    """
+    name = f"atelier_test_{os.getpid()}_{uuid.uuid4().hex[:8]}_{purpose}"
+    url = make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
+    asyncio.run(migrate(url))
+    try:
+        yield url
+    finally:
+        asyncio.run(drop_database(SERVER_URL, name))

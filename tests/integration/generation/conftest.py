@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -25,16 +24,15 @@ from aiohttp import web
 from PIL import Image
 from safetensors.numpy import save_file
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from orchestrator.db.engine import create_engine, migrate
+from orchestrator.db.engine import create_engine
 from orchestrator.generation.services import GENERATION
 from orchestrator.settings import Settings
-from tests.conftest import SERVER_URL, _drop_database
 from tests.integration.conftest import Caller, Service, new_caller
 from tests.standin.comfyui import StandinComfyUI, StandinOptions
 from tests.standin.comfyui.server import CORRUPT_LORA
+from tests.support.db import scratch_database
 from tests.support.service import running_app
 from tests.support.sse import SseEvent, collect
 
@@ -104,13 +102,8 @@ class GenerationService:
 @pytest.fixture(scope="session")
 def generation_database_url() -> Iterator[str]:
     """A database of its own: no other test service claims these generation jobs."""
-    name = f"atelier_test_{os.getpid()}_{uuid.uuid4().hex[:8]}_generation"
-    url = make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
-    asyncio.run(migrate(url))
-    try:
+    with scratch_database("generation") as url:
         yield url
-    finally:
-        asyncio.run(_drop_database(SERVER_URL, name))
 
 
 def _models_dir(root: Path) -> Path:

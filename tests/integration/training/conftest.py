@@ -8,10 +8,8 @@ names say SD1.5. The stand-in's FAKE_SD_* knobs reach it through the environment
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import io
-import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -24,13 +22,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 from safetensors.numpy import save_file
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from orchestrator.db.engine import create_engine, migrate
+from orchestrator.db.engine import create_engine
 from orchestrator.settings import Settings
-from tests.conftest import SERVER_URL, _drop_database
 from tests.integration.conftest import Caller, new_caller
+from tests.support.db import scratch_database
 from tests.support.service import running_app
 from tests.unit.trainer.images import astronaut, encode
 from trainer.tokenizer_cache import build_tokenizer_cache
@@ -60,13 +57,8 @@ class TrainingService:
 @pytest.fixture(scope="session")
 def training_database_url() -> Iterator[str]:
     """A database of its own: no other test service's worker may claim these erasure jobs."""
-    name = f"atelier_test_{os.getpid()}_{uuid.uuid4().hex[:8]}_training"
-    url = make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
-    asyncio.run(migrate(url))
-    try:
+    with scratch_database("training") as url:
         yield url
-    finally:
-        asyncio.run(_drop_database(SERVER_URL, name))
 
 
 def _models_dir(root: Path) -> Path:
