@@ -22,12 +22,14 @@ from orchestrator.generation.acceptance import accept_template
 from orchestrator.generation.outputs import describe_image
 from orchestrator.generation.payload import KIND, GenerationPayload, storage_prefix
 from orchestrator.generation.queries import delete_generation, image_key, list_generations
+from orchestrator.generation.registered import accept_registered
 from orchestrator.generation.schemas import (
     BODY_TAGS,
     GenerationBody,
     GenerationList,
     GenerationListQuery,
     GenerationOut,
+    RegisteredBody,
     WorkflowBody,
 )
 from orchestrator.generation.services import GENERATION
@@ -73,6 +75,8 @@ async def _payload(request: web.Request, job_id: uuid.UUID) -> tuple[GenerationP
         raise ValidationFailed(_untagged(exc.errors)) from exc
     if isinstance(body, WorkflowBody):
         return await accept_workflow(services, app[STORAGE], job_id, body), body
+    if isinstance(body, RegisteredBody):
+        return await accept_registered(services, app[ENGINE], app[STORAGE], request[OWNER], job_id, body), body
     return await accept_template(services, app[ENGINE], app[STORAGE], request[OWNER], job_id, body), body
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
+from comfy_workflows.registration import RegisteredTemplate
 from comfy_workflows.templates import BaseModelSpec, Template, UnknownTemplateError, get_template, list_templates
 from comfy_workflows.ui_format import UIFormatError, api_to_ui
 from orchestrator.api.auth import OWNER
@@ -16,6 +17,8 @@ from orchestrator.api.routing import Router
 from orchestrator.errors import AtelierError, NotFound
 from orchestrator.generation.loras import foreign_lora_files
 from orchestrator.generation.queries import owner_lora_files
+from orchestrator.generation.registered import list_saved, load_template
+from orchestrator.generation.registered_api import summary_of
 from orchestrator.generation.schemas import (
     BackendList,
     Img2ImgBody,
@@ -57,8 +60,11 @@ def _summary(template: Template) -> TemplateSummary:
 
 @router.route("GET", "/v1/templates", summary="List workflow templates", tag="templates", response=TemplateList)
 async def list_all_templates(request: web.Request) -> web.Response:
-    """Every template with the JSON schema of its request body."""
-    return json_response(TemplateList(items=[_summary(t) for t in list_templates()]))
+    """The built-in templates and the ones you registered, each with the JSON schema of its request."""
+    saved = await list_saved(request.app[ENGINE], request[OWNER])
+    items = [_summary(t) for t in list_templates()]
+    items += [summary_of(t.name, t.description, t.input_schema()) for t in saved]
+    return json_response(TemplateList(items=items))
 
 
 async def _ui_graph(services: GenerationServices, graph: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
@@ -88,7 +94,10 @@ async def get_one_template(request: web.Request) -> web.Response:
     try:
         template = get_template(request.match_info["name"])
     except UnknownTemplateError as exc:
-        raise NotFound(str(exc.args[0])) from exc
+        saved = await load_template(request.app[ENGINE], request[OWNER], request.match_info["name"])
+        if saved is None:
+            raise NotFound(str(exc.args[0])) from exc
+        return json_response(await _registered_detail(request.app[GENERATION], saved))
     spec = EXAMPLE_MODELS[query.family]
     example = {**template.example, "base_model": spec.checkpoint or "flux-dev"}
     built = template.build(template.parse(example), spec, filename_prefix="atelier/example", seed_source=lambda: 0)
@@ -103,6 +112,20 @@ async def get_one_template(request: web.Request) -> web.Response:
         field_map=[{"node": n, "input": i, "field": f} for (n, i), f in sorted(built.field_map.items())],
     )
     return json_response(detail)
+
+
+async def _registered_detail(services: GenerationServices, template: RegisteredTemplate) -> TemplateDetail:
+    ui_graph, why = await _ui_graph(services, template.graph)
+    defaults = {f.name: f.default for f in template.fields if f.default is not None}
+    return TemplateDetail(
+        **summary_of(template.name, template.description, template.input_schema()).model_dump(),
+        example={"template": template.name, **defaults},
+        family=None,
+        api_graph=template.graph,
+        ui_graph=ui_graph,
+        ui_graph_unavailable=why,
+        field_map=[{"node": n, "input": i, "field": f} for (n, i), f in sorted(template.field_map().items())],
+    )
 
 
 @router.route("GET", "/v1/backends", summary="ComfyUI backends", tag="backends", response=BackendList)

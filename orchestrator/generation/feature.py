@@ -11,7 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from orchestrator.api.health import READINESS_CHECKS
-from orchestrator.generation import api, catalog_api
+from orchestrator.generation import api, catalog_api, registered_api
 from orchestrator.generation.kind import GenerationKind
 from orchestrator.generation.services import GENERATION, generation_services, readiness
 from orchestrator.jobs.kinds import JobKind
@@ -28,7 +28,7 @@ def generation_kind(app: web.Application) -> JobKind | None:
 
 def install(app: web.Application) -> None:
     """Add the endpoints, the pool, the job kind and the readiness check."""
-    app[ROUTERS].extend([api.router, catalog_api.router])
+    app[ROUTERS].extend([api.router, catalog_api.router, registered_api.router])
     app[KIND_FACTORIES].append(generation_kind)
     app.cleanup_ctx.append(generation_services)
     app[READINESS_CHECKS].append(("comfyui", readiness))

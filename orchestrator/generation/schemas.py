@@ -54,16 +54,33 @@ class WorkflowBody(_Delivery):
     )
 
 
+class RegisteredBody(_Delivery):
+    """A request for a template registered from a graph edited in ComfyUI (POST /v1/templates).
+
+    ``template`` names it; the other fields are the ones its parameter markers define
+    (GET /v1/templates/{name} shows their schema). Image fields take a data URL.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    template: str = Field(description="The name the template was registered under.")
+
+
+BUILT_IN = ("txt2img", "img2img")
+
+
 def _body_tag(value: Any) -> str | None:
     if isinstance(value, dict):
         if "workflow" in value:
             return "workflow"
         template = value.get("template", "txt2img")
-        return template if isinstance(template, str) else None
+        if not isinstance(template, str):
+            return None
+        return template if template in BUILT_IN else "registered"
     return None
 
 
-BODY_TAGS = ("txt2img", "img2img", "workflow")
+BODY_TAGS = (*BUILT_IN, "workflow", "registered")
 
 
 class GenerationBody(
@@ -71,12 +88,14 @@ class GenerationBody(
         Annotated[
             Annotated[Txt2ImgBody, Tag("txt2img")]
             | Annotated[Img2ImgBody, Tag("img2img")]
-            | Annotated[WorkflowBody, Tag("workflow")],
+            | Annotated[WorkflowBody, Tag("workflow")]
+            | Annotated[RegisteredBody, Tag("registered")],
             Discriminator(_body_tag),
         ]
     ]
 ):
-    """POST /v1/generations: a template request (``template``: txt2img | img2img) or ``{workflow, inputs?}``."""
+    """POST /v1/generations: a template request (``template``: txt2img | img2img | a registered template's
+    name) or ``{workflow, inputs?}``."""
 
 
 class ImageOut(BaseModel):
@@ -160,6 +179,7 @@ class TemplateSummary(BaseModel):
     description: str
     url: str
     input_schema: dict[str, Any]
+    registered: bool = Field(False, description="True for a template you registered from a ComfyUI graph.")
 
 
 class TemplateList(BaseModel):
@@ -180,13 +200,23 @@ class TemplateDetail(TemplateSummary):
     """A template with its example request and graphs."""
 
     example: dict[str, Any]
-    family: str
+    family: str | None = Field(description="The model family of the example; None for a registered template.")
     api_graph: dict[str, Any] = Field(description="The example's API-format graph (POST it as {workflow}).")
     ui_graph: dict[str, Any] | None = Field(
         None, description="The same graph in ComfyUI's editor format (needs a ready backend's /object_info)."
     )
     ui_graph_unavailable: str | None = Field(None, description="Why ui_graph is null.")
     field_map: list[dict[str, str]] = Field(description="Which request field feeds which node input.")
+
+
+class RegisterTemplate(BaseModel):
+    """A graph edited in ComfyUI whose parameters are marked with Atelier…Input nodes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="The template's name (lowercase letters, digits, - and _; not a built-in name).")
+    description: str = Field("", max_length=2000, description="What the template makes.")
+    workflow: dict[str, Any] = Field(description="The graph in API format or in the editor's (UI) format.")
 
 
 class BackendList(BaseModel):

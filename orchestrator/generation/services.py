@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from comfy_workflows.registration import ATELIER_NODE_CLASSES
 from comfy_workflows.validation import DEFAULT_ALLOWED_CLASSES, RawWorkflowPolicy
 from orchestrator.comfy import BackendPool, LocalComfyConfig, LocalComfyError, LocalComfyUI, RunOptions
 from orchestrator.comfy.backoff import backoff_delay
@@ -101,9 +102,10 @@ def local_instances(settings: Settings) -> list[LocalComfyUI]:
 
 
 def raw_workflow_policy(settings: Settings) -> RawWorkflowPolicy:
-    """The allowlists for submitted workflows."""
+    """The allowlists for submitted workflows: ComfyUI's plain nodes, our node pack, and what settings add."""
+    ours = ATELIER_NODE_CLASSES | {"StringConcatenate"}  # the pack's trigger word is wired into prompts with it
     return RawWorkflowPolicy(
-        allowed_classes=DEFAULT_ALLOWED_CLASSES | frozenset(settings.raw_workflow_extra_classes),
+        allowed_classes=DEFAULT_ALLOWED_CLASSES | ours | frozenset(settings.raw_workflow_extra_classes),
         allowed_url_hosts=frozenset(settings.raw_workflow_url_hosts),
     )
 

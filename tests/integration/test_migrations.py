@@ -24,6 +24,6 @@ async def test_migrate_is_idempotent_and_matches_the_models(fresh_database_url: 
         async with engine.connect() as conn:
             assert await conn.run_sync(_differences) == []
             version = await conn.exec_driver_sql("SELECT version_num FROM alembic_version")
-            assert version.scalar_one() == "0003"
+            assert version.scalar_one() == "0004"
     finally:
         await engine.dispose()

@@ -35,6 +35,7 @@ from tests.standin.comfyui.server import CORRUPT_LORA
 from tests.support.db import scratch_database
 from tests.support.service import running_app
 from tests.support.sse import SseEvent, collect
+from tests.unit.custom_nodes.recorded import recorded_object_info
 
 SD15 = "sd15-test.safetensors"
 SDXL = "sdxl-test.safetensors"
@@ -118,7 +119,8 @@ def _models_dir(root: Path) -> Path:
 @pytest.fixture(scope="session")
 async def backends() -> AsyncIterator[tuple[StandinComfyUI, StandinComfyUI]]:
     """Two stand-in ComfyUIs offering the same models."""
-    options = {"time_scale": 0.001, "models": STANDIN_MODELS}
+    # our node pack's nodes as a real ComfyUI lists them, so registered templates can run here too
+    options = {"time_scale": 0.001, "models": STANDIN_MODELS, "extra_nodes": recorded_object_info()}
     async with StandinComfyUI(StandinOptions(**options)) as a, StandinComfyUI(StandinOptions(**options)) as b:  # type: ignore[arg-type]
         yield a, b
 

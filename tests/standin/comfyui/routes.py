@@ -31,7 +31,7 @@ class Routes:
     @staticmethod
     def object_info_of(server: StandinComfyUI) -> dict[str, Any]:
         """``/object_info`` listing the server's models and uploaded inputs."""
-        return object_info_for(server.models, server.files.input_files())
+        return {**object_info_for(server.models, server.files.input_files()), **server.options.extra_nodes}
 
     def install(self, app: web.Application) -> None:
         """Add every route, twice (plain and ``/api``)."""

@@ -59,6 +59,9 @@ class StandinOptions:
     temp_dir: Path | None = None
     #: Node classes that raise ``RuntimeError(message)`` when executed.
     fail_classes: dict[str, str] = field(default_factory=dict)
+    #: More ``/object_info`` entries, as if custom nodes were installed (e.g. our node pack's recording);
+    #: they run like any other node (outputs passed on, no messages of their own).
+    extra_nodes: dict[str, Any] = field(default_factory=dict)
     host: str = "127.0.0.1"
     port: int = 0
     argv: list[str] = field(default_factory=lambda: ["tests.standin.comfyui"])
