@@ -2,9 +2,12 @@
 
 The service (API, worker off) runs as one process; the subscribers live in a second process
 (this one) as bare asyncio protocols that only timestamp what arrives. Once all are connected, a
-separate `atelier worker` process runs the job: a noop with progress events every 250 ms.
+separate `atelier worker` process runs the job: a noop with progress events every 250 ms (after a
+short warm-up job, so the figures are those of a running worker, not of its first statements).
 Latency = arrival time at the subscriber - the event's commit-side timestamp (``at``, the
-database's clock; same machine). It includes the subscriber process's own reading time.
+database's clock; same machine). It includes the subscriber process's own reading time; that
+process's cyclic garbage collector is off while it measures (it is the measuring instrument, and its
+pauses would otherwise show up as late events). The service's own collector stays on.
 
     python -m benchmarks.bench_sse_fanout [--subscribers 1000 5000] [--steps 20]
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import re
 import statistics
@@ -58,9 +62,9 @@ class Subscriber(asyncio.Protocol):
             if not future.done():
                 future.set_result(None)
 
-    def arrivals(self) -> dict[int, tuple[float, float]]:
-        """event id -> (arrival, event timestamp)."""
-        out: dict[int, tuple[float, float]] = {}
+    def arrivals(self) -> dict[int, tuple[float, float, str]]:
+        """event id -> (arrival, event timestamp, event type)."""
+        out: dict[int, tuple[float, float, str]] = {}
         buffer = b"".join(c for _, c in self.chunks)
         # map each frame to the arrival time of the chunk holding its end
         ends, offset = [], 0
@@ -70,7 +74,7 @@ class Subscriber(asyncio.Protocol):
         for match in FRAME.finditer(buffer):
             arrived = next(a for end, a in ends if end >= match.end())
             stamp = datetime.fromisoformat(json.loads(match.group(3))["at"]).timestamp()
-            out[int(match.group(1))] = (arrived, stamp)
+            out[int(match.group(1))] = (arrived, stamp, match.group(2).decode())
         return out
 
 
@@ -90,6 +94,10 @@ async def _connect_all(url: str, path: str, headers: dict[str, str], count: int)
 
 async def run(count: int, steps: int) -> None:
     async with service({"ATELIER_WORKER_ENABLED": "false"}) as svc, aiohttp.ClientSession() as http:
+        # A short, more urgent job runs first, so the measured one starts in a worker that is warm.
+        warm_up = {"kind": "noop", "payload": {"steps": 3, "step_ms": 50}, "priority": 10}
+        async with http.post(f"{svc.url}/v1/jobs", json=warm_up, headers=svc.headers) as response:
+            assert response.status == 202
         body = {"kind": "noop", "payload": {"steps": steps, "step_ms": 250}}
         async with http.post(f"{svc.url}/v1/jobs", json=body, headers=svc.headers) as response:
             job_id = (await response.json())["id"]
@@ -99,7 +107,8 @@ async def run(count: int, steps: int) -> None:
             await asyncio.gather(*(s.subscribed for s in subscribers))
         rss_after = rss_bytes(svc.process.pid)
         log = Path(tempfile.mkdtemp(prefix="atelier-bench-")) / "worker.log"
-        worker = spawn_atelier(["worker", "--kinds", "noop"], {"ATELIER_DATABASE_URL": svc.database_url}, log)
+        worker_env = {"ATELIER_DATABASE_URL": svc.database_url, "ATELIER_WORKER_CONCURRENCY": "1"}
+        worker = spawn_atelier(["worker", "--kinds", "noop"], worker_env, log)
         try:
             async with asyncio.timeout(steps * 0.25 + 120):
                 await asyncio.gather(*(s.done for s in subscribers))
@@ -134,9 +143,11 @@ def _fanout_seconds(metrics_text: str) -> str:
 
 def _report(count: int, subscribers: list[Subscriber], rss_before: int, rss_after: int) -> None:
     per_event: dict[int, list[float]] = {}
+    kinds: dict[int, str] = {}
     for s in subscribers:
-        for event_id, (arrived, stamp) in s.arrivals().items():
+        for event_id, (arrived, stamp, kind) in s.arrivals().items():
             per_event.setdefault(event_id, []).append(arrived - stamp)
+            kinds[event_id] = kind
     live = {eid: lat for eid, lat in per_event.items() if eid != min(per_event)}  # skip the replayed job.queued
     complete = sum(len(lat) == count for lat in live.values())
     latencies = [x for lat in live.values() for x in lat]
@@ -146,6 +157,9 @@ def _report(count: int, subscribers: list[Subscriber], rss_before: int, rss_afte
         f"delivery latency: p50 {statistics.median(latencies) * 1000:.1f} ms, "
         f"p99 {percentile(latencies, 99) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms (target p99 <= 100 ms)"
     )
+    slowest = sorted(live, key=lambda eid: statistics.median(live[eid]), reverse=True)[:3]
+    described = [f"#{eid} {kinds[eid]} {statistics.median(live[eid]) * 1000:.0f} ms" for eid in slowest]
+    print("slowest events (median over subscribers): " + ", ".join(described))
     print(
         f"server RSS: {rss_before / 2**20:.0f} MiB -> {rss_after / 2**20:.0f} MiB, "
         f"{(rss_after - rss_before) / count / 1024:.1f} KiB per subscriber"
@@ -159,5 +173,8 @@ if __name__ == "__main__":
     args = parser.parse_args()
     for n in args.subscribers:
         # uvloop in the subscriber process too, so its own reading adds less to the measured latency
+        gc.disable()
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(run(n, args.steps))
+        gc.enable()
+        gc.collect()

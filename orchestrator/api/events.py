@@ -9,6 +9,7 @@ only once settled, so the seam has neither a gap nor a duplicate.
 from __future__ import annotations
 
 import contextlib
+import random
 import uuid
 from collections.abc import Iterable
 
@@ -62,7 +63,8 @@ async def _stream(request: web.Request, job_id: uuid.UUID | None) -> web.StreamR
         await get_job(app[ENGINE], job_id, owner_id)  # 404 for another owner's job
     subscription = app[BROADCASTER].subscribe(owner_id, job_id)  # buffers live events from here on
     upto = app[FEED].cursor
-    response = EventSourceResponse(ping_interval=app[SETTINGS].sse_ping_interval_s)
+    # Clients that connected together must not all ping together: spread each one's interval by ±10 %.
+    response = EventSourceResponse(ping_interval=app[SETTINGS].sse_ping_interval_s * random.uniform(0.9, 1.1))
     response.headers["X-Accel-Buffering"] = "no"
     try:
         await response.prepare(request)
