@@ -15,7 +15,7 @@ from orchestrator.generation import api, catalog_api, registered_api
 from orchestrator.generation.kind import GenerationKind
 from orchestrator.generation.services import GENERATION, generation_services, readiness
 from orchestrator.jobs.kinds import JobKind
-from orchestrator.services import ENGINE, KIND_FACTORIES, ROUTERS, STORAGE
+from orchestrator.services import KIND_FACTORIES, ROUTERS, STORAGE
 
 
 def generation_kind(app: web.Application) -> JobKind | None:
@@ -23,7 +23,7 @@ def generation_kind(app: web.Application) -> JobKind | None:
     services = app[GENERATION]
     if services.pool is None:
         return None
-    return GenerationKind(services, app[ENGINE], app[STORAGE])
+    return GenerationKind(services, app[STORAGE])
 
 
 def install(app: web.Application) -> None:

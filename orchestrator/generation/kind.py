@@ -23,8 +23,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from orchestrator.comfy import (
     Backend,
     BackendHTTPError,
@@ -39,11 +37,12 @@ from orchestrator.comfy import (
     RunSucceeded,
 )
 from orchestrator.generation.followup import follow_existing
-from orchestrator.generation.outputs import fetch_outputs, record_and_announce, remove_local_copies, select_images
+from orchestrator.generation.outputs import fetch_outputs, image_rows, remove_local_copies, select_images
 from orchestrator.generation.payload import KIND, GenerationPayload, storage_prefix
 from orchestrator.generation.relay import EventRelay
 from orchestrator.generation.services import GenerationServices
 from orchestrator.jobs.kinds import JobContext, JobFailed
+from orchestrator.jobs.outcome import JobOutcome
 from orchestrator.jobs.store import ClaimedJob
 from orchestrator.storage import Storage
 
@@ -71,14 +70,13 @@ class GenerationKind:
 
     name = KIND
 
-    def __init__(self, services: GenerationServices, engine: AsyncEngine, storage: Storage) -> None:
+    def __init__(self, services: GenerationServices, storage: Storage) -> None:
         assert services.pool is not None
         self._services = services
         self._pool = services.pool
-        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._storage = storage
 
-    async def run(self, job: ClaimedJob, ctx: JobContext) -> Mapping[str, Any]:
+    async def run(self, job: ClaimedJob, ctx: JobContext) -> JobOutcome:
         """Run (or collect) the job's prompt; the result names the images, seed, backend and ComfyUI's time."""
         payload = GenerationPayload.model_validate(job.payload)
         try:
@@ -178,7 +176,7 @@ class GenerationKind:
 
     async def _finish(
         self, job: ClaimedJob, payload: GenerationPayload, backend: Backend, result: RunResult
-    ) -> dict[str, Any]:
+    ) -> JobOutcome:
         if isinstance(result, RunFailed):
             message = f"{result.node_type or 'a node'} failed: {result.exception_type}: {result.exception_message}"
             details: dict[str, Any] = {
@@ -197,23 +195,26 @@ class GenerationKind:
 
     async def _collect(
         self, job: ClaimedJob, payload: GenerationPayload, backend: Backend, result: RunSucceeded
-    ) -> dict[str, Any]:
-        """Images to storage, then their rows and job.artifact events (one statement); the job's result."""
+    ) -> JobOutcome:
+        """Images to storage; their rows and job.artifact events go with the job's success (one statement)."""
         selected = select_images(result, payload.output_node_ids)
         fetched = await fetch_outputs(backend.client, job.id, selected)
         try:
             await asyncio.gather(*(self._storage.put(i.key, data, i.content_type) for i, data in fetched))
         except OSError as exc:
             raise JobFailed("storage_error", f"images could not be stored: {exc}", retryable=True) from exc
-        described = await record_and_announce(self._engine, job, payload, [image for image, _ in fetched])
+        stored = [image for image, _ in fetched]
+        described = [image.as_result(job.id) for image in stored]
         home = self._services.local_home(backend.url)
         if home is not None:  # a ComfyUI we run: its copies are ours to drop (they would pile up under var/)
             inputs = [upload.filename for upload in payload.uploads]
             await asyncio.to_thread(remove_local_copies, home, selected, inputs)
-        return {
+        result_data = {
             "images": described,
             "seed": payload.seed,
             "backend": backend.url,
             "comfy_execution_ms": result.execution_ms,
             "cached_nodes": list(result.cached_nodes),
         }
+        artifacts = [{"kind": "image", **image} for image in described]
+        return JobOutcome(result_data, artifacts=artifacts, rows=image_rows(payload, stored))

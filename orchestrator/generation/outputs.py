@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """A finished prompt's images: fetched with ``/view``, kept in storage as ``generations/<job id>/<n>.png``, and
-recorded in ``generation_images`` (job, index, seed, full parameters, LoRAs used, sha256, size, width/height).
-Writing them again (a retried job that collects an earlier run) replaces the same keys and rows.
+recorded in ``generation_images`` (job, index, seed, full parameters, LoRAs used, sha256, size, width/height)
+by the same statement that ends the job. Writing them again (a retried job that collects an earlier run)
+replaces the same keys and rows.
 """
 
 from __future__ import annotations
@@ -15,16 +16,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PIL import Image, UnidentifiedImageError
-from sqlalchemy import bindparam, text
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.comfy import ComfyClient, OutputImage, RunSucceeded
 from orchestrator.generation.payload import GenerationPayload, image_url, storage_prefix
-from orchestrator.jobs.store import EVENTS_CHANNEL, ClaimedJob, JobLost
+from orchestrator.jobs.outcome import RowsWrite
 
 log = logging.getLogger(__name__)
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -92,66 +89,41 @@ async def fetch_outputs(
     return [(describe_output(job_id, n, data), data) for n, data in enumerate(datas)]
 
 
-_RECORD_AND_ANNOUNCE = text(
-    """
-WITH job AS (
-    UPDATE jobs SET heartbeat_at = now(), updated_at = now()
-    WHERE id = :job_id AND status = 'running' AND attempts = :attempts
-    RETURNING id, owner_id
-), images AS (
-    INSERT INTO generation_images
-        (id, job_id, owner_id, index, storage_key, content_type, sha256, size_bytes, width, height, seed, params, loras)
-    SELECT gen_random_uuid(), job.id, job.owner_id, r.index, r.storage_key, r.content_type, r.sha256, r.size_bytes,
-           r.width, r.height, CAST(:seed AS numeric), :params || jsonb_build_object('batch_index', r.index), :loras
-    FROM job, jsonb_to_recordset(:images) AS r(index int, storage_key text, content_type text, sha256 text,
+# Runs inside the job store's success statement (see orchestrator.jobs.outcome.RowsWrite): ``job`` is the
+# finishing job, empty when it is no longer ours, so no row is written then. A retry that collects an earlier
+# run replaces the same rows.
+IMAGE_ROWS_SQL = """
+INSERT INTO generation_images
+    (id, job_id, owner_id, index, storage_key, content_type, sha256, size_bytes, width, height, seed, params, loras)
+SELECT gen_random_uuid(), job.id, job.owner_id, r.index, r.storage_key, r.content_type, r.sha256, r.size_bytes,
+       r.width, r.height, CAST(:gen_seed AS numeric), :gen_params || jsonb_build_object('batch_index', r.index),
+       :gen_loras
+FROM job, jsonb_to_recordset(:gen_images) AS r(index int, storage_key text, content_type text, sha256 text,
                                                 size_bytes bigint, width int, height int)
-    ON CONFLICT (job_id, index) DO UPDATE SET
-        storage_key = EXCLUDED.storage_key, content_type = EXCLUDED.content_type, sha256 = EXCLUDED.sha256,
-        size_bytes = EXCLUDED.size_bytes, width = EXCLUDED.width, height = EXCLUDED.height, seed = EXCLUDED.seed,
-        params = EXCLUDED.params, loras = EXCLUDED.loras
-    RETURNING index
-), event AS (
-    INSERT INTO job_events (job_id, owner_id, type, data)
-    SELECT job.id, job.owner_id, 'job.artifact', a.data
-    FROM job, jsonb_array_elements(:artifacts) WITH ORDINALITY AS a(data, n)
-    ORDER BY a.n
-    RETURNING id
-)
-SELECT event.id, pg_notify(:channel, event.id::text) AS notified FROM event ORDER BY event.id
+ON CONFLICT (job_id, index) DO UPDATE SET
+    storage_key = EXCLUDED.storage_key, content_type = EXCLUDED.content_type, sha256 = EXCLUDED.sha256,
+    size_bytes = EXCLUDED.size_bytes, width = EXCLUDED.width, height = EXCLUDED.height, seed = EXCLUDED.seed,
+    params = EXCLUDED.params, loras = EXCLUDED.loras
+RETURNING index
 """
-).bindparams(*(bindparam(name, type_=JSONB) for name in ("params", "loras", "images", "artifacts")))
 
 
-async def record_and_announce(
-    engine: AsyncEngine, job: ClaimedJob, payload: GenerationPayload, stored: Sequence[StoredImage]
-) -> list[dict[str, Any]]:
-    """One statement: the ``generation_images`` rows (inserted or replaced) and a ``job.artifact`` event per
-    image (with its NOTIFY), as the job store writes events: only while this attempt still runs the job
-    (``attempts`` identifies the claim), else :class:`~orchestrator.jobs.store.JobLost`. Call it once the
-    files are stored. ``engine`` must be in autocommit mode. Returns the images as the result lists them."""
-    described = [image.as_result(job.id) for image in stored]
+def image_rows(payload: GenerationPayload, stored: Sequence[StoredImage]) -> RowsWrite | None:
+    """The ``generation_images`` rows of the stored images, to be written with the job's success."""
     if not stored:
-        return described
+        return None
     images = [
         {"index": i.index, "storage_key": i.key, "content_type": i.content_type, "sha256": i.sha256,
          "size_bytes": i.size, "width": i.width, "height": i.height}
         for i in stored
     ]  # fmt: skip
     params = {
-        "job_id": job.id,
-        "attempts": job.attempts,
-        "seed": str(payload.seed) if payload.seed is not None else None,
-        "params": {**payload.params, "template": payload.template},
-        "loras": payload.loras,
-        "images": images,
-        "artifacts": [{"kind": "image", **image} for image in described],
-        "channel": EVENTS_CHANNEL,
+        "gen_seed": str(payload.seed) if payload.seed is not None else None,
+        "gen_params": {**payload.params, "template": payload.template},
+        "gen_loras": payload.loras,
+        "gen_images": images,
     }
-    async with engine.connect() as conn:
-        rows = (await conn.execute(_RECORD_AND_ANNOUNCE, params)).all()
-    if not rows:
-        raise JobLost(str(job.id))
-    return described
+    return RowsWrite(IMAGE_ROWS_SQL, params, jsonb_params=("gen_params", "gen_loras", "gen_images"))
 
 
 def remove_local_copies(home: Path, images: Sequence[OutputImage], inputs: Sequence[str]) -> int:

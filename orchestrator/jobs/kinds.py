@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.jobs.outcome import JobOutcome
 from orchestrator.jobs.states import EventType
 from orchestrator.jobs.store import ClaimedJob, JobStore
 
@@ -55,7 +56,7 @@ class JobContext:
 
 
 class JobKind(Protocol):
-    """A kind of job. ``run`` returns the job's result; it raises JobFailed to fail it.
+    """A kind of job. ``run`` returns the job's result (or a :class:`JobOutcome`); it raises JobFailed to fail it.
 
     Cancellation arrives as ``asyncio.CancelledError``: clean up (stop the engine's work) and
     re-raise; the worker records the outcome.
@@ -63,7 +64,7 @@ class JobKind(Protocol):
 
     name: str
 
-    async def run(self, job: ClaimedJob, ctx: JobContext) -> Mapping[str, Any]:
+    async def run(self, job: ClaimedJob, ctx: JobContext) -> Mapping[str, Any] | JobOutcome:
         """Do the work of one job."""
         ...
 

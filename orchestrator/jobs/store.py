@@ -21,6 +21,7 @@ from sqlalchemy.types import Text
 
 from orchestrator.errors import IllegalTransition, NotFound
 from orchestrator.jobs.acceptance import AcceptanceBatcher
+from orchestrator.jobs.outcome import RowsWrite
 from orchestrator.jobs.states import ALLOWED_FROM, TRANSITION_EVENT, EventType, Status
 
 EVENTS_CHANNEL = "atelier_events"
@@ -207,6 +208,26 @@ WITH job AS (
     return _stmt(sql, "event_data", "result", "error").bindparams(bindparam("allowed_from", type_=ARRAY(Text)))
 
 
+@cache
+def _succeed_stmt(rows_sql: str | None, jsonb_params: tuple[str, ...]) -> TextClause:
+    rows = f"rows AS ({rows_sql}),\n" if rows_sql else ""
+    sql = f"""
+WITH job AS (
+    UPDATE jobs SET status = 'succeeded', result = :result, finished_at = now(), updated_at = now()
+    WHERE id = :job_id AND status = 'running' AND worker_id = :worker_id
+    RETURNING id, owner_id
+), {rows}event AS (
+    INSERT INTO job_events (job_id, owner_id, type, data)
+    SELECT job.id, job.owner_id, e.value->>'type', e.value->'data'
+    FROM job, jsonb_array_elements(:events) WITH ORDINALITY AS e(value, n)
+    ORDER BY e.n
+    RETURNING id
+)
+SELECT event.id AS event_id, pg_notify('atelier_events', event.id::text) AS notified FROM event ORDER BY event.id
+"""
+    return _stmt(sql, "result", "events", *jsonb_params)
+
+
 class JobStore:
     """Reads and writes jobs and their events. One instance per process, shared by all tasks."""
 
@@ -308,6 +329,27 @@ class JobStore:
         if row is None:
             raise await self._illegal(job_id, target, owner_id)
         return int(row["event_id"])
+
+    async def succeed(
+        self,
+        job_id: uuid.UUID,
+        worker_id: str,
+        result: Mapping[str, Any],
+        *,
+        artifacts: Sequence[Mapping[str, Any]] = (),
+        rows: RowsWrite | None = None,
+    ) -> int:
+        """Finish a running job: its ``job.artifact`` events, its rows and ``job.succeeded`` in one statement,
+        the artifacts' ids below the terminal one. Returns the terminal event's id; IllegalTransition when the
+        job is not this worker's running job any more."""
+        events = [{"type": EventType.ARTIFACT.value, "data": dict(a)} for a in artifacts]
+        events.append({"type": EventType.SUCCEEDED.value, "data": {"result": dict(result)}})
+        stmt = _succeed_stmt(rows.sql if rows else None, rows.jsonb_params if rows else ())
+        params = {**(rows.params if rows else {}), "job_id": job_id, "worker_id": worker_id}
+        row_ids = await self._all(stmt, {**params, "result": dict(result), "events": events})
+        if not row_ids:
+            raise await self._illegal(job_id, Status.SUCCEEDED, None)
+        return int(row_ids[-1]["event_id"])
 
     async def _illegal(self, job_id: uuid.UUID, target: Status, owner_id: uuid.UUID | None) -> Exception:
         current = await self.status_of(job_id, owner_id)

@@ -16,6 +16,7 @@ from typing import Any
 
 from orchestrator.errors import IllegalTransition, NotFound
 from orchestrator.jobs.kinds import JobContext, JobFailed, JobKind
+from orchestrator.jobs.outcome import JobOutcome
 from orchestrator.jobs.states import Status
 from orchestrator.jobs.store import ClaimedJob, JobLost, JobStore
 
@@ -180,7 +181,13 @@ class Worker:
             log.exception("job %s crashed", job.id)
             await self._record_failure(job, JobFailed("internal", f"{type(exc).__name__}: {exc}", retryable=True))
             return
-        await self._finish(job, Status.SUCCEEDED, result=dict(result), data={"result": dict(result)})
+        outcome = result if isinstance(result, JobOutcome) else JobOutcome(result=result)
+        try:
+            await self._store.succeed(
+                job.id, self.worker_id, outcome.result, artifacts=outcome.artifacts, rows=outcome.rows
+            )
+        except (IllegalTransition, NotFound) as exc:
+            log.info("job %s: %s", job.id, exc.detail)
 
     async def _record_stop(self, job: ClaimedJob) -> None:
         running = self._running.get(job.id)

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.errors import IllegalTransition
+from orchestrator.jobs.outcome import RowsWrite
 from orchestrator.jobs.states import ALLOWED_FROM, EventType, Status, is_allowed
 from orchestrator.jobs.store import JobLost, JobStore, NewJob
 
@@ -165,3 +166,36 @@ async def test_a_burst_of_creates_is_committed_in_batches_and_a_bad_job_fails_al
         )
         stored = {int(r.n): r.id for r in rows}
     assert stored == {n: event_ids[n] for n in range(300)}, "each caller got its own job's event id"
+
+
+async def test_success_commits_artifacts_and_rows_with_the_terminal_event_or_nothing(
+    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID
+) -> None:
+    rows = RowsWrite(
+        "INSERT INTO webhook_deliveries (job_id, url, job_status) SELECT job.id, :note, 'succeeded' FROM job "
+        "RETURNING id",
+        {"note": "written-with"},
+    )
+    job_id = await _job_in(store, engine, owner_id, Status.RUNNING)
+    with pytest.raises(IllegalTransition):
+        await store.succeed(job_id, "not-the-worker", {"n": 1}, artifacts=[{"kind": "image"}], rows=rows)
+    assert await _events(engine, job_id) == ["job.queued"], "nothing written for a job that is not ours"
+
+    await store.succeed(
+        job_id, "w1", {"n": 1}, artifacts=[{"kind": "image", "i": 0}, {"kind": "image", "i": 1}], rows=rows
+    )
+    assert await _events(engine, job_id) == ["job.queued", "job.artifact", "job.artifact", "job.succeeded"]
+    async with engine.connect() as conn:
+        written = await conn.scalar(text("SELECT url FROM webhook_deliveries WHERE job_id = :id"), {"id": job_id})
+        order = (
+            (
+                await conn.execute(
+                    text("SELECT data->>'i' FROM job_events WHERE job_id = :id AND type = 'job.artifact' ORDER BY id"),
+                    {"id": job_id},
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert written == "written-with"
+    assert order == ["0", "1"]
