@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.db.models import GenerationImage, Job, Lora, LoraVersion
 from orchestrator.errors import Conflict
 from orchestrator.generation.payload import KIND, storage_prefix
-from orchestrator.jobs.queries import decode_cursor, encode_cursor, get_job
+from orchestrator.jobs.queries import get_job, page_of_jobs
 from orchestrator.jobs.states import TERMINAL, Status
 from orchestrator.storage import Storage
 
@@ -36,14 +36,7 @@ async def list_generations(
         stmt = stmt.where(Job.payload["template"].astext == template)
     if base_model:
         stmt = stmt.where(Job.payload["base_model"]["name"].astext == base_model)
-    if cursor:
-        at, last_id = decode_cursor(cursor)
-        stmt = stmt.where(or_(Job.created_at < at, and_(Job.created_at == at, Job.id < last_id)))
-    stmt = stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
-    async with engine.connect() as conn:
-        jobs = [Job(**row._mapping) for row in (await conn.execute(stmt)).all()]
-    next_cursor = encode_cursor(jobs[limit - 1].created_at, jobs[limit - 1].id) if len(jobs) > limit else None
-    return jobs[:limit], next_cursor
+    return await page_of_jobs(engine, stmt, limit=limit, cursor=cursor)
 
 
 async def image_key(engine: AsyncEngine, job_id: uuid.UUID, owner_id: uuid.UUID, index: int) -> tuple[str, str] | None:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, text
+from sqlalchemy import Select, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.db.models import Job
-from orchestrator.errors import NotFound, ValidationFailed
+from orchestrator.db.paging import newest_first, page
+from orchestrator.errors import NotFound
 from orchestrator.events.model import JobEventRecord
 from orchestrator.jobs.states import TERMINAL_EVENTS
 
@@ -41,18 +40,13 @@ async def get_job(engine: AsyncEngine, job_id: uuid.UUID, owner_id: uuid.UUID, k
     return Job(**row._mapping)
 
 
-def encode_cursor(created_at: datetime, job_id: uuid.UUID) -> str:
-    """An opaque pagination cursor pointing just past a job."""
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{job_id}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The position a cursor points to; 422 naming ``cursor`` when it is not one of ours."""
-    try:
-        stamp, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(stamp), uuid.UUID(job_id)
-    except ValueError as exc:
-        raise ValidationFailed([{"field": "cursor", "reason": "not a cursor returned by this API"}]) from exc
+async def page_of_jobs(
+    engine: AsyncEngine, stmt: Select[Job], *, limit: int, cursor: str | None
+) -> tuple[list[Job], str | None]:
+    """One page of a filtered job query, newest first, with the cursor of the next page (keyset paging)."""
+    async with engine.connect() as conn:
+        rows = (await conn.execute(newest_first(stmt, Job, cursor=cursor, limit=limit))).all()
+    return page([Job(**row._mapping) for row in rows], limit)
 
 
 async def list_jobs(
@@ -70,14 +64,7 @@ async def list_jobs(
         stmt = stmt.where(Job.kind == kind)
     if status:
         stmt = stmt.where(Job.status == status)
-    if cursor:
-        at, last_id = decode_cursor(cursor)
-        stmt = stmt.where(or_(Job.created_at < at, and_(Job.created_at == at, Job.id < last_id)))
-    stmt = stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
-    async with engine.connect() as conn:
-        jobs = [Job(**row._mapping) for row in (await conn.execute(stmt)).all()]
-    next_cursor = encode_cursor(jobs[limit - 1].created_at, jobs[limit - 1].id) if len(jobs) > limit else None
-    return jobs[:limit], next_cursor
+    return await page_of_jobs(engine, stmt, limit=limit, cursor=cursor)
 
 
 async def replay_events(

@@ -15,7 +15,6 @@ from orchestrator.api.bodies import json_response, parse_query
 from orchestrator.api.routing import Router
 from orchestrator.db.models import Lora
 from orchestrator.errors import NotFound
-from orchestrator.jobs.queries import decode_cursor, encode_cursor
 from orchestrator.loras.store import LoraWithVersions, get_lora, list_loras, remove_lora_files
 from orchestrator.services import ENGINE, SETTINGS, STORAGE
 from orchestrator.training.http import file_response
@@ -117,14 +116,11 @@ async def _owned(request: web.Request) -> LoraWithVersions:
 async def list_all_loras(request: web.Request) -> web.Response:
     """Newest first, each with its versions and their metadata."""
     query = parse_query(request, LoraQuery)
-    after = decode_cursor(query.cursor) if query.cursor else None
     async with request.app[ENGINE].connect() as conn:
-        found = await list_loras(conn, request[OWNER], subject_id=query.subject_id, limit=query.limit, after=after)
-    next_cursor = None
-    if len(found) > query.limit:
-        last = found[query.limit - 1].lora
-        next_cursor = encode_cursor(last.created_at, last.id)
-    return json_response(LoraList(items=[LoraOut.of(f) for f in found[: query.limit]], next_cursor=next_cursor))
+        found, next_cursor = await list_loras(
+            conn, request[OWNER], subject_id=query.subject_id, limit=query.limit, cursor=query.cursor
+        )
+    return json_response(LoraList(items=[LoraOut.of(f) for f in found], next_cursor=next_cursor))
 
 
 @router.route("GET", "/v1/loras/{id}", summary="Get one LoRA", tag="loras", response=LoraOut, errors=(401, 404))

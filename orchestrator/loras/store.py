@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from orchestrator.db.models import Base, Lora, LoraVersion
+from orchestrator.db.paging import newest_first, page
 from orchestrator.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -120,19 +121,16 @@ async def list_loras(
     *,
     subject_id: uuid.UUID | None,
     limit: int,
-    after: tuple[Any, uuid.UUID] | None,
-) -> list[LoraWithVersions]:
-    """The owner's LoRAs, newest first (``limit + 1`` rows to tell whether a next page exists)."""
+    cursor: str | None,
+) -> tuple[list[LoraWithVersions], str | None]:
+    """One page of the owner's LoRAs, newest first, each with its versions; and the next page's cursor."""
     stmt = select(Lora).where(Lora.owner_id == owner_id)
     if subject_id is not None:
         stmt = stmt.where(Lora.subject_id == subject_id)
-    if after is not None:
-        at, last_id = after
-        stmt = stmt.where(or_(Lora.created_at < at, and_(Lora.created_at == at, Lora.id < last_id)))
-    rows = (await conn.execute(stmt.order_by(Lora.created_at.desc(), Lora.id.desc()).limit(limit + 1))).all()
-    loras = [lora_from_row(r) for r in rows]
+    rows = (await conn.execute(newest_first(stmt, Lora, cursor=cursor, limit=limit))).all()
+    loras, next_cursor = page([lora_from_row(r) for r in rows], limit)
     versions = await versions_of(conn, [lora.id for lora in loras])
-    return [LoraWithVersions(lora, versions.get(lora.id, [])) for lora in loras]
+    return [LoraWithVersions(lora, versions.get(lora.id, [])) for lora in loras], next_cursor
 
 
 def remove_model_file(loras_dir: Path, comfy_name: str) -> bool:

@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from orchestrator.db.models import Erasure, Photo, Subject
+from orchestrator.db.paging import newest_first, page
 from orchestrator.errors import Conflict, NotFound
-from orchestrator.jobs.queries import decode_cursor, encode_cursor
 
 
 @dataclass(frozen=True)
@@ -98,17 +98,10 @@ async def list_subjects(
     engine: AsyncEngine, owner_id: uuid.UUID, limit: int, cursor: str | None
 ) -> tuple[list[SubjectView], str | None]:
     """The owner's subjects, newest first, one page at a time."""
-    stmt = select(Subject).where(Subject.owner_id == owner_id)
-    if cursor:
-        at, last_id = decode_cursor(cursor)
-        stmt = stmt.where(or_(Subject.created_at < at, and_(Subject.created_at == at, Subject.id < last_id)))
-    stmt = stmt.order_by(Subject.created_at.desc(), Subject.id.desc()).limit(limit + 1)
+    stmt = newest_first(select(Subject).where(Subject.owner_id == owner_id), Subject, cursor=cursor, limit=limit)
     async with engine.connect() as conn:
-        subjects = [_subject(r) for r in (await conn.execute(stmt)).all()]
-        views = await subject_views(conn, subjects[:limit])
-    next_cursor = (
-        encode_cursor(subjects[limit - 1].created_at, subjects[limit - 1].id) if len(subjects) > limit else None
-    )
+        subjects, next_cursor = page([_subject(r) for r in (await conn.execute(stmt)).all()], limit)
+        views = await subject_views(conn, subjects)
     return views, next_cursor
 
 
