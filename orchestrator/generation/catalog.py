@@ -27,9 +27,7 @@ A ``base_model`` is either
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import struct
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,11 +37,11 @@ import yaml
 from pydantic import ValidationError
 
 from comfy_workflows.templates import BaseModelSpec
+from orchestrator.modelfiles import family_of, tensor_names
 
 log = logging.getLogger(__name__)
 
 FamilySource = Literal["catalog", "header", "name", "default"]
-_MAX_HEADER_BYTES = 64 << 20
 CHECKPOINT_SUFFIX = ".safetensors"
 
 
@@ -72,33 +70,6 @@ class ResolvedBaseModel:
             "family_source": self.family_source,
             "spec": self.spec.model_dump(exclude_none=True),
         }
-
-
-def safetensors_tensor_names(path: Path) -> list[str]:
-    """Tensor names in a safetensors header (only the header is read); empty when unreadable."""
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(8)
-            if len(raw) != 8:
-                return []
-            (length,) = struct.unpack("<Q", raw)
-            if length > _MAX_HEADER_BYTES:
-                return []
-            header = json.loads(handle.read(length))
-    except (OSError, ValueError):
-        return []
-    return [key for key in header if key != "__metadata__"] if isinstance(header, dict) else []
-
-
-def family_from_tensor_names(names: Collection[str]) -> str | None:
-    """SD1.5, SDXL or Flux from a checkpoint's tensor names; None when they do not tell."""
-    if any("double_blocks." in name for name in names):
-        return "flux"
-    if any(name.startswith("conditioner.embedders.1.") for name in names):
-        return "sdxl"
-    if any(name.startswith("model.diffusion_model.input_blocks.") for name in names):
-        return "sd15"
-    return None
 
 
 def family_from_name(name: str) -> str | None:
@@ -175,8 +146,8 @@ class ModelCatalog:
             if stat is not None:
                 key = (name, stat.st_mtime_ns, stat.st_size)
                 if key not in self._families:
-                    names = await asyncio.to_thread(safetensors_tensor_names, path)
-                    self._families[key] = family_from_tensor_names(names)
+                    names = await asyncio.to_thread(tensor_names, path)
+                    self._families[key] = family_of(names)
                 if self._families[key] is not None:
                     return self._families[key], "header"
         guessed = family_from_name(name)

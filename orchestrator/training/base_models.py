@@ -7,16 +7,14 @@ client need not say it; a header that does not tell is reported and the client m
 
 from __future__ import annotations
 
-import json
 import re
-import struct
 from pathlib import Path
 
+from orchestrator.modelfiles import family_of, tensor_names
 from trainer.presets import ModelFamily
 
 CHECKPOINT_SUFFIXES = (".safetensors",)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._\-/]*$")
-_MAX_HEADER = 100 * 1024 * 1024
 
 
 class UnknownBaseModel(ValueError):
@@ -49,31 +47,7 @@ def available_checkpoints(models_dir: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.name.endswith(CHECKPOINT_SUFFIXES))
 
 
-def tensor_names(path: Path) -> list[str]:
-    """The tensor names in a safetensors header (nothing but the header is read)."""
-    with path.open("rb") as handle:
-        raw = handle.read(8)
-        if len(raw) != 8:
-            return []
-        (length,) = struct.unpack("<Q", raw)
-        if length > _MAX_HEADER:
-            return []
-        try:
-            header = json.loads(handle.read(length))
-        except ValueError:
-            return []
-    return [key for key in header if key != "__metadata__"] if isinstance(header, dict) else []
-
-
 def detect_family(path: Path) -> ModelFamily | None:
     """SD1.5, SDXL or Flux.1 from the checkpoint's tensor names; None when the header does not tell."""
-    names = tensor_names(path)
-    if any("double_blocks." in name for name in names):
-        return ModelFamily.FLUX
-    if any(name.startswith("conditioner.embedders.1.") for name in names):
-        return ModelFamily.SDXL
-    has_clip_l = any(name.startswith("cond_stage_model.transformer.") for name in names)
-    has_unet = any(name.startswith("model.diffusion_model.input_blocks.") for name in names)
-    if has_clip_l and has_unet:
-        return ModelFamily.SD15
-    return None
+    family = family_of(tensor_names(path))
+    return ModelFamily(family) if family is not None else None

@@ -41,7 +41,8 @@ async def test_a_supervised_local_comfyui_generates_and_is_cleaned_after(
     models = tmp_path / "models"
     (models / "checkpoints").mkdir(parents=True)
     one = np.zeros((1,), dtype=np.float32)
-    save_file({"model.diffusion_model.input_blocks.0.0.weight": one}, str(models / "checkpoints" / CHECKPOINT))
+    sd15 = ("cond_stage_model.transformer.text_model.x", "model.diffusion_model.input_blocks.0.0.weight")
+    save_file(dict.fromkeys(sd15, one), str(models / "checkpoints" / CHECKPOINT))
     settings = Settings(
         database_url=fresh_database_url,
         var_dir=tmp_path / "var",

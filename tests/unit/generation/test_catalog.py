@@ -15,10 +15,9 @@ from orchestrator.generation.catalog import (
     ModelCatalog,
     UnknownBaseModel,
     family_from_name,
-    family_from_tensor_names,
     load_catalog,
-    safetensors_tensor_names,
 )
+from orchestrator.modelfiles import family_of, tensor_names
 
 FLUX_ENTRY = """
 flux-dev:
@@ -43,12 +42,13 @@ def _checkpoint(root: Path, name: str, tensors: tuple[str, ...]) -> Path:
     [
         (["model.diffusion_model.double_blocks.0.img_attn.qkv.weight"], "flux"),
         (["conditioner.embedders.1.model.ln_final.weight", "model.diffusion_model.input_blocks.0.0.weight"], "sdxl"),
-        (["model.diffusion_model.input_blocks.0.0.weight"], "sd15"),
+        (["cond_stage_model.transformer.text_model.x", "model.diffusion_model.input_blocks.0.0.weight"], "sd15"),
+        (["model.diffusion_model.input_blocks.0.0.weight"], None),
         (["first_stage_model.decoder.conv_in.weight"], None),
     ],
 )
 def test_family_from_tensor_names(names: list[str], family: str | None) -> None:
-    assert family_from_tensor_names(names) == family
+    assert family_of(names) == family
 
 
 def test_family_from_name() -> None:
@@ -62,7 +62,7 @@ def test_unreadable_headers_give_no_names(tmp_path: Path) -> None:
     (tmp_path / "huge").write_bytes((1 << 40).to_bytes(8, "little") + b"{}")
     (tmp_path / "garbage").write_bytes((5).to_bytes(8, "little") + b"{nope")
     for name in ("short", "huge", "garbage", "missing"):
-        assert safetensors_tensor_names(tmp_path / name) == []
+        assert tensor_names(tmp_path / name) == []
 
 
 def test_catalog_file_entries_and_errors(tmp_path: Path) -> None:
@@ -122,7 +122,9 @@ async def test_a_changed_catalog_is_reread_and_a_broken_one_keeps_the_last(tmp_p
 
 
 async def test_header_families_are_cached_by_file_version(tmp_path: Path) -> None:
-    path = _checkpoint(tmp_path, "m.safetensors", ("model.diffusion_model.input_blocks.0.0.weight",))
+    path = _checkpoint(
+        tmp_path, "m.safetensors", ("cond_stage_model.transformer.x", "model.diffusion_model.input_blocks.0.0.w")
+    )
     catalog = ModelCatalog(tmp_path)
     assert await catalog.checkpoint_family("m.safetensors") == ("sd15", "header")
     _checkpoint(tmp_path, "m.safetensors", ("model.diffusion_model.double_blocks.0.x",))
