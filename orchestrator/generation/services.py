@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from comfy_workflows.registration import ATELIER_NODE_CLASSES
+from comfy_workflows.markers import ATELIER_NODE_CLASSES
 from comfy_workflows.validation import DEFAULT_ALLOWED_CLASSES, RawWorkflowPolicy
 from orchestrator.comfy import BackendPool, LocalComfyConfig, LocalComfyError, LocalComfyUI, RunOptions
 from orchestrator.comfy.backoff import backoff_delay

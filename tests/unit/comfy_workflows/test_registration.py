@@ -10,11 +10,11 @@ import pytest
 from pydantic import ValidationError
 
 from comfy_workflows.issues import IssueKind
+from comfy_workflows.markers import models_used
 from comfy_workflows.object_info import ObjectInfo
 from comfy_workflows.registration import (
     RegisteredTemplate,
     RegistrationError,
-    models_used,
     register_workflow,
     render,
 )

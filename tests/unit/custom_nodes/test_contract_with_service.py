@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from comfy_workflows import registration
+from comfy_workflows import markers
 from comfy_workflows.object_info import parse_node
 from custom_nodes.atelier_nodes import lora_catalog
 from custom_nodes.atelier_nodes.node_specs import MARKERS, NODE_SPECS, NodeSpec
@@ -15,17 +15,17 @@ from tests.unit.custom_nodes.recorded import recorded_object_info
 
 
 def test_marker_tables_agree() -> None:
-    service = {name: (m.kind, m.value_input, m.bounded) for name, m in registration.MARKER_CLASSES.items()}
+    service = {name: (m.kind, m.value_input, m.bounded) for name, m in markers.MARKER_CLASSES.items()}
     pack = {name: (m.kind, m.value_input, m.bounded) for name, m in MARKERS.items()}
     assert service == pack
 
 
 def test_node_ids_agree() -> None:
-    assert {spec.node_id for spec in NODE_SPECS} == registration.ATELIER_NODE_CLASSES
+    assert {spec.node_id for spec in NODE_SPECS} == markers.ATELIER_NODE_CLASSES
 
 
 def test_entry_format_agrees() -> None:
-    assert (registration.TRIGGER_OPEN, registration.TRIGGER_CLOSE) == (
+    assert (markers.TRIGGER_OPEN, markers.TRIGGER_CLOSE) == (
         lora_catalog.TRIGGER_OPEN,
         lora_catalog.TRIGGER_CLOSE,
     )
@@ -38,7 +38,7 @@ def test_entry_format_agrees() -> None:
 def test_the_service_finds_the_file_behind_an_entry(parts: list[str], trigger: str | None) -> None:
     relative_name = "/".join(parts) + ".safetensors"
     entry = lora_catalog.format_entry(lora_catalog.key_of(relative_name), trigger)
-    assert registration.lora_file_of_entry(entry) == relative_name
+    assert markers.lora_file_of_entry(entry) == relative_name
 
 
 @pytest.mark.parametrize("spec", NODE_SPECS, ids=lambda spec: spec.node_id)
