@@ -7,7 +7,7 @@ contract test read (``runs/<case>.json``, ``server/*.json``, ``prompt_errors.jso
 ``upload_image.json``). ``python -m tests.contract.record`` writes the same layout from a
 live server and supersedes what this produced.
 
-    python -m tests.contract.seed /work/shared/reference/comfyui
+    python -m tests.contract.seed <folder of the reference recordings>/comfyui
 """
 
 from __future__ import annotations

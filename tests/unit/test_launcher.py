@@ -269,7 +269,7 @@ def test_a_failing_observer_never_breaks_the_hooked_call(caplog: pytest.LogCaptu
     def explode(*_args: Any) -> None:
         raise RuntimeError("observer bug")
 
-    launcher._wrap_after(Saver, "save_state", explode)
+    launcher.wrap_after(Saver, "save_state", explode)
     with caplog.at_level(logging.WARNING, logger="atelier.launcher"):
         assert Saver().save_state("/tmp/state") == "/tmp/state"
     assert "explode failed" in caplog.text
