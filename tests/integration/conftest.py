@@ -2,20 +2,45 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import boto3
 import pytest
 from aiohttp import web
+from moto.server import ThreadedMotoServer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.api.auth import issue_key
 from orchestrator.settings import Settings
-from tests.support.service import running_app
+from tests.support.service import free_port, running_app
 
 WEBHOOK_SECRET = "test-webhook-secret"
+S3_CREDENTIALS = {"s3_access_key_id": "test", "s3_secret_access_key": "test", "s3_region": "us-east-1"}
+S3_BUCKETS = ("atelier", "generations")
+
+
+def s3_client(endpoint: str) -> Any:
+    """A plain boto3 client on the test S3 server (to look at what the service stored)."""
+    return boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+    )
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on a free loopback port, with the buckets the tests use."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    for bucket in S3_BUCKETS:
+        s3_client(endpoint).create_bucket(Bucket=bucket)
+    yield endpoint
+    server.stop()
 
 
 @dataclass(frozen=True)

@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from orchestrator.settings import Settings
 from orchestrator.storage import Storage, StorageKeyError, open_storage
-from tests.support.service import free_port
-
-S3_CREDENTIALS = {"s3_access_key_id": "test", "s3_secret_access_key": "test", "s3_region": "us-east-1"}
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server on a free loopback port, with a bucket called ``atelier``."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    boto3.client(
-        "s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
-    ).create_bucket(Bucket="atelier")
-    yield endpoint
-    server.stop()
+from tests.integration.conftest import S3_CREDENTIALS
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
-import boto3
-import pytest
-from moto.server import ThreadedMotoServer
 
 from orchestrator.db.engine import create_engine
 from orchestrator.settings import Settings
@@ -19,21 +15,7 @@ from tests.integration.conftest import new_caller
 from tests.integration.generation.conftest import txt2img
 from tests.standin.comfyui import StandinComfyUI
 from tests.support.db import wait_for_terminal
-from tests.support.service import free_port, running_app
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server with a bucket called ``generations``."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    boto3.client(
-        "s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
-    ).create_bucket(Bucket="generations")
-    yield endpoint
-    server.stop()
+from tests.support.service import running_app
 
 
 async def test_images_come_from_presigned_urls_and_delete_removes_them(

@@ -3,40 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from orchestrator.db.engine import create_engine
 from orchestrator.settings import Settings
-from tests.integration.conftest import Caller, new_caller
+from tests.integration.conftest import Caller, new_caller, s3_client
 from tests.integration.training.conftest import TrainingService, create_subject, face_photos
-from tests.support.service import free_port, running_app
+from tests.support.service import running_app
 
 BUCKET = "atelier"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server on a free loopback port, with one bucket."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    _client(endpoint).create_bucket(Bucket=BUCKET)
-    yield endpoint
-    server.stop()
-
-
-def _client(endpoint: str) -> Any:
-    return boto3.client(
-        "s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
-    )
 
 
 @pytest.fixture
@@ -103,7 +83,7 @@ async def test_presigned_uploads_get_verdicts_when_completed(
     async with http.get(f"{svc.url}/v1/subjects/{subject['id']}/photos", headers=me.headers) as response:
         photos = {p["id"]: p["status"] for p in (await response.json())["items"]}
     assert photos == {ids[0]: "accepted", ids[2]: "awaiting_upload"}
-    listed = _client(s3_endpoint).list_objects_v2(Bucket=BUCKET, Prefix=f"svc/subjects/{subject['id']}/")
+    listed = s3_client(s3_endpoint).list_objects_v2(Bucket=BUCKET, Prefix=f"svc/subjects/{subject['id']}/")
     keys = sorted(item["Key"].removeprefix(f"svc/subjects/{subject['id']}/") for item in listed.get("Contents", []))
     assert keys == [f"photos/{ids[0]}.jpg"]  # the raw uploads are gone, the cleaned photo stays
     async with http.post(url, json={"photo_ids": [ids[0]]}, headers=me.headers) as response:
