@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     comfyui_urls: CommaList = Field(default_factory=list, description="Running ComfyUI servers (comma list).")
     comfyui_dir: Path | None = Field(None, description="A ComfyUI checkout to launch and supervise.")
     comfyui_python: Path | None = Field(None, description="Python to run ComfyUI with.")
+    comfyui_warmup_model: str | None = Field(
+        None, description="A base model each ComfyUI backend must run one tiny prompt on before it counts as ready."
+    )
     comfyui_cpu: bool = Field(False, description="Start the local ComfyUI with --cpu.")
     comfyui_local_instances: int = Field(
         1, ge=1, le=8, description="How many local ComfyUI processes to launch from ATELIER_COMFYUI_DIR."

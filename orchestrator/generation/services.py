@@ -23,6 +23,7 @@ import aiohttp
 from aiohttp import web
 
 from comfy_workflows.markers import ATELIER_NODE_CLASSES
+from comfy_workflows.templates import get_template
 from comfy_workflows.validation import DEFAULT_ALLOWED_CLASSES, RawWorkflowPolicy
 from orchestrator.comfy import BackendPool, LocalComfyConfig, LocalComfyError, LocalComfyUI, RunOptions
 from orchestrator.comfy.backoff import backoff_delay
@@ -110,6 +111,20 @@ def raw_workflow_policy(settings: Settings) -> RawWorkflowPolicy:
     )
 
 
+async def warmup_graph(catalog: ModelCatalog, base_model: str | None) -> dict[str, Any] | None:
+    """The prompt a backend must run before it counts as ready: one 64x64 step on ``base_model`` (its
+    weights are then loaded, so the first real request does not pay for that); None without one."""
+    if base_model is None:
+        return None
+    resolved = await catalog.resolve(base_model)
+    template = get_template("txt2img")
+    request = template.parse(
+        {"template": "txt2img", "base_model": base_model, "prompt": "warm-up", "width": 64, "height": 64, "steps": 1}
+    )
+    built = template.build(request, resolved.spec, filename_prefix="atelier/warm-up", seed_source=lambda: 0)
+    return built.graph
+
+
 async def _start_local(instance: LocalComfyUI, pool: BackendPool) -> None:
     """Start a local ComfyUI (retrying with backoff when it cannot start), then connect and probe at once
     (instead of waiting for the websocket's reconnect backoff and the next probe round)."""
@@ -152,6 +167,7 @@ async def generation_services(app: web.Application) -> AsyncIterator[None]:
         probe_interval_s=settings.comfyui_probe_interval_s,
         connect_timeout_s=CONNECT_TIMEOUT_S,
         run_options=options,
+        warmup_graph=await warmup_graph(services.catalog, settings.comfyui_warmup_model),
     )
     services.pool, services.checker = pool, GraphChecker(pool)
     starting = [asyncio.create_task(_start_local(i, pool), name=f"comfy-local {i.url}") for i in services.local]
