@@ -25,7 +25,7 @@ from orchestrator.api.auth import (
 )
 from orchestrator.api.health import READINESS_CHECKS
 from orchestrator.api.problems import problem_middleware
-from orchestrator.api.routing import Router
+from orchestrator.api.routing import ROUTERS, Router
 from orchestrator.db.engine import asyncpg_dsn, create_engine
 from orchestrator.events.broadcaster import Broadcaster
 from orchestrator.events.feed import EventFeed
@@ -36,6 +36,7 @@ from orchestrator.jobs.kinds import JobKind, NoopKind
 from orchestrator.jobs.store import CANCEL_CHANNEL, EVENTS_CHANNEL, JOBS_CHANNEL, JobStore
 from orchestrator.jobs.webhooks import WEBHOOKS_CHANNEL, WebhookConfig, WebhookDispatcher
 from orchestrator.jobs.worker import Worker, WorkerConfig
+from orchestrator.loras import feature as loras_feature
 from orchestrator.metrics import Metrics
 from orchestrator.services import (
     BROADCASTER,
@@ -44,7 +45,6 @@ from orchestrator.services import (
     KIND_FACTORIES,
     LISTENER,
     METRICS,
-    ROUTERS,
     SETTINGS,
     STORAGE,
     STORE,
@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 
 CORE_ROUTERS: list[Router] = [health_api.router, openapi_api.router, jobs_api.router, events_api.router]
 Feature = Callable[[web.Application], None]
-FEATURES: list[Feature] = [training_feature.install, generation_feature.install]
+FEATURES: list[Feature] = [training_feature.install, loras_feature.install, generation_feature.install]
 
 
 @web.middleware

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from orchestrator.api.routing import Router
 from orchestrator.events.broadcaster import Broadcaster
 from orchestrator.events.feed import EventFeed
 from orchestrator.events.listener import PgListener
@@ -27,7 +26,6 @@ BROADCASTER = web.AppKey("broadcaster", Broadcaster)
 WORKER = web.AppKey("worker", Worker)
 METRICS = web.AppKey("metrics", Metrics)
 STORAGE = web.AppKey("storage", Storage)
-ROUTERS = web.AppKey("routers", list[Router])
 # A factory returns a job kind for this process, or None when the kind is not configured here.
 KindFactory = Callable[[web.Application], JobKind | None]
 KIND_FACTORIES = web.AppKey("kind_factories", list[KindFactory])

@@ -58,3 +58,7 @@ class Router:
             if op.method == method and op.path == path_template:
                 return op
         return None
+
+
+# Every router of the app: the core ones, then each feature's (installed and documented in OpenAPI together).
+ROUTERS = web.AppKey("routers", list[Router])

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from orchestrator.jobs.states import TERMINAL_EVENTS
+from orchestrator.events.types import TERMINAL_EVENTS
 
 
 @dataclass(frozen=True, slots=True)

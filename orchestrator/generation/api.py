@@ -14,6 +14,7 @@ from aiohttp import web
 
 from orchestrator.api.auth import OWNER
 from orchestrator.api.bodies import json_response, parse_query, read_json_body
+from orchestrator.api.files import stored_file_response
 from orchestrator.api.jobs import job_id_param
 from orchestrator.api.routing import Router
 from orchestrator.api.schemas import Accepted
@@ -147,19 +148,6 @@ async def get_generation(request: web.Request) -> web.Response:
     return json_response(GenerationOut.of(job))
 
 
-async def _serve_stored(request: web.Request, key: str, content_type: str) -> web.StreamResponse:
-    storage = request.app[STORAGE]
-    path = storage.local_path(key)
-    if path is not None:
-        if not path.is_file():
-            raise NotFound("the file is no longer stored")
-        return web.FileResponse(path, headers={"Content-Type": content_type})
-    url = await storage.presigned_get(key, expires_s=900)
-    if url is not None:
-        raise web.HTTPFound(url)
-    return web.Response(body=await storage.get(key), content_type=content_type)
-
-
 @router.route(
     "GET",
     "/v1/generations/{id}/images/{n}",
@@ -177,7 +165,7 @@ async def get_generation_image(request: web.Request) -> web.StreamResponse:
     found = await image_key(request.app[ENGINE], job_id_param(request), request[OWNER], int(index))
     if found is None:
         raise NotFound(f"generation {request.match_info['id']} has no image {index}")
-    return await _serve_stored(request, *found)
+    return await stored_file_response(request.app[STORAGE], *found)
 
 
 @router.route(

@@ -11,11 +11,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from orchestrator.api.health import READINESS_CHECKS
+from orchestrator.api.routing import ROUTERS
 from orchestrator.generation import api, catalog_api, registered_api
 from orchestrator.generation.kind import GenerationKind
 from orchestrator.generation.services import GENERATION, generation_services, readiness
 from orchestrator.jobs.kinds import JobKind
-from orchestrator.services import KIND_FACTORIES, ROUTERS, STORAGE
+from orchestrator.services import KIND_FACTORIES, STORAGE
 
 
 def generation_kind(app: web.Application) -> JobKind | None:

@@ -23,8 +23,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from orchestrator.comfy import Event, Preview, Progress
+from orchestrator.events.types import EventType
 from orchestrator.jobs.kinds import JobContext
-from orchestrator.jobs.states import EventType
 from orchestrator.storage import Storage
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import Integer, Text
 
-from orchestrator.jobs.states import EventType
+from orchestrator.events.types import EventType
 
 if TYPE_CHECKING:
     from orchestrator.jobs.store import NewJob

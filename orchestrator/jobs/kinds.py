@@ -8,8 +8,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.events.types import EventType
 from orchestrator.jobs.outcome import JobOutcome
-from orchestrator.jobs.states import EventType
 from orchestrator.jobs.store import ClaimedJob, JobStore
 
 

@@ -13,7 +13,7 @@ from orchestrator.db.models import Job
 from orchestrator.db.paging import newest_first, page
 from orchestrator.errors import NotFound
 from orchestrator.events.model import JobEventRecord
-from orchestrator.jobs.states import TERMINAL_EVENTS
+from orchestrator.events.types import TERMINAL_EVENTS
 
 REPLAY_PAGE = 1000
 

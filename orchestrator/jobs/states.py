@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from orchestrator.events.types import EventType
+
 
 class Status(StrEnum):
     """A job's status."""
@@ -15,22 +17,7 @@ class Status(StrEnum):
     CANCELLED = "cancelled"
 
 
-class EventType(StrEnum):
-    """The ``event:`` field of every SSE message (DESIGN.md's event schema)."""
-
-    QUEUED = "job.queued"
-    STARTED = "job.started"
-    PROGRESS = "job.progress"
-    PREVIEW = "job.preview"
-    ARTIFACT = "job.artifact"
-    RETRYING = "job.retrying"
-    SUCCEEDED = "job.succeeded"
-    FAILED = "job.failed"
-    CANCELLED = "job.cancelled"
-
-
 TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
-TERMINAL_EVENTS = frozenset({EventType.SUCCEEDED, EventType.FAILED, EventType.CANCELLED})
 
 # target status -> the statuses it may be reached from
 ALLOWED_FROM: dict[Status, frozenset[Status]] = {

@@ -20,9 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import Text
 
 from orchestrator.errors import IllegalTransition, NotFound
+from orchestrator.events.types import EventType
 from orchestrator.jobs.acceptance import AcceptanceBatcher
 from orchestrator.jobs.outcome import RowsWrite
-from orchestrator.jobs.states import ALLOWED_FROM, TRANSITION_EVENT, EventType, Status
+from orchestrator.jobs.states import ALLOWED_FROM, TRANSITION_EVENT, Status
 
 EVENTS_CHANNEL = "atelier_events"
 JOBS_CHANNEL = "atelier_jobs"

@@ -23,8 +23,8 @@ import aiohttp
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from orchestrator.api.schemas import JobOut
 from orchestrator.db.models import Job
+from orchestrator.jobs.views import JobOut
 
 log = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ from sqlalchemy import delete
 
 from orchestrator.api.auth import OWNER
 from orchestrator.api.bodies import json_response, parse_query
+from orchestrator.api.files import stored_file_response
 from orchestrator.api.routing import Router
 from orchestrator.db.models import Lora
 from orchestrator.errors import NotFound
 from orchestrator.loras.store import LoraWithVersions, get_lora, list_loras, remove_lora_files
 from orchestrator.services import ENGINE, SETTINGS, STORAGE
-from orchestrator.training.http import file_response
 
 router = Router()
 
@@ -146,7 +146,7 @@ async def download_version(request: web.Request) -> web.StreamResponse:
     if version is None:
         raise NotFound(f"LoRA {found.lora.id} has no version {wanted}")
     name = version.comfy_name.rsplit("/", 1)[-1]
-    return await file_response(request.app[STORAGE], version.storage_key, "application/octet-stream", name)
+    return await stored_file_response(request.app[STORAGE], version.storage_key, "application/octet-stream", name)
 
 
 @router.route(

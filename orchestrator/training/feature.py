@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from orchestrator.api.routing import ROUTERS
 from orchestrator.jobs.kinds import JobKind
-from orchestrator.loras import api as loras_api
-from orchestrator.services import ENGINE, KIND_FACTORIES, ROUTERS, SETTINGS, STORAGE, STORE
+from orchestrator.services import ENGINE, KIND_FACTORIES, SETTINGS, STORAGE, STORE
 from orchestrator.training import photos_api, photos_presign, subjects_api, trainings_api
 from orchestrator.training.erasure import ErasureKind
 from orchestrator.training.kind import KIND as TRAINING_KIND
@@ -32,10 +32,8 @@ log = logging.getLogger(__name__)
 
 
 def install(app: web.Application) -> None:
-    """Add the subjects, photos, trainings and LoRA endpoints, the services and the job kinds."""
-    app[ROUTERS].extend(
-        [subjects_api.router, photos_presign.router, photos_api.router, trainings_api.router, loras_api.router]
-    )
+    """Add the subjects, photos and trainings endpoints, the services and the job kinds."""
+    app[ROUTERS].extend([subjects_api.router, photos_presign.router, photos_api.router, trainings_api.router])
     app[KIND_FACTORIES].extend([training_kind, erasure_kind])
     app.cleanup_ctx.append(training_services)
 

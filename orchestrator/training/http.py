@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from orchestrator.db.models import Subject
 from orchestrator.errors import Conflict, NotFound
-from orchestrator.storage import Storage
 from orchestrator.training.subjects_db import get_subject, pending_erasure
 
 
@@ -27,17 +26,3 @@ async def writable_subject(conn: AsyncConnection, owner_id: uuid.UUID, subject_i
     if await pending_erasure(conn, subject_id) is not None:
         raise Conflict(f"subject {subject_id} is being erased")
     return subject
-
-
-async def file_response(storage: Storage, key: str, content_type: str, filename: str) -> web.StreamResponse:
-    """Serve a stored object: the file itself from a local store, a redirect to a presigned URL from S3."""
-    local = storage.local_path(key)
-    if local is not None:
-        if not local.is_file():
-            raise NotFound("the file is no longer in storage")
-        headers = {"Content-Type": content_type, "Content-Disposition": f'attachment; filename="{filename}"'}
-        return web.FileResponse(local, headers=headers)
-    url = await storage.presigned_get(key)
-    if url is None:
-        raise NotFound("the file cannot be served from this storage")
-    raise web.HTTPFound(url)

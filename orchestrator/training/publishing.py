@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from orchestrator import __version__
 from orchestrator.db.models import Subject
+from orchestrator.events.types import EventType
 from orchestrator.jobs.kinds import JobContext, JobFailed
-from orchestrator.jobs.states import EventType
 from orchestrator.loras.store import insert_version, remove_model_file, reserve_version, storage_prefix
 from orchestrator.storage import Storage
 from orchestrator.training.services import TrainingServices

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from orchestrator.events.types import EventType
 from orchestrator.jobs.kinds import JobContext
-from orchestrator.jobs.states import EventType
 from orchestrator.jobs.store import JobLost
 from orchestrator.storage import Storage
 from orchestrator.training.orphans import HOST

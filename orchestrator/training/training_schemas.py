@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
-from orchestrator.api.schemas import JobOut
+from orchestrator.jobs.views import JobOut
 from trainer.presets import ModelFamily, Optimizer, Preset
 
 LORA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -11,15 +11,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.api.auth import OWNER
 from orchestrator.api.bodies import json_response, parse_query, read_json_body
+from orchestrator.api.files import stored_file_response
 from orchestrator.api.routing import Router
-from orchestrator.api.schemas import Accepted, JobOut, ListQuery
+from orchestrator.api.schemas import Accepted, ListQuery
 from orchestrator.db.models import Job, Lora, LoraVersion, TrainingRun
 from orchestrator.errors import Conflict, NotFound
 from orchestrator.jobs.queries import get_job, list_jobs
 from orchestrator.jobs.states import Status
 from orchestrator.jobs.store import NewJob
+from orchestrator.jobs.views import JobOut
 from orchestrator.services import ENGINE, METRICS, SETTINGS, STORAGE, STORE
-from orchestrator.training.http import file_response, path_id, writable_subject
+from orchestrator.training.http import path_id, writable_subject
 from orchestrator.training.kind import KIND, output_dir
 from orchestrator.training.planning import plan_training
 from orchestrator.training.publishing import lora_file_url
@@ -243,4 +245,6 @@ async def get_artifact(request: web.Request) -> web.StreamResponse:
     folder, name = request.match_info["folder"], request.match_info["name"]
     if folder not in ARTIFACT_KINDS or "/" in name or name.startswith("."):
         raise NotFound(f"no artifact {folder}/{name}")
-    return await file_response(request.app[STORAGE], artifact_key(job_id, folder, name), ARTIFACT_KINDS[folder], name)
+    return await stored_file_response(
+        request.app[STORAGE], artifact_key(job_id, folder, name), ARTIFACT_KINDS[folder], name
+    )

@@ -11,8 +11,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.errors import IllegalTransition
+from orchestrator.events.types import EventType
 from orchestrator.jobs.outcome import RowsWrite
-from orchestrator.jobs.states import ALLOWED_FROM, EventType, Status, is_allowed
+from orchestrator.jobs.states import ALLOWED_FROM, Status, is_allowed
 from orchestrator.jobs.store import JobLost, JobStore, NewJob
 
 
