@@ -26,19 +26,7 @@ from orchestrator.api.auth import (
 from orchestrator.api.health import READINESS_CHECKS
 from orchestrator.api.problems import problem_middleware
 from orchestrator.api.routing import ROUTERS, Router
-from orchestrator.db.engine import asyncpg_dsn, create_engine
-from orchestrator.events.broadcaster import Broadcaster
-from orchestrator.events.feed import EventFeed
-from orchestrator.events.listener import PgListener
-from orchestrator.events.model import JobEventRecord
-from orchestrator.generation import feature as generation_feature
-from orchestrator.jobs.kinds import JobKind, NoopKind
-from orchestrator.jobs.store import CANCEL_CHANNEL, EVENTS_CHANNEL, JOBS_CHANNEL, JobStore
-from orchestrator.jobs.webhooks import WEBHOOKS_CHANNEL, WebhookConfig, WebhookDispatcher
-from orchestrator.jobs.worker import Worker, WorkerConfig
-from orchestrator.loras import feature as loras_feature
-from orchestrator.metrics import Metrics
-from orchestrator.services import (
+from orchestrator.app_keys import (
     BROADCASTER,
     ENGINE,
     FEED,
@@ -51,6 +39,18 @@ from orchestrator.services import (
     WORKER,
     KindFactory,
 )
+from orchestrator.db.engine import asyncpg_dsn, create_engine
+from orchestrator.events.broadcaster import Broadcaster
+from orchestrator.events.feed import EventFeed
+from orchestrator.events.listener import PgListener
+from orchestrator.events.model import JobEventRecord
+from orchestrator.generation import feature as generation_feature
+from orchestrator.jobs.kinds import JobKind, NoopKind
+from orchestrator.jobs.store import CANCEL_CHANNEL, EVENTS_CHANNEL, JOBS_CHANNEL, JobStore
+from orchestrator.jobs.webhooks import WEBHOOKS_CHANNEL, WebhookConfig, WebhookDispatcher
+from orchestrator.jobs.worker import Worker, WorkerConfig
+from orchestrator.loras import feature as loras_feature
+from orchestrator.metrics import Metrics
 from orchestrator.settings import Settings
 from orchestrator.storage import open_storage
 from orchestrator.training import feature as training_feature

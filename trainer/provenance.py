@@ -1,7 +1,8 @@
-"""Publishing a trained LoRA: provenance metadata added to its safetensors header, written atomically.
+"""A trained LoRA's provenance: our metadata added to its safetensors header, the file written atomically.
 
-sd-scripts writes its own ``ss_*`` (and ``modelspec.*``) keys into the file's ``__metadata__``. Publishing
-adds ours beside them, prefixed ``atelier_`` so they never collide, and never changes a key that is not
+(Registering the file as a LoRA version is :mod:`orchestrator.training.publishing`; this is the file only.)
+sd-scripts writes its own ``ss_*`` (and ``modelspec.*``) keys into the file's ``__metadata__``. We add
+ours beside them, prefixed ``atelier_`` so they never collide, and never change a key that is not
 ours. Only the JSON header is rewritten: the tensor bytes are copied as they are, in chunks (a LoRA can be
 hundreds of megabytes), and the data offsets in the header stay valid because they count from the start
 of the data section. The copy goes to a hidden sibling of the target, is flushed to disk, then renamed
@@ -27,7 +28,7 @@ MAX_HEADER_BYTES = 100 * 1024 * 1024
 CHUNK = 1 << 20
 
 
-class PublishError(ValueError):
+class ProvenanceError(ValueError):
     """The file is not a usable safetensors file, or the metadata cannot be added."""
 
 
@@ -68,7 +69,7 @@ class Provenance:
 
 
 @dataclass(frozen=True)
-class PublishedFile:
+class WrittenLora:
     """The written file: where, its SHA-256 and size, and the metadata it now carries."""
 
     path: Path
@@ -89,28 +90,28 @@ def read_header(handle: BinaryIO, file_size: int) -> _Header:
     """Parse and check a safetensors header: JSON object, string metadata, data section in the file."""
     prefix = handle.read(8)
     if len(prefix) != 8:
-        raise PublishError("file is shorter than a safetensors header")
+        raise ProvenanceError("file is shorter than a safetensors header")
     (length,) = struct.unpack("<Q", prefix)
     if length > MAX_HEADER_BYTES or 8 + length > file_size:
-        raise PublishError(f"header length {length} does not fit the file ({file_size} bytes)")
+        raise ProvenanceError(f"header length {length} does not fit the file ({file_size} bytes)")
     try:
         header = json.loads(handle.read(length))
     except ValueError as exc:
-        raise PublishError(f"header is not JSON: {exc}") from exc
+        raise ProvenanceError(f"header is not JSON: {exc}") from exc
     if not isinstance(header, dict):
-        raise PublishError("header is not a JSON object")
+        raise ProvenanceError("header is not a JSON object")
     metadata = header.pop(METADATA_KEY, {}) or {}
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise PublishError("__metadata__ must map strings to strings")
+        raise ProvenanceError("__metadata__ must map strings to strings")
     end = 0
     for name, entry in header.items():
         offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
         if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
-            raise PublishError(f"tensor {name!r} has no valid data_offsets")
+            raise ProvenanceError(f"tensor {name!r} has no valid data_offsets")
         end = max(end, offsets[1])
     data_length = file_size - 8 - length
     if end != data_length:
-        raise PublishError(f"tensors end at byte {end} of the data section, which has {data_length} bytes")
+        raise ProvenanceError(f"tensors end at byte {end} of the data section, which has {data_length} bytes")
     return _Header(header, dict(metadata), 8 + length, data_length)
 
 
@@ -131,11 +132,11 @@ def merged_metadata(existing: Mapping[str, str], added: Mapping[str, str]) -> di
     """``existing`` plus ``added``; only our own (``atelier_``) keys may be replaced."""
     clash = sorted(k for k in added if k in existing and not k.startswith(PREFIX) and existing[k] != added[k])
     if clash:
-        raise PublishError(f"refusing to change metadata that is not ours: {clash}")
+        raise ProvenanceError(f"refusing to change metadata that is not ours: {clash}")
     return {**existing, **added}
 
 
-def publish_lora(source: Path, target: Path, metadata: Mapping[str, str]) -> PublishedFile:
+def write_with_provenance(source: Path, target: Path, metadata: Mapping[str, str]) -> WrittenLora:
     """Copy ``source`` to ``target`` with ``metadata`` added to its header; atomic, streamed, hashed.
 
     ``modelspec.trigger_phrase`` is filled from ``atelier_trigger_word`` when sd-scripts left it unset.
@@ -162,7 +163,7 @@ def publish_lora(source: Path, target: Path, metadata: Mapping[str, str]) -> Pub
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
-    return PublishedFile(target, digest.hexdigest(), written, final)
+    return WrittenLora(target, digest.hexdigest(), written, final)
 
 
 def _copy(src: BinaryIO, dst: BinaryIO, digest: Any) -> int:

@@ -36,7 +36,7 @@ class Pipeline:
 
 
 @dataclass(frozen=True)
-class Settings:
+class SamplingValues:
     """Request values with the family defaults filled in."""
 
     width: int
@@ -51,11 +51,11 @@ def random_seed() -> int:
     return secrets.randbelow(RANDOM_SEED_LIMIT)
 
 
-def resolve_settings(request: GenerationRequest, model: BaseModelSpec, seed_source: SeedSource | None) -> Settings:
+def resolve_values(request: GenerationRequest, model: BaseModelSpec, seed_source: SeedSource | None) -> SamplingValues:
     """Fill what the request left open from the family defaults; pick a seed when there is none."""
     defaults = FAMILY_DEFAULTS[model.family]
     seed = request.seed if request.seed is not None else (seed_source or random_seed)()
-    return Settings(
+    return SamplingValues(
         width=request.width or defaults.size,
         height=request.height or defaults.size,
         cfg=request.cfg if request.cfg is not None else defaults.cfg,
@@ -116,7 +116,7 @@ def apply_loras(g: GraphBuilder, model: BaseModelSpec, pipe: Pipeline, loras: Se
 
 
 def encode_prompts(
-    g: GraphBuilder, request: GenerationRequest, model: BaseModelSpec, pipe: Pipeline, settings: Settings
+    g: GraphBuilder, request: GenerationRequest, model: BaseModelSpec, pipe: Pipeline, values: SamplingValues
 ) -> tuple[Output, Output]:
     """Positive and negative conditioning; for Flux the positive goes through FluxGuidance."""
     positive = g.add("CLIPTextEncode", title="Positive Prompt", text=Field(request.prompt, "prompt"), clip=pipe.clip)
@@ -128,7 +128,7 @@ def encode_prompts(
     )
     if model.family != "flux":
         return positive.out(0), negative.out(0)
-    guided = g.add("FluxGuidance", conditioning=positive.out(0), guidance=Field(settings.cfg, "cfg"))
+    guided = g.add("FluxGuidance", conditioning=positive.out(0), guidance=Field(values.cfg, "cfg"))
     return guided.out(0), negative.out(0)
 
 
@@ -139,19 +139,19 @@ def sample(
     pipe: Pipeline,
     conditioning: tuple[Output, Output],
     latent: Output,
-    settings: Settings,
+    values: SamplingValues,
     denoise: Field | float = 1.0,
 ) -> NodeHandle:
     """The KSampler node (cfg 1 for Flux, where FluxGuidance carries the request's cfg)."""
-    cfg: Field | float = FLUX_SAMPLER_CFG if model.family == "flux" else Field(settings.cfg, "cfg")
+    cfg: Field | float = FLUX_SAMPLER_CFG if model.family == "flux" else Field(values.cfg, "cfg")
     return g.add(
         "KSampler",
         model=pipe.model,
-        seed=Field(settings.seed, "seed"),
+        seed=Field(values.seed, "seed"),
         steps=Field(request.steps, "steps"),
         cfg=cfg,
         sampler_name=Field(request.sampler, "sampler"),
-        scheduler=Field(settings.scheduler, "scheduler"),
+        scheduler=Field(values.scheduler, "scheduler"),
         positive=conditioning[0],
         negative=conditioning[1],
         latent_image=latent,
@@ -178,14 +178,14 @@ def models_used(model: BaseModelSpec, loras: Sequence[LoraRef]) -> ModelsUsed:
 
 
 def result(
-    template: str, g: GraphBuilder, settings: Settings, model: BaseModelSpec, loras: Sequence[LoraRef]
+    template: str, g: GraphBuilder, values: SamplingValues, model: BaseModelSpec, loras: Sequence[LoraRef]
 ) -> BuiltWorkflow:
     """Package a finished graph with its outputs, seed, models and field map."""
     return BuiltWorkflow(
         template=template,
         graph=g.to_api(),
         output_node_ids=tuple(g.output_node_ids()),
-        seed=settings.seed,
+        seed=values.seed,
         models=models_used(model, loras),
         field_map=g.field_map,
     )

@@ -73,12 +73,12 @@ def build(
     ``seed_source`` are as for :func:`comfy_workflows.templates.txt2img.build`.
     """
     _stages.check_inputs(request, loras, filename_prefix)
-    settings = _stages.resolve_settings(request, model, seed_source)
+    values = _stages.resolve_values(request, model, seed_source)
     g = GraphBuilder()
     pipe = _stages.apply_loras(g, model, _stages.load_base_model(g, model), loras)
-    conditioning = _stages.encode_prompts(g, request, model, pipe, settings)
+    conditioning = _stages.encode_prompts(g, request, model, pipe, values)
     latent = _init_latent(g, request, pipe.vae)
     denoise = Field(request.denoise, "denoise")
-    sampler = _stages.sample(g, request, model, pipe, conditioning, latent, settings, denoise)
+    sampler = _stages.sample(g, request, model, pipe, conditioning, latent, values, denoise)
     _stages.decode_and_save(g, sampler.out(0), pipe.vae, filename_prefix)
-    return _stages.result(NAME, g, settings, model, loras)
+    return _stages.result(NAME, g, values, model, loras)

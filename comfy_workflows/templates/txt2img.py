@@ -37,17 +37,17 @@ def build(
     when the request has none (a random one by default).
     """
     _stages.check_inputs(request, loras, filename_prefix)
-    settings = _stages.resolve_settings(request, model, seed_source)
+    values = _stages.resolve_values(request, model, seed_source)
     g = GraphBuilder()
     pipe = _stages.apply_loras(g, model, _stages.load_base_model(g, model), loras)
-    conditioning = _stages.encode_prompts(g, request, model, pipe, settings)
+    conditioning = _stages.encode_prompts(g, request, model, pipe, values)
     latent_class = "EmptySD3LatentImage" if model.family == "flux" else "EmptyLatentImage"
     latent = g.add(
         latent_class,
-        width=Field(settings.width, "width"),
-        height=Field(settings.height, "height"),
+        width=Field(values.width, "width"),
+        height=Field(values.height, "height"),
         batch_size=Field(request.batch_size, "batch_size"),
     )
-    sampler = _stages.sample(g, request, model, pipe, conditioning, latent.out(0), settings)
+    sampler = _stages.sample(g, request, model, pipe, conditioning, latent.out(0), values)
     _stages.decode_and_save(g, sampler.out(0), pipe.vae, filename_prefix)
-    return _stages.result(NAME, g, settings, model, loras)
+    return _stages.result(NAME, g, values, model, loras)

@@ -7,8 +7,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from orchestrator.app_keys import SETTINGS
 from orchestrator.errors import MalformedJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
-from orchestrator.services import SETTINGS
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 

@@ -19,11 +19,11 @@ from aiohttp_sse import EventSourceResponse
 from orchestrator.api.auth import OWNER
 from orchestrator.api.jobs import job_id_param
 from orchestrator.api.routing import Router
+from orchestrator.app_keys import BROADCASTER, ENGINE, FEED, METRICS, SETTINGS
 from orchestrator.errors import ValidationFailed
 from orchestrator.events.broadcaster import EndReason
 from orchestrator.events.model import JobEventRecord
 from orchestrator.jobs.queries import REPLAY_PAGE, get_job, last_terminal_event_id, replay_events
-from orchestrator.services import BROADCASTER, ENGINE, FEED, METRICS, SETTINGS
 
 router = Router()
 

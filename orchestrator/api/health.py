@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from orchestrator.api.bodies import json_response
 from orchestrator.api.routing import Router
-from orchestrator.services import ENGINE, METRICS, SETTINGS, STORE
+from orchestrator.app_keys import ENGINE, METRICS, SETTINGS, STORE
 
 router = Router()
 

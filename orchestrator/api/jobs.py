@@ -12,13 +12,13 @@ from orchestrator.api.auth import OWNER
 from orchestrator.api.bodies import json_response, parse_query, read_json_body
 from orchestrator.api.routing import Router
 from orchestrator.api.schemas import Accepted, ListQuery
+from orchestrator.app_keys import ENGINE, METRICS, SETTINGS, STORE
 from orchestrator.errors import NotFound
 from orchestrator.jobs.kinds import NoopPayload
 from orchestrator.jobs.queries import get_job, list_jobs
 from orchestrator.jobs.states import Status
 from orchestrator.jobs.store import NewJob
 from orchestrator.jobs.views import JobOut
-from orchestrator.services import ENGINE, METRICS, SETTINGS, STORE
 
 router = Router()
 

@@ -18,11 +18,11 @@ from comfy_workflows.validation import ValidationIssue, validate_built
 from orchestrator.errors import ValidationFailed
 from orchestrator.generation.catalog import ResolvedBaseModel, UnknownBaseModel
 from orchestrator.generation.checking import GraphChecker
+from orchestrator.generation.generation_services import GenerationServices
 from orchestrator.generation.init_images import InitImage, InitImageError, parse_init_image
 from orchestrator.generation.loras import ResolvedLoras, resolve_loras
 from orchestrator.generation.payload import GenerationPayload, Upload, filename_prefix, storage_prefix
 from orchestrator.generation.schemas import Img2ImgBody, Txt2ImgBody
-from orchestrator.generation.services import GenerationServices
 from orchestrator.storage import Storage
 
 TemplateBody = Txt2ImgBody | Img2ImgBody

@@ -18,8 +18,10 @@ from orchestrator.api.files import stored_file_response
 from orchestrator.api.jobs import job_id_param
 from orchestrator.api.routing import Router
 from orchestrator.api.schemas import Accepted
+from orchestrator.app_keys import ENGINE, METRICS, SETTINGS, STORAGE, STORE
 from orchestrator.errors import NotFound, ServiceUnavailable, ValidationFailed
 from orchestrator.generation.acceptance import accept_template
+from orchestrator.generation.generation_services import GENERATION
 from orchestrator.generation.outputs import describe_image
 from orchestrator.generation.payload import KIND, GenerationPayload, storage_prefix
 from orchestrator.generation.queries import delete_generation, image_key, list_generations
@@ -33,12 +35,10 @@ from orchestrator.generation.schemas import (
     RegisteredBody,
     WorkflowBody,
 )
-from orchestrator.generation.services import GENERATION
 from orchestrator.generation.workflows import accept_workflow
 from orchestrator.jobs.queries import get_job
 from orchestrator.jobs.states import Status
 from orchestrator.jobs.store import NewJob
-from orchestrator.services import ENGINE, METRICS, SETTINGS, STORAGE, STORE
 
 router = Router()
 TAG = "generations"

@@ -14,7 +14,9 @@ from comfy_workflows.ui_format import UIFormatError, api_to_ui
 from orchestrator.api.auth import OWNER
 from orchestrator.api.bodies import json_response, parse_query
 from orchestrator.api.routing import Router
+from orchestrator.app_keys import ENGINE
 from orchestrator.errors import AtelierError, NotFound
+from orchestrator.generation.generation_services import GENERATION, GenerationServices
 from orchestrator.generation.loras import foreign_lora_files
 from orchestrator.generation.queries import owner_lora_files
 from orchestrator.generation.registered import list_saved, load_template
@@ -30,8 +32,6 @@ from orchestrator.generation.schemas import (
     TemplateSummary,
     Txt2ImgBody,
 )
-from orchestrator.generation.services import GENERATION, GenerationServices
-from orchestrator.services import ENGINE
 
 router = Router()
 BODIES: dict[str, type[BaseModel]] = {"txt2img": Txt2ImgBody, "img2img": Img2ImgBody}

@@ -43,7 +43,7 @@ def stage_of(class_type: str | None) -> str:
     return "processing"
 
 
-class EventRelay:
+class ComfyEventRelay:
     """Queues job events from a prompt's callbacks; a writer task stores them in order."""
 
     def __init__(

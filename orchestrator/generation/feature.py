@@ -12,11 +12,11 @@ from aiohttp import web
 
 from orchestrator.api.health import READINESS_CHECKS
 from orchestrator.api.routing import ROUTERS
+from orchestrator.app_keys import KIND_FACTORIES, STORAGE
 from orchestrator.generation import api, catalog_api, registered_api
+from orchestrator.generation.generation_services import GENERATION, generation_services, readiness
 from orchestrator.generation.kind import GenerationKind
-from orchestrator.generation.services import GENERATION, generation_services, readiness
 from orchestrator.jobs.kinds import JobKind
-from orchestrator.services import KIND_FACTORIES, STORAGE
 
 
 def generation_kind(app: web.Application) -> JobKind | None:

@@ -25,11 +25,11 @@ from aiohttp import web
 from comfy_workflows.markers import ATELIER_NODE_CLASSES
 from comfy_workflows.templates import get_template
 from comfy_workflows.validation import DEFAULT_ALLOWED_CLASSES, RawWorkflowPolicy
+from orchestrator.app_keys import SETTINGS
 from orchestrator.comfy import BackendPool, LocalComfyConfig, LocalComfyError, LocalComfyUI, RunOptions
 from orchestrator.comfy.backoff import backoff_delay
 from orchestrator.generation.catalog import ModelCatalog
 from orchestrator.generation.checking import GraphChecker
-from orchestrator.services import SETTINGS
 from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@
    run that finished there is collected, one still queued or running there is followed, not redone.
 2. Otherwise a backend is chosen (health, load, model affinity; not the previous one when another is ready),
    the init images are uploaded to it and the prompt runs with our job id as its prompt id.
-3. Progress and previews become job events (:mod:`orchestrator.generation.relay`); the images go to storage
+3. Progress and previews become job events (:mod:`orchestrator.generation.comfy_relay`); the images go to storage
    and ``generation_images``, each announced by ``job.artifact`` {kind: image, url, sha256, index}.
 
 Failures: an error inside ComfyUI -> ``execution_error`` (node_id, node_type, exception_type; not retried);
@@ -36,11 +36,11 @@ from orchestrator.comfy import (
     RunResult,
     RunSucceeded,
 )
+from orchestrator.generation.comfy_relay import ComfyEventRelay
 from orchestrator.generation.followup import follow_existing
+from orchestrator.generation.generation_services import GenerationServices
 from orchestrator.generation.outputs import fetch_outputs, image_rows, remove_local_copies, select_images
 from orchestrator.generation.payload import KIND, GenerationPayload, storage_prefix
-from orchestrator.generation.relay import EventRelay
-from orchestrator.generation.services import GenerationServices
 from orchestrator.jobs.kinds import JobContext, JobFailed
 from orchestrator.jobs.outcome import JobOutcome
 from orchestrator.jobs.store import ClaimedJob
@@ -155,7 +155,7 @@ class GenerationKind:
     ) -> RunResult:
         """Upload, run and relay events; the backend is recorded meanwhile (a retry looks there first)."""
         recording = asyncio.create_task(ctx.set_backend(backend.url))
-        relay = EventRelay(
+        relay = ComfyEventRelay(
             ctx,
             self._storage,
             payload.graph,

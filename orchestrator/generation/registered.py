@@ -23,10 +23,10 @@ from orchestrator.api.bodies import validation_errors
 from orchestrator.db.models import SavedTemplate
 from orchestrator.errors import ValidationFailed
 from orchestrator.generation.acceptance import issue_errors, node_fields
+from orchestrator.generation.generation_services import GenerationServices
 from orchestrator.generation.init_images import InitImageError, parse_init_image
 from orchestrator.generation.payload import GenerationPayload, Upload, filename_prefix, storage_prefix
 from orchestrator.generation.schemas import RegisteredBody
-from orchestrator.generation.services import GenerationServices
 from orchestrator.generation.workflows import graph_facts
 from orchestrator.storage import Storage
 

@@ -11,11 +11,11 @@ from comfy_workflows.registration import RegistrationError, RegistrationProblem,
 from orchestrator.api.auth import OWNER
 from orchestrator.api.bodies import json_response, read_json_body
 from orchestrator.api.routing import Router
+from orchestrator.app_keys import ENGINE
 from orchestrator.errors import NotFound, ServiceUnavailable, ValidationFailed
+from orchestrator.generation.generation_services import GENERATION
 from orchestrator.generation.registered import delete_saved, save_template
 from orchestrator.generation.schemas import RegisterTemplate, TemplateSummary
-from orchestrator.generation.services import GENERATION
-from orchestrator.services import ENGINE
 
 router = Router()
 

@@ -19,10 +19,10 @@ from comfy_workflows.ui_format import UIFormatError, ui_to_api
 from comfy_workflows.validation import IssueKind, ValidationIssue, validate_raw_workflow
 from orchestrator.errors import ValidationFailed
 from orchestrator.generation.checking import GraphChecker
+from orchestrator.generation.generation_services import GenerationServices
 from orchestrator.generation.init_images import InitImage, InitImageError, parse_init_image
 from orchestrator.generation.payload import GenerationPayload, Upload, filename_prefix, storage_prefix
 from orchestrator.generation.schemas import MAX_WORKFLOW_NODES, WorkflowBody
-from orchestrator.generation.services import GenerationServices
 from orchestrator.storage import Storage
 
 _POLICY_KINDS = frozenset({IssueKind.CLASS_NOT_ALLOWED, IssueKind.REMOTE_URL})

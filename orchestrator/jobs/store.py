@@ -21,7 +21,7 @@ from sqlalchemy.types import Text
 
 from orchestrator.errors import IllegalTransition, NotFound
 from orchestrator.events.types import EventType
-from orchestrator.jobs.acceptance import AcceptanceBatcher
+from orchestrator.jobs.group_commit import AcceptanceBatcher
 from orchestrator.jobs.outcome import RowsWrite
 from orchestrator.jobs.states import ALLOWED_FROM, TRANSITION_EVENT, Status
 
@@ -249,7 +249,7 @@ class JobStore:
     async def create(self, job: NewJob) -> int:
         """Accept a job: its row, its ``job.queued`` event and both notifications. Returns the event id.
 
-        Concurrent calls are group-committed (see :mod:`orchestrator.jobs.acceptance`).
+        Concurrent calls are group-committed (see :mod:`orchestrator.jobs.group_commit`).
         """
         return await self._acceptance.submit(job)
 

@@ -14,10 +14,10 @@ from orchestrator.api.auth import OWNER
 from orchestrator.api.bodies import json_response, parse_query
 from orchestrator.api.files import stored_file_response
 from orchestrator.api.routing import Router
+from orchestrator.app_keys import ENGINE, SETTINGS, STORAGE
 from orchestrator.db.models import Lora
 from orchestrator.errors import NotFound
 from orchestrator.loras.store import LoraWithVersions, get_lora, list_loras, remove_lora_files
-from orchestrator.services import ENGINE, SETTINGS, STORAGE
 
 router = Router()
 

@@ -32,7 +32,7 @@ from orchestrator.jobs.store import ClaimedJob, JobStore
 from orchestrator.loras.store import remove_lora_files, version_from_row
 from orchestrator.storage import Storage
 from orchestrator.training.photo_intake import subject_prefix
-from orchestrator.training.services import TrainingServices
+from orchestrator.training.training_services import TrainingServices
 
 KIND = "erasure"
 STOP_POLL_S = 0.25

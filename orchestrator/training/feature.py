@@ -16,14 +16,14 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from orchestrator.api.routing import ROUTERS
+from orchestrator.app_keys import ENGINE, KIND_FACTORIES, SETTINGS, STORAGE, STORE
 from orchestrator.jobs.kinds import JobKind
-from orchestrator.services import ENGINE, KIND_FACTORIES, SETTINGS, STORAGE, STORE
 from orchestrator.training import photos_api, photos_presign, subjects_api, trainings_api
 from orchestrator.training.erasure import ErasureKind
 from orchestrator.training.kind import KIND as TRAINING_KIND
 from orchestrator.training.kind import TrainingKind
 from orchestrator.training.orphans import sweep_orphans
-from orchestrator.training.services import TRAINING, TrainingServices
+from orchestrator.training.training_services import TRAINING, TrainingServices
 from trainer.config import SdScriptsInstall
 from trainer.supervisor_process import become_subreaper
 from trainer.tokenizer_cache import BpeNotFoundError, ensure_tokenizer_cache

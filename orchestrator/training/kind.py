@@ -8,7 +8,7 @@ One attempt, in order:
 3. where to start from: this job's own latest saved state (a retry), else, for a resume, the state of
    the run it continues (``no_saved_state`` when there is none), else step 0;
 4. the dataset (stage ``dataset``), the run files and the plan (:mod:`orchestrator.training.planning`);
-5. the supervised run; its events are relayed (:mod:`orchestrator.training.relay`); the base model's
+5. the supervised run; its events are relayed (:mod:`orchestrator.training.supervisor_relay`); the base model's
    SHA-256 is computed meanwhile (cached across runs);
 6. the outcome: a failure class becomes ``JobFailed`` (retryable where a retry may help; exit 0 without a
    LoRA is a failure); success publishes the LoRA (:mod:`orchestrator.training.publishing`).
@@ -39,10 +39,10 @@ from orchestrator.training.http import writable_subject
 from orchestrator.training.orphans import HOST, end_orphan
 from orchestrator.training.planning import plan_training
 from orchestrator.training.publishing import PublishInputs, publish
-from orchestrator.training.relay import EventRelay
 from orchestrator.training.runs_db import ensure_run, get_run, update_run
-from orchestrator.training.services import TrainingServices
+from orchestrator.training.supervisor_relay import SupervisorEventRelay
 from orchestrator.training.training_schemas import TrainingPayload
+from orchestrator.training.training_services import TrainingServices
 from trainer.config import LaunchSpec, RunLayout, TrainingPlan, write_run_files
 from trainer.supervisor import LaunchError, TrainingProcess
 from trainer.supervisor_events import Outcome, OutcomeStatus
@@ -187,7 +187,7 @@ class TrainingKind:
         return write_run_files(plan, dataset.manifest, dataset.root, install, layout)
 
     async def _train(self, ctx: JobContext, spec: LaunchSpec) -> Outcome:
-        relay = EventRelay(ctx, self._engine, self._storage)
+        relay = SupervisorEventRelay(ctx, self._engine, self._storage)
         process = TrainingProcess(spec, self._services.supervisor_options(), on_event=relay)
         try:
             await process.start()

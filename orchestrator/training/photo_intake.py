@@ -22,7 +22,7 @@ from aiohttp import BodyPartReader, web
 from orchestrator.db.models import Photo, Subject
 from orchestrator.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from orchestrator.storage import Storage
-from orchestrator.training.schemas import PhotoUploadResult, PhotoVerdictOut
+from orchestrator.training.subject_schemas import PhotoUploadResult, PhotoVerdictOut
 from trainer.dataset import DatasetLimits, FaceDetector, PhotoChecker, PhotoVerdict, RejectReason, SubjectKind
 from trainer.dataset.probe import ImageFormat
 

@@ -7,12 +7,11 @@ from aiohttp import web
 from orchestrator.api.auth import OWNER
 from orchestrator.api.bodies import json_response
 from orchestrator.api.routing import Router
+from orchestrator.app_keys import ENGINE, SETTINGS, STORAGE
 from orchestrator.errors import ValidationFailed
-from orchestrator.services import ENGINE, SETTINGS, STORAGE
 from orchestrator.training.http import path_id, writable_subject
 from orchestrator.training.photo_intake import PhotoIntake, existing_hashes, file_parts, take_uploads
-from orchestrator.training.schemas import PhotoList, PhotoOut, PhotoUploadResult
-from orchestrator.training.services import TRAINING
+from orchestrator.training.subject_schemas import PhotoList, PhotoOut, PhotoUploadResult
 from orchestrator.training.subjects_db import (
     delete_photo_row,
     get_photo,
@@ -20,6 +19,7 @@ from orchestrator.training.subjects_db import (
     insert_photos,
     list_photos,
 )
+from orchestrator.training.training_services import TRAINING
 
 router = Router()
 

@@ -20,21 +20,21 @@ from sqlalchemy import delete, insert
 from orchestrator.api.auth import OWNER
 from orchestrator.api.bodies import json_response, read_json_body
 from orchestrator.api.routing import Router
+from orchestrator.app_keys import ENGINE, STORAGE
 from orchestrator.db.models import Photo
 from orchestrator.errors import Conflict, ValidationFailed
-from orchestrator.services import ENGINE, STORAGE
 from orchestrator.storage import Storage
 from orchestrator.training.http import path_id, writable_subject
 from orchestrator.training.photo_intake import IncomingFile, PhotoIntake, existing_hashes, subject_prefix
-from orchestrator.training.schemas import (
+from orchestrator.training.subject_schemas import (
     CompleteRequest,
     PhotoUploadResult,
     PresignedUpload,
     PresignRequest,
     PresignResult,
 )
-from orchestrator.training.services import TRAINING
 from orchestrator.training.subjects_db import insert_photos, list_photos
+from orchestrator.training.training_services import TRAINING
 
 router = Router()
 PRESIGN_EXPIRES_S = 3600

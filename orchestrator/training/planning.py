@@ -14,8 +14,8 @@ from orchestrator.api.bodies import validation_errors
 from orchestrator.errors import ServiceUnavailable, ValidationFailed
 from orchestrator.loras.registry import insert_trigger_word
 from orchestrator.training.base_models import UnknownBaseModel, checkpoint_path
-from orchestrator.training.services import TrainingServices
 from orchestrator.training.training_schemas import TrainingPayload
+from orchestrator.training.training_services import TrainingServices
 from trainer.config import ConfigError, SamplePrompt, TrainingPlan, TrainingRequest, preflight, resolve_request
 from trainer.presets import PRESETS, ModelFamily
 

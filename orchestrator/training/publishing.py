@@ -21,10 +21,10 @@ from orchestrator.events.types import EventType
 from orchestrator.jobs.kinds import JobContext, JobFailed
 from orchestrator.loras.store import insert_version, remove_model_file, reserve_version, storage_prefix
 from orchestrator.storage import Storage
-from orchestrator.training.services import TrainingServices
 from orchestrator.training.training_schemas import TrainingPayload
+from orchestrator.training.training_services import TrainingServices
 from trainer.config import TrainingPlan
-from trainer.publish import Provenance, publish_lora
+from trainer.provenance import Provenance, write_with_provenance
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,9 @@ async def _publish_version(
     comfy_name = f"{subject.id}/v{version}/{payload.lora_name}.safetensors"
     metadata = _provenance(ctx, inputs, version).metadata()
     written.model_file = comfy_name
-    published = await asyncio.to_thread(publish_lora, inputs.model_path, services.loras_dir / comfy_name, metadata)
+    published = await asyncio.to_thread(
+        write_with_provenance, inputs.model_path, services.loras_dir / comfy_name, metadata
+    )
     key = written.storage_key = f"{storage_prefix(lora_id)}/v{version}/{payload.lora_name}.safetensors"
     await storage.put_file(key, published.path, "application/octet-stream")
     row = {

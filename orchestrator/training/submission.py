@@ -22,9 +22,9 @@ from orchestrator.training.base_models import UnknownBaseModel, checkpoint_path,
 from orchestrator.training.consent import consent_problems
 from orchestrator.training.http import writable_subject
 from orchestrator.training.planning import plan_training
-from orchestrator.training.services import TrainingServices
 from orchestrator.training.subjects_db import list_photos
 from orchestrator.training.training_schemas import TrainingCreate, TrainingPayload
+from orchestrator.training.training_services import TrainingServices
 from trainer.dataset import CaptionError, CaptionTemplate, SubjectKind
 
 

@@ -57,7 +57,7 @@ def _rounded(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
-class EventRelay:
+class SupervisorEventRelay:
     """The supervisor's ``on_event`` callback for one training job."""
 
     def __init__(self, ctx: JobContext, engine: AsyncEngine, storage: Storage) -> None:

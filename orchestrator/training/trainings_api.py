@@ -14,21 +14,20 @@ from orchestrator.api.bodies import json_response, parse_query, read_json_body
 from orchestrator.api.files import stored_file_response
 from orchestrator.api.routing import Router
 from orchestrator.api.schemas import Accepted, ListQuery
+from orchestrator.app_keys import ENGINE, METRICS, SETTINGS, STORAGE, STORE
 from orchestrator.db.models import Job, Lora, LoraVersion, TrainingRun
 from orchestrator.errors import Conflict, NotFound
 from orchestrator.jobs.queries import get_job, list_jobs
 from orchestrator.jobs.states import Status
 from orchestrator.jobs.store import NewJob
 from orchestrator.jobs.views import JobOut
-from orchestrator.services import ENGINE, METRICS, SETTINGS, STORAGE, STORE
 from orchestrator.training.http import path_id, writable_subject
 from orchestrator.training.kind import KIND, output_dir
 from orchestrator.training.planning import plan_training
 from orchestrator.training.publishing import lora_file_url
-from orchestrator.training.relay import ARTIFACT_KINDS, artifact_key
 from orchestrator.training.runs_db import runs_for
-from orchestrator.training.services import TRAINING
 from orchestrator.training.submission import build_payload
+from orchestrator.training.supervisor_relay import ARTIFACT_KINDS, artifact_key
 from orchestrator.training.training_schemas import (
     LoraVersionRef,
     RunInfo,
@@ -37,6 +36,7 @@ from orchestrator.training.training_schemas import (
     TrainingOut,
     TrainingPayload,
 )
+from orchestrator.training.training_services import TRAINING
 from trainer.supervisor_resume import find_latest_state
 
 router = Router()

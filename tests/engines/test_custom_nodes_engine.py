@@ -42,7 +42,7 @@ from orchestrator.comfy import (
     run_prompt,
 )
 from tests.unit.custom_nodes.recorded import recorded_object_info
-from trainer.publish import Provenance, publish_lora
+from trainer.provenance import Provenance, write_with_provenance
 
 pytestmark = [pytest.mark.engines, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -101,7 +101,7 @@ def _models_store(root: Path) -> Path:
         lora_version=1,
         training_job_id="engine-test-job",
     )
-    publish_lora(trained, root / "loras" / LORA_FILE, provenance.metadata())
+    write_with_provenance(trained, root / "loras" / LORA_FILE, provenance.metadata())
     return root
 
 
@@ -316,7 +316,9 @@ async def test_a_newly_published_version_is_offered_without_a_restart(engine: En
     trained = tmp_path / "trained-v2.safetensors"
     _atelier("make-lora", "--variant", "slim", "--seed", "1", "--out", str(trained))
     metadata = {"atelier_trigger_word": "ohwx tester v2", "atelier_lora_name": "tester", "atelier_lora_version": "2"}
-    publish_lora(trained, engine.local.config.models_dir / "loras" / SUBJECT / "v2" / "tester.safetensors", metadata)
+    write_with_provenance(
+        trained, engine.local.config.models_dir / "loras" / SUBJECT / "v2" / "tester.safetensors", metadata
+    )
     info = await engine.client.object_info("AtelierLoraLoader")
     assert info["AtelierLoraLoader"]["input"]["required"]["lora"][1]["options"] == [
         LORA_ENTRY,

@@ -32,7 +32,7 @@ from sqlalchemy.engine import make_url
 from orchestrator.db.engine import create_engine, migrate
 from orchestrator.devtools.commands import default_checkpoint_path, default_lora_path
 from orchestrator.devtools.models import write_kohya_lora, write_sd15_checkpoint
-from orchestrator.generation.services import GENERATION
+from orchestrator.generation.generation_services import GENERATION
 from orchestrator.settings import Settings
 from tests.conftest import SERVER_URL, _drop_database
 from tests.integration.conftest import Caller, new_caller

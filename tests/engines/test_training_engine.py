@@ -30,7 +30,7 @@ from tests.integration.training.conftest import TrainingService, create_subject,
 from tests.support.service import running_app
 from tests.support.sse import collect
 from trainer import tokenizer_cache
-from trainer.publish import read_metadata
+from trainer.provenance import read_metadata
 
 pytestmark = [pytest.mark.engines, pytest.mark.slow, pytest.mark.timeout(1800)]
 

@@ -12,8 +12,8 @@ import aiohttp
 import asyncpg
 import pytest
 
+from orchestrator.app_keys import BROADCASTER, ENGINE
 from orchestrator.db.engine import asyncpg_dsn
-from orchestrator.services import BROADCASTER, ENGINE
 from orchestrator.settings import Settings
 from tests.integration.conftest import Caller, Service, new_caller
 from tests.support.service import running_app

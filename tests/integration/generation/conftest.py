@@ -27,7 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.db.engine import create_engine
-from orchestrator.generation.services import GENERATION
+from orchestrator.generation.generation_services import GENERATION
 from orchestrator.settings import Settings
 from tests.integration.conftest import Caller, Service, new_caller
 from tests.standin.comfyui import StandinComfyUI, StandinOptions

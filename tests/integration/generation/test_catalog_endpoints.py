@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from comfy_workflows.ui_format import ui_to_api
-from orchestrator.generation.services import GENERATION
+from orchestrator.generation.generation_services import GENERATION
 from orchestrator.settings import Settings
 from tests.integration.conftest import Caller, Service, new_caller
 from tests.integration.generation.conftest import (

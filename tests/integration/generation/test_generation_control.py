@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from sqlalchemy import text
 
-from orchestrator.generation.services import GENERATION
+from orchestrator.generation.generation_services import GENERATION
 from tests.integration.conftest import Caller, new_caller
 from tests.integration.generation.conftest import (
     SDXL,

@@ -13,7 +13,7 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from orchestrator.db.engine import create_engine
-from orchestrator.generation.services import GENERATION
+from orchestrator.generation.generation_services import GENERATION
 from orchestrator.settings import Settings
 from tests.integration.conftest import new_caller
 from tests.integration.generation.conftest import png_data_url, txt2img

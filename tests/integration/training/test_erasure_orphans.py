@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from orchestrator.jobs.store import JobStore, NewJob
 from orchestrator.training.orphans import HOST, launch_marker, sweep_orphans
-from orchestrator.training.services import TrainingServices
+from orchestrator.training.training_services import TrainingServices
 from tests.integration.conftest import Caller
 from tests.integration.training.conftest import TrainingService, create_subject, face_photos, submit, upload
 from tests.support.db import wait_for_terminal, wait_until

@@ -18,7 +18,7 @@ from tests.integration.conftest import Caller, new_caller
 from tests.integration.training.conftest import BASE_MODEL, TrainingService, create_subject, face_photos, submit, upload
 from tests.support.db import wait_for_terminal, wait_until
 from tests.support.sse import SseEvent, collect
-from trainer.publish import read_metadata
+from trainer.provenance import read_metadata
 from trainer.supervisor_process import group_alive
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from custom_nodes.atelier_nodes.lora_metadata import HeaderError, LoraInfo, lora_info, read_metadata
 from tests.unit.custom_nodes.safetensors_files import atelier_metadata, header_bytes, write_safetensors
-from trainer.publish import Provenance, publish_lora
+from trainer.provenance import Provenance, write_with_provenance
 
 
 def test_reads_the_metadata_object(tmp_path: Path) -> None:
@@ -67,7 +67,7 @@ def test_agrees_with_the_publisher(tmp_path: Path) -> None:
         training_job_id="job-1",
         parameters={"steps": 100},
     )
-    published = publish_lora(source, tmp_path / "6c1e/v3/alice.safetensors", provenance.metadata())
+    published = write_with_provenance(source, tmp_path / "6c1e/v3/alice.safetensors", provenance.metadata())
     metadata = read_metadata(published.path)
     assert metadata == published.metadata
     assert lora_info(metadata) == LoraInfo(

@@ -22,9 +22,9 @@ from orchestrator.comfy import (
 )
 from orchestrator.generation.acceptance import issue_errors, node_fields
 from orchestrator.generation.api import _untagged
+from orchestrator.generation.comfy_relay import stage_of
 from orchestrator.generation.kind import comfy_failure
 from orchestrator.generation.outputs import describe_image, select_images
-from orchestrator.generation.relay import stage_of
 from orchestrator.generation.workflows import graph_facts, raw_issue_errors
 
 

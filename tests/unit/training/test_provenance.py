@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from trainer.publish import Provenance, PublishError, publish_lora, read_metadata
+from trainer.provenance import Provenance, ProvenanceError, read_metadata, write_with_provenance
 
 SS_METADATA = {"ss_network_dim": "4", "ss_output_name": "zxq", "modelspec.architecture": "stable-diffusion-v1/lora"}
 
@@ -49,7 +49,7 @@ def _provenance(**changes: object) -> Provenance:
 def test_provenance_is_added_beside_the_sd_scripts_keys_and_tensors_are_unchanged(tmp_path: Path) -> None:
     source, target = tmp_path / "out.safetensors", tmp_path / "models" / "s-1" / "v2" / "zxq-lora.safetensors"
     tensors = _lora(source)
-    published = publish_lora(source, target, _provenance().metadata())
+    published = write_with_provenance(source, target, _provenance().metadata())
     assert published.path == target
     assert published.sha256 == hashlib.sha256(target.read_bytes()).hexdigest()
     assert published.size == target.stat().st_size
@@ -73,15 +73,15 @@ def test_provenance_is_added_beside_the_sd_scripts_keys_and_tensors_are_unchange
 def test_republishing_replaces_only_our_keys(tmp_path: Path) -> None:
     first, second = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
     _lora(tmp_path / "src.safetensors")
-    publish_lora(tmp_path / "src.safetensors", first, _provenance().metadata())
-    publish_lora(first, second, _provenance(lora_version=3).metadata())
+    write_with_provenance(tmp_path / "src.safetensors", first, _provenance().metadata())
+    write_with_provenance(first, second, _provenance(lora_version=3).metadata())
     assert read_metadata(second)["atelier_lora_version"] == "3"
 
 
 def test_an_sd_scripts_key_is_never_overwritten(tmp_path: Path) -> None:
     _lora(tmp_path / "src.safetensors")
-    with pytest.raises(PublishError, match="not ours"):
-        publish_lora(tmp_path / "src.safetensors", tmp_path / "t.safetensors", {"ss_network_dim": "64"})
+    with pytest.raises(ProvenanceError, match="not ours"):
+        write_with_provenance(tmp_path / "src.safetensors", tmp_path / "t.safetensors", {"ss_network_dim": "64"})
     assert not (tmp_path / "t.safetensors").exists()
 
 
@@ -89,13 +89,13 @@ def test_a_truncated_file_is_refused_and_nothing_is_written(tmp_path: Path) -> N
     source = tmp_path / "src.safetensors"
     _lora(source)
     source.write_bytes(source.read_bytes()[:-10])
-    with pytest.raises(PublishError, match="tensors end"):
-        publish_lora(source, tmp_path / "t.safetensors", _provenance().metadata())
+    with pytest.raises(ProvenanceError, match="tensors end"):
+        write_with_provenance(source, tmp_path / "t.safetensors", _provenance().metadata())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src.safetensors"]
 
 
 def test_garbage_is_refused(tmp_path: Path) -> None:
     source = tmp_path / "src.safetensors"
     source.write_bytes(struct.pack("<Q", 5) + b"nope!")
-    with pytest.raises(PublishError, match="not JSON"):
-        publish_lora(source, tmp_path / "t.safetensors", {})
+    with pytest.raises(ProvenanceError, match="not JSON"):
+        write_with_provenance(source, tmp_path / "t.safetensors", {})
