@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from orchestrator.api import docs_ui
 from orchestrator.api import events as events_api
 from orchestrator.api import health as health_api
 from orchestrator.api import jobs as jobs_api
@@ -19,10 +20,12 @@ from orchestrator.api.auth import (
     LOCAL_OWNER,
     LOCAL_OWNER_NAME,
     PUBLIC_PATHS,
+    QUERY_TOKEN_PATHS,
     KeyResolver,
     auth_middleware,
     ensure_owner,
 )
+from orchestrator.api.cors import install_cors
 from orchestrator.api.health import READINESS_CHECKS
 from orchestrator.api.problems import problem_middleware
 from orchestrator.api.routing import ROUTERS, Router
@@ -57,7 +60,13 @@ from orchestrator.training import feature as training_feature
 
 log = logging.getLogger(__name__)
 
-CORE_ROUTERS: list[Router] = [health_api.router, openapi_api.router, jobs_api.router, events_api.router]
+CORE_ROUTERS: list[Router] = [
+    health_api.router,
+    openapi_api.router,
+    docs_ui.router,
+    jobs_api.router,
+    events_api.router,
+]
 Feature = Callable[[web.Application], None]
 FEATURES: list[Feature] = [training_feature.install, loras_feature.install, generation_feature.install]
 
@@ -209,10 +218,13 @@ def create_app(settings: Settings, *, serve_http: bool = True) -> web.Applicatio
         feature(app)
     app.cleanup_ctx.append(_worker)
     routers = app[ROUTERS]
-    app[PUBLIC_PATHS] = frozenset(op.path for router in routers for op in router.operations if not op.auth)
+    operations = [op for router in routers for op in router.operations]
+    app[PUBLIC_PATHS] = frozenset(op.path for op in operations if not op.auth)
+    app[QUERY_TOKEN_PATHS] = frozenset(op.path for op in operations if op.event_stream)
     app[openapi_api.OPENAPI_DOC] = openapi_api.build_openapi(routers)
     if serve_http:
         for router in routers:
             router.install(app)
+        install_cors(app, settings.cors_origins)
     app.on_shutdown.append(_end_streams)
     return app

@@ -156,6 +156,13 @@ class Settings(BaseSettings):
     sse_buffer_limit_bytes: int = Field(
         256 << 10, gt=0, description="An SSE client this far behind is disconnected (it resumes by id)."
     )
+    sse_retry_ms: int = Field(
+        3000, ge=100, le=600_000, description="The SSE `retry:` hint: how long a browser waits before reconnecting."
+    )
+    cors_origins: CommaList = Field(
+        default_factory=list,
+        description="Origins whose browser pages may call the API (comma list; * = any, never with credentials).",
+    )
     event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
         "auto", description="Event loop implementation; auto = uvloop when installed."
     )
@@ -163,7 +170,12 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(10, ge=1, description="Database connections per process.")
 
     @field_validator(
-        "comfyui_urls", "worker_kinds", "raw_workflow_extra_classes", "raw_workflow_url_hosts", mode="before"
+        "comfyui_urls",
+        "worker_kinds",
+        "raw_workflow_extra_classes",
+        "raw_workflow_url_hosts",
+        "cors_origins",
+        mode="before",
     )
     @classmethod
     def _comma_lists(cls, value: object) -> object:

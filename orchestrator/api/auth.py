@@ -123,6 +123,16 @@ def bearer_token(request: web.Request) -> str:
 KEY_RESOLVER = web.AppKey("key_resolver", KeyResolver)
 LOCAL_OWNER = web.AppKey("local_owner", uuid.UUID)
 PUBLIC_PATHS = web.AppKey("public_paths", frozenset)
+# Routes that also take the key as ``?access_token=``: event streams, because a browser's EventSource
+# cannot send headers. Only there, so keys stay out of ordinary URLs (the access log redacts it).
+QUERY_TOKEN_PATHS = web.AppKey("query_token_paths", frozenset)
+
+
+def presented_key(request: web.Request, query_allowed: bool) -> str:
+    """The caller's key: the Bearer header, else (where allowed) ``?access_token=``; 401 when neither."""
+    if "Authorization" not in request.headers and query_allowed and request.query.get("access_token"):
+        return request.query["access_token"]
+    return bearer_token(request)
 
 
 @web.middleware
@@ -134,13 +144,17 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     to their 404/405 so a typo is not reported as an auth problem.
     """
     app = request.app
-    if request.path in app[PUBLIC_PATHS] or request.match_info.http_exception is not None:
+    if request.match_info.http_exception is not None or request.method == "OPTIONS":  # 404/405, CORS preflight
+        return await handler(request)
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else ""
+    if route in app[PUBLIC_PATHS]:
         return await handler(request)
     resolver = app.get(KEY_RESOLVER)
     if resolver is None:
         request[OWNER] = app[LOCAL_OWNER]
     else:
-        owner = await resolver.owner_of(bearer_token(request))
+        owner = await resolver.owner_of(presented_key(request, route in app[QUERY_TOKEN_PATHS]))
         if owner is None:
             raise Unauthorized("the API key is unknown or revoked")
         request[OWNER] = owner

@@ -61,6 +61,9 @@ async def _stream(request: web.Request, job_id: uuid.UUID | None) -> web.StreamR
     after = resume_point(request)
     if job_id is not None:
         await get_job(app[ENGINE], job_id, owner_id)  # 404 for another owner's job
+        if after and await _has_terminal(request, job_id, after):
+            # 204 is how a server tells EventSource not to reconnect: this stream has nothing more to say
+            return web.Response(status=204)
     subscription = app[BROADCASTER].subscribe(owner_id, job_id)  # buffers live events from here on
     upto = app[FEED].cursor
     # Clients that connected together must not all ping together: spread each one's interval by ±10 %.
@@ -68,6 +71,7 @@ async def _stream(request: web.Request, job_id: uuid.UUID | None) -> web.StreamR
     response.headers["X-Accel-Buffering"] = "no"
     try:
         await response.prepare(request)
+        await response.write(b"retry: %d\n\n" % app[SETTINGS].sse_retry_ms)
         stream = _Stream(response, after)
         if await _replay(request, stream, job_id, upto) or await _already_over(request, stream, job_id):
             return response
@@ -101,10 +105,13 @@ async def _replay(request: web.Request, stream: _Stream, job_id: uuid.UUID | Non
 
 async def _already_over(request: web.Request, stream: _Stream, job_id: uuid.UUID | None) -> bool:
     """True when the client already has this job's terminal event (nothing more will come)."""
-    if job_id is None:
-        return False
+    return job_id is not None and await _has_terminal(request, job_id, stream.last_id)
+
+
+async def _has_terminal(request: web.Request, job_id: uuid.UUID, upto: int) -> bool:
+    """True when the job's terminal event is at or below event id ``upto``."""
     terminal = await last_terminal_event_id(request.app[ENGINE], job_id)
-    return terminal is not None and terminal <= stream.last_id
+    return terminal is not None and terminal <= upto
 
 
 @router.route(
@@ -113,7 +120,9 @@ async def _already_over(request: web.Request, stream: _Stream, job_id: uuid.UUID
     summary="Stream one job's events (SSE)",
     tag="events",
     produces="text/event-stream",
+    event_stream=True,
     errors=(401, 404, 422),
+    extra_responses={204: "The client already has the job's last event (`Last-Event-ID` at or past it): stop."},
 )
 async def job_events(request: web.Request) -> web.StreamResponse:
     """Events of one job; the stream ends after the job's terminal event."""
@@ -126,6 +135,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     summary="Stream all of the caller's job events (SSE)",
     tag="events",
     produces="text/event-stream",
+    event_stream=True,
     errors=(401, 422),
 )
 async def all_events(request: web.Request) -> web.StreamResponse:

@@ -1,9 +1,11 @@
-"""The OpenAPI 3.1 document, generated from the route table and the pydantic models."""
+"""The OpenAPI 3.1 document, generated from the route table and the pydantic models.
+
+Docstrings in the code use reST's double backticks; the document's descriptions are Markdown, so every
+description is converted on the way out (```x``` -> `x`).
+"""
 
 from __future__ import annotations
 
-import html
-import json
 import re
 from typing import Any
 
@@ -12,29 +14,103 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from orchestrator import __version__
-from orchestrator.api.routing import Operation, Router
+from orchestrator.api.event_schemas import JobEvent
+from orchestrator.api.routing import Operation, Router, Webhook
 from orchestrator.api.schemas import Problem
 
 REF = "#/components/schemas/{model}"
 OPENAPI_DOC = web.AppKey("openapi_doc", dict)
 _ERROR_TEXT = {
     400: "Malformed request",
-    401: "Missing or unknown API key",
+    401: "Missing, unknown or revoked API key",
+    403: "The key may not do this",
     404: "Not found (or not yours)",
     409: "Conflicts with the resource's state",
     413: "Body too large",
     415: "Wrong content type",
-    422: "Validation failed; errors name each field",
-    503: "Not available right now",
+    422: "Validation failed; `errors` names each field",
+    429: "Too many requests; `Retry-After` says when to try again",
+    503: "Not available right now; `Retry-After` may say when to try again",
 }
+# Path parameters by name: ids are UUIDs, ``n`` is an index or version number, the rest are names.
+_PATH_SCHEMAS: dict[str, dict[str, Any]] = {
+    "id": {"type": "string", "format": "uuid"},
+    "photo_id": {"type": "string", "format": "uuid"},
+    "n": {"type": "integer", "minimum": 0},
+}
+_SSE_PARAMETERS: list[dict[str, Any]] = [
+    {
+        "name": "Last-Event-ID",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "pattern": "^[0-9]*$"},
+        "description": "Resume after this event id (browsers' `EventSource` sends it on reconnect).",
+    },
+    {
+        "name": "after",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 0},
+        "description": "Resume after this event id, for clients that cannot set headers; the header wins.",
+    },
+    {
+        "name": "access_token",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "The API key, for a browser's `EventSource` (it cannot send `Authorization`).",
+    },
+]
+_SSE_DESCRIPTION = (
+    "A stream of Server-Sent Events. Each message has `id:` (the event's sequence number), `event:` "
+    "(its type) and `data:` (one JSON object, schema below). Comments (`: ping`) keep the connection alive."
+)
+INFO_DESCRIPTION = """
+Train LoRA adapters from a handful of photos and generate images with them on headless ComfyUI servers.
+
+**Authentication.** Send `Authorization: Bearer <key>` (`atelier keys create --owner <name>` issues one).
+Each key belongs to one owner; another owner's resource answers 404.
+
+**Errors** are `application/problem+json` (RFC 9457): `type`, `title`, `status`, `detail`, and for a request
+that broke the contract `errors: [{field, reason}]` naming each field.
+
+**Jobs and events.** Creating a generation, a training or an erasure answers `202` with the job's `id` and
+`events_url`. The events are Server-Sent Events; a client that lost its connection resumes with
+`Last-Event-ID` (or `?after=`) and gets exactly the events it missed. A reconnect after the job's last
+event answers `204 No Content`, which tells a browser's `EventSource` to stop.
+
+**Webhooks.** A job created with `webhook_url` is POSTed there when it ends, signed as
+[Standard Webhooks](https://www.standardwebhooks.com/) (`webhook-id`, `webhook-timestamp`,
+`webhook-signature`) with your owner's `whsec_` secret (`POST /v1/webhooks/secret`).
+""".strip()
 
 
-def _models(operations: list[Operation]) -> list[type[BaseModel]]:
-    seen: dict[str, type[BaseModel]] = {"Problem": Problem}
+def markdown(text: str) -> str:
+    """A docstring as Markdown: reST's ````literal```` becomes `` `literal` ``; indentation is dropped."""
+    lines = [line.strip() for line in text.strip().splitlines()]
+    return re.sub(r"``(.+?)``", r"`\1`", "\n".join(lines))
+
+
+def _markdown_descriptions(node: Any) -> Any:
+    """Convert every ``description`` in a JSON schema tree to Markdown."""
+    if isinstance(node, dict):
+        return {
+            key: markdown(value) if key == "description" and isinstance(value, str) else _markdown_descriptions(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_markdown_descriptions(item) for item in node]
+    return node
+
+
+def _models(operations: list[Operation], webhooks: list[Webhook]) -> list[type[BaseModel]]:
+    seen: dict[str, type[BaseModel]] = {"Problem": Problem, "JobEvent": JobEvent}
     for op in operations:
         for model in (op.body, op.response):
             if model is not None:
                 seen[model.__name__] = model
+    for hook in webhooks:
+        seen[hook.payload.__name__] = hook.payload
     return list(seen.values())
 
 
@@ -55,45 +131,94 @@ def _query_parameters(model: type[BaseModel] | None) -> list[dict[str, Any]]:
     ]
 
 
-def _operation(op: Operation) -> dict[str, Any]:
-    params = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+def _parameters(op: Operation) -> list[dict[str, Any]]:
+    path = [
+        {"name": name, "in": "path", "required": True, "schema": _PATH_SCHEMAS.get(name, {"type": "string"})}
         for name in re.findall(r"{(\w+)}", op.path)
-    ] + _query_parameters(op.query)
+    ]
+    return path + _query_parameters(op.query) + (_SSE_PARAMETERS if op.event_stream else [])
+
+
+def _success(op: Operation) -> dict[str, Any]:
     ok: dict[str, Any] = {"description": op.summary}
-    if op.response is not None:
+    if op.event_stream:
+        ok["description"] = _SSE_DESCRIPTION
+        ok["content"] = {"text/event-stream": {"schema": {"$ref": REF.format(model="JobEvent")}}}
+    elif op.response is not None:
         ok["content"] = {op.produces: {"schema": {"$ref": REF.format(model=op.response.__name__)}}}
+    elif op.produces not in ("application/json", "text/plain", "text/html"):
+        ok["content"] = {op.produces: {"schema": {"type": "string", "contentMediaType": op.produces}}}
     elif op.produces != "application/json":
         ok["content"] = {op.produces: {"schema": {"type": "string"}}}
-    responses: dict[str, Any] = {str(op.status): ok}
+    return ok
+
+
+def _responses(op: Operation) -> dict[str, Any]:
+    responses: dict[str, Any] = {str(op.status): _success(op)}
     problem = {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}}
-    for status in op.errors:
+    statuses = set(op.errors) | ({401} if op.auth else set())
+    for status in sorted(statuses):
         responses[str(status)] = {"description": _ERROR_TEXT.get(status, "Error"), "content": problem}
     for status, text in op.extra_responses.items():
         responses[str(status)] = {"description": text}
+    return dict(sorted(responses.items()))
+
+
+def _request_body(op: Operation) -> dict[str, Any] | None:
+    if op.multipart is not None:
+        return {"required": True, "content": {"multipart/form-data": {"schema": op.multipart}}}
+    if op.body is not None:
+        return {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": REF.format(model=op.body.__name__)}}},
+        }
+    return None
+
+
+def _operation(op: Operation) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "summary": op.summary,
         "tags": [op.tag],
         "operationId": op.handler.__name__,
-        "parameters": params,
-        "responses": responses,
+        "parameters": _parameters(op),
+        "responses": _responses(op),
     }
     if op.handler.__doc__:
-        doc["description"] = op.handler.__doc__.strip()
-    if op.body is not None:
-        doc["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": REF.format(model=op.body.__name__)}}},
-        }
+        doc["description"] = markdown(op.handler.__doc__)
+    body = _request_body(op)
+    if body is not None:
+        doc["requestBody"] = body
     if not op.auth:
         doc["security"] = []
     return doc
 
 
+def _webhook(hook: Webhook) -> dict[str, Any]:
+    headers = {
+        name: {"required": True, "schema": {"type": "string"}, "description": text}
+        for name, text in hook.headers.items()
+    }
+    return {
+        "post": {
+            "summary": hook.summary,
+            "description": markdown(hook.description),
+            "operationId": f"webhook_{hook.name.replace('.', '_')}",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": REF.format(model=hook.payload.__name__)}}},
+            },
+            "parameters": [{"name": name, "in": "header", **spec} for name, spec in headers.items()],
+            "responses": {"2XX": {"description": "Delivered. Any other answer (or none in 10 s) is retried."}},
+            "security": [],
+        }
+    }
+
+
 def build_openapi(routers: list[Router]) -> dict[str, Any]:
     """The whole document."""
     operations = [op for router in routers for op in router.operations]
-    _, schemas = models_json_schema([(m, "validation") for m in _models(operations)], ref_template=REF)
+    webhooks = [hook for router in routers for hook in router.webhooks]
+    _, schemas = models_json_schema([(m, "validation") for m in _models(operations, webhooks)], ref_template=REF)
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
@@ -102,13 +227,16 @@ def build_openapi(routers: list[Router]) -> dict[str, Any]:
         "info": {
             "title": "LoRA Atelier",
             "version": __version__,
-            "description": "Train LoRA adapters and generate images with them. Errors are application/problem+json.",
+            "description": INFO_DESCRIPTION,
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
         "paths": paths,
+        "webhooks": {hook.name: _webhook(hook) for hook in webhooks},
         "components": {
-            "schemas": schemas.get("$defs", {}),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": _markdown_descriptions(schemas.get("$defs", {})),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "An API key: `atl_<prefix>_<secret>`."}
+            },
         },
         "security": [{"bearer": []}],
     }
@@ -119,29 +247,5 @@ router = Router()
 
 @router.route("GET", "/openapi.json", summary="This API's OpenAPI document", tag="service", auth=False)
 async def openapi_json(request: web.Request) -> web.Response:
-    """OpenAPI 3.1."""
+    """OpenAPI 3.1, generated from the route table and the request and response models."""
     return web.json_response(request.app[OPENAPI_DOC])
-
-
-@router.route("GET", "/docs", summary="Human-readable API reference", tag="service", auth=False, produces="text/html")
-async def docs(request: web.Request) -> web.Response:
-    """A self-contained page listing every operation (no external scripts)."""
-    doc = request.app[OPENAPI_DOC]
-    rows = []
-    for path, methods in doc["paths"].items():
-        for method, op in methods.items():
-            rows.append(
-                f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
-                f"<td>{html.escape(op['summary'])}</td><td>{html.escape(op.get('description', ''))}</td></tr>"
-            )
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>LoRA Atelier API</title>"
-        "<style>body{font-family:sans-serif;margin:2em}td{padding:4px 10px;vertical-align:top}"
-        "tr:nth-child(even){background:#f4f4f4}</style></head><body>"
-        f"<h1>LoRA Atelier API {html.escape(doc['info']['version'])}</h1>"
-        "<p>Machine-readable: <a href='/openapi.json'>/openapi.json</a>. "
-        "Authenticate with <code>Authorization: Bearer &lt;key&gt;</code>.</p>"
-        f"<table>{''.join(rows)}</table><h2>Schemas</h2><pre>"
-        f"{html.escape(json.dumps(doc['components']['schemas'], indent=1))}</pre></body></html>"
-    )
-    return web.Response(text=page, content_type="text/html")

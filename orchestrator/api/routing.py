@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -28,6 +29,19 @@ class Operation:
     produces: str = "application/json"
     errors: tuple[int, ...] = ()
     extra_responses: dict[int, str] = field(default_factory=dict)
+    multipart: dict[str, Any] | None = None  # JSON schema of a multipart/form-data body
+    event_stream: bool = False  # text/event-stream, resumable with Last-Event-ID / ?after=
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A request the service sends to its users (OpenAPI's ``webhooks`` section)."""
+
+    name: str
+    summary: str
+    description: str
+    payload: type[BaseModel]
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class Router:
@@ -35,6 +49,7 @@ class Router:
 
     def __init__(self) -> None:
         self.operations: list[Operation] = []
+        self.webhooks: list[Webhook] = []
 
     def route(
         self, method: str, path: str, *, summary: str, tag: str, **contract: object

@@ -22,6 +22,16 @@ from orchestrator.training.subjects_db import (
 from orchestrator.training.training_services import TRAINING
 
 router = Router()
+PHOTO_FORM = {
+    "type": "object",
+    "description": "One file part per photo; the field names do not matter (`photo` is what the docs send).",
+    "properties": {
+        "photo": {
+            "type": "array",
+            "items": {"type": "string", "format": "binary", "contentMediaType": "application/octet-stream"},
+        }
+    },
+}
 
 
 @router.route(
@@ -31,6 +41,7 @@ router = Router()
     tag="photos",
     response=PhotoUploadResult,
     errors=(401, 404, 409, 413, 415, 422),
+    multipart=PHOTO_FORM,
 )
 async def upload_photos(request: web.Request) -> web.Response:
     """Send ``multipart/form-data`` with one file part per photo (any field name). Each file is streamed with
