@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.jobs.states import EventType
+from orchestrator.events.types import EventType
 
 
 class EventData(BaseModel):
