@@ -57,6 +57,7 @@ from orchestrator.metrics import Metrics
 from orchestrator.settings import Settings
 from orchestrator.storage import open_storage
 from orchestrator.training import feature as training_feature
+from orchestrator.webhooks import feature as webhooks_feature
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,12 @@ CORE_ROUTERS: list[Router] = [
     events_api.router,
 ]
 Feature = Callable[[web.Application], None]
-FEATURES: list[Feature] = [training_feature.install, loras_feature.install, generation_feature.install]
+FEATURES: list[Feature] = [
+    training_feature.install,
+    loras_feature.install,
+    generation_feature.install,
+    webhooks_feature.install,
+]
 
 
 @web.middleware
@@ -179,7 +185,10 @@ async def _worker(app: web.Application) -> AsyncIterator[None]:
     listener.on_reconnect(worker.job_available)
     app[WORKER] = worker
     async with aiohttp.ClientSession() as session:
-        webhooks = WebhookDispatcher(app[ENGINE], session, _webhook_config(settings))
+        outcomes = app[METRICS].webhook_deliveries
+        webhooks = WebhookDispatcher(
+            app[ENGINE], session, _webhook_config(settings), lambda outcome: outcomes.labels(outcome).inc()
+        )
         listener.on(WEBHOOKS_CHANNEL, webhooks.wake)
         await worker.start()
         await webhooks.start()

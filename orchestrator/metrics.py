@@ -35,6 +35,12 @@ class Metrics:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
         )
+        self.webhook_deliveries = Counter(
+            "atelier_webhook_deliveries",
+            "Webhook delivery attempts by outcome (delivered, retrying, failed = given up)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.sse_dropped = Counter(
             "atelier_sse_dropped_subscribers", "SSE subscribers dropped for falling behind", registry=self.registry
         )

@@ -145,7 +145,8 @@ class Settings(BaseSettings):
     idle_poll_s: float = Field(2.0, gt=0, description="Fallback claim poll when no notification arrives.")
 
     webhook_secret: str | None = Field(
-        None, description="When set, webhooks carry X-Atelier-Signature: sha256=<HMAC of the body>."
+        None,
+        description="Deprecated (one release): also sign webhooks the old way, X-Atelier-Signature: sha256=<HMAC>.",
     )
     webhook_max_attempts: int = Field(8, ge=1, le=50, description="Deliveries tried before a webhook is given up.")
     webhook_retry_base_s: float = Field(2.0, gt=0, description="First retry delay of a failed webhook (doubles).")

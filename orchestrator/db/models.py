@@ -265,6 +265,7 @@ class WebhookDelivery(Base):
     __table_args__ = (
         CheckConstraint("status IN ('pending','delivered','failed')", name="webhook_deliveries_status_valid"),
         Index("webhook_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+        Index("webhook_deliveries_job", "job_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid())
@@ -277,6 +278,29 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _now_column()
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # the Standard Webhooks ``webhook-id``: the same for every attempt and every redelivery of one message
+    message_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), nullable=False, server_default=func.gen_random_uuid()
+    )
+    redelivery_of: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="SET NULL", name="webhook_deliveries_redelivery_of_fkey")
+    )
+
+
+class WebhookSecret(Base):
+    """An owner's webhook signing secret (``whsec_``); a rotated one stays valid until ``expires_at``."""
+
+    __tablename__ = "webhook_secrets"
+    __table_args__ = (
+        CheckConstraint("secret LIKE 'whsec_%'", name="webhook_secrets_format"),
+        Index("webhook_secrets_current", "owner_id", unique=True, postgresql_where=text("expires_at IS NULL")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid())
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), nullable=False)
+    secret: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = _now_column()
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class SavedTemplate(Base):

@@ -51,3 +51,11 @@ class JobOut(BaseModel):
             finished_at=job.finished_at,
             events_url=f"/v1/jobs/{job.id}/events",
         )
+
+
+class WebhookPayload(BaseModel):
+    """The body of a webhook, shaped as Standard Webhooks recommends: `type`, `timestamp` and `data`."""
+
+    type: str = Field(description="job.succeeded, job.failed or job.cancelled.")
+    timestamp: datetime = Field(description="When the job ended.")
+    data: JobOut = Field(description="The job as `GET /v1/jobs/{id}` shows it.")

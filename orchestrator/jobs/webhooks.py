@@ -13,18 +13,21 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import json
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from standardwebhooks import Webhook
 
 from orchestrator.db.models import Job
-from orchestrator.jobs.views import JobOut
+from orchestrator.jobs.views import JobOut, WebhookPayload
+from orchestrator.jobs.webhook_secrets import SigningSecret, ensure_secrets
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,8 @@ WITH due AS (
 UPDATE webhook_deliveries d
 SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => :lease_s)
 FROM due WHERE d.id = due.id
-RETURNING d.id, d.job_id, d.url, d.job_status, d.attempts
+RETURNING d.id, d.job_id, d.url, d.job_status, d.attempts, d.message_id,
+          (SELECT owner_id FROM jobs WHERE jobs.id = d.job_id) AS owner_id
 """
 )
 _DELIVERED = text("UPDATE webhook_deliveries SET status = 'delivered', delivered_at = now() WHERE id = :id")
@@ -53,8 +57,10 @@ UPDATE webhook_deliveries
 SET status = CASE WHEN attempts >= :max_attempts THEN 'failed' ELSE 'pending' END,
     next_attempt_at = now() + make_interval(secs => :delay_s), last_error = :error
 WHERE id = :id
+RETURNING status
 """
 )
+OutcomeRecorder = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -69,17 +75,34 @@ class WebhookConfig:
 
 
 def signature(secret: str, body: bytes) -> str:
-    """The ``X-Atelier-Signature`` header value: ``sha256=<hex HMAC of the body>``."""
+    """The legacy ``X-Atelier-Signature`` header value: ``sha256=<hex HMAC of the body>``."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def standard_headers(message_id: str, body: bytes, secrets: list[SigningSecret], now: datetime) -> dict[str, str]:
+    """The Standard Webhooks headers: one ``v1,`` signature per valid secret, over ``id.timestamp.body``."""
+    signatures = " ".join(Webhook(s.secret).sign(message_id, now, body) for s in secrets)
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signatures,
+    }
 
 
 class WebhookDispatcher:
     """Sends queued deliveries; woken by NOTIFY, with a slow poll for retries that come due."""
 
-    def __init__(self, engine: AsyncEngine, session: aiohttp.ClientSession, config: WebhookConfig) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        session: aiohttp.ClientSession,
+        config: WebhookConfig,
+        record_outcome: OutcomeRecorder | None = None,
+    ) -> None:
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._session = session
         self._config = config
+        self._record_outcome = record_outcome or (lambda _outcome: None)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -125,16 +148,29 @@ class WebhookDispatcher:
         async with self._engine.connect() as conn:
             if error is None:
                 await conn.execute(_DELIVERED, {"id": delivery["id"]})
+                self._record_outcome("delivered")
                 return
             delay = self._config.base_delay_s * 2 ** (delivery["attempts"] - 1) * (0.5 + random.random())
             params = {"id": delivery["id"], "max_attempts": self._config.max_attempts, "delay_s": delay}
-            await conn.execute(_RETRY, {**params, "error": error[:500]})
-        log.warning("webhook to %s failed (attempt %d): %s", delivery["url"], delivery["attempts"], error)
+            status = await conn.scalar(_RETRY, {**params, "error": error[:500]})
+        self._record_outcome("failed" if status == "failed" else "retrying")
+        log.warning(
+            "webhook to %s failed (attempt %d): %s",
+            delivery["url"],
+            delivery["attempts"],
+            error,
+            extra={
+                "job_id": str(delivery["job_id"]),
+                "owner": str(delivery["owner_id"]),
+                "attempt": delivery["attempts"],
+            },
+        )
 
     async def _post(self, delivery: dict[str, Any]) -> str | None:
         """POST the job; None on a 2xx answer, else what went wrong."""
-        body = await self._body(delivery)
+        body, secrets = await self._body(delivery)
         headers = {"Content-Type": "application/json", "User-Agent": "lora-atelier-webhooks"}
+        headers.update(standard_headers(str(delivery["message_id"]), body, secrets, datetime.now(UTC)))
         if self._config.secret:
             headers["X-Atelier-Signature"] = signature(self._config.secret, body)
         try:
@@ -146,9 +182,13 @@ class WebhookDispatcher:
         except (aiohttp.ClientError, TimeoutError) as exc:
             return f"{type(exc).__name__}: {exc}"
 
-    async def _body(self, delivery: dict[str, Any]) -> bytes:
+    async def _body(self, delivery: dict[str, Any]) -> tuple[bytes, list[SigningSecret]]:
+        """The payload and the owner's signing secrets (one is created if the owner has none yet)."""
         async with self._engine.connect() as conn:
-            row = (await conn.execute(text("SELECT * FROM jobs WHERE id = :id"), {"id": delivery["job_id"]})).first()
-        job = JobOut.of(Job(**row._mapping)).model_dump(mode="json") if row else {"id": str(delivery["job_id"])}
-        payload = {"event": f"job.{delivery['job_status']}", "delivery_id": str(delivery["id"]), "job": job}
-        return json.dumps(payload).encode()
+            row = (await conn.execute(text("SELECT * FROM jobs WHERE id = :id"), {"id": delivery["job_id"]})).one()
+            secrets = await ensure_secrets(conn, delivery["owner_id"])
+        job = JobOut.of(Job(**row._mapping))
+        payload = WebhookPayload(
+            type=f"job.{delivery['job_status']}", timestamp=job.finished_at or job.created_at, data=job
+        )
+        return payload.model_dump_json().encode(), secrets

@@ -109,3 +109,11 @@ async def caller(engine: AsyncEngine, request: pytest.FixtureRequest) -> Caller:
     import uuid
 
     return await new_caller(engine, f"{request.node.name}-{uuid.uuid4().hex[:6]}")
+
+
+@pytest.fixture
+async def other_caller(engine: AsyncEngine, request: pytest.FixtureRequest) -> Caller:
+    """A second owner, for isolation checks."""
+    import uuid
+
+    return await new_caller(engine, f"other-{request.node.name[:40]}-{uuid.uuid4().hex[:6]}")

@@ -1,4 +1,5 @@
-"""Webhooks: a finished job is POSTed to its webhook_url, signed, and retried until it gets through."""
+"""Webhooks: a finished job is POSTed to its webhook_url, signed as Standard Webhooks with the owner's secret,
+retried until it gets through, listed, and redelivered on request."""
 
 from __future__ import annotations
 
@@ -6,13 +7,30 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 import pytest
+import standardwebhooks.webhooks as standard
 from aiohttp import web
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from orchestrator.jobs.webhooks import signature
 from tests.integration.conftest import WEBHOOK_SECRET, Caller, Service
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the receiver got: the raw body and the headers."""
+
+    body: bytes
+    headers: dict[str, str]
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.body)
+        return parsed
 
 
 @dataclass
@@ -22,16 +40,19 @@ class Receiver:
     url: str = ""
     failures: int = 0
     calls: int = 0
-    received: asyncio.Queue[tuple[dict[str, object], str]] = field(default_factory=asyncio.Queue)
+    received: asyncio.Queue[Delivery] = field(default_factory=asyncio.Queue)
 
     async def handle(self, request: web.Request) -> web.Response:
         self.calls += 1
         body = await request.read()
         if self.calls <= self.failures:
             return web.Response(status=500)
-        await self.received.put((json.loads(body), request.headers.get("X-Atelier-Signature", "")))
-        assert request.headers["X-Atelier-Signature"] == signature(WEBHOOK_SECRET, body)
+        await self.received.put(Delivery(body, dict(request.headers)))
         return web.Response(status=204)
+
+    async def next(self) -> Delivery:
+        async with asyncio.timeout(20):
+            return await self.received.get()
 
 
 @pytest.fixture
@@ -48,41 +69,163 @@ async def receiver() -> AsyncIterator[Receiver]:
     await runner.cleanup()
 
 
-async def _create(service: Service, caller: Caller, hook: Receiver, **payload: object) -> str:
-    body = {"kind": "noop", "payload": payload, "webhook_url": hook.url}
+async def _call(service: Service, caller: Caller, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
     async with (
         aiohttp.ClientSession() as http,
-        http.post(f"{service.url}/v1/jobs", json=body, headers=caller.headers) as response,
+        http.request(method, f"{service.url}{path}", headers=caller.headers, **kwargs) as response,
     ):
-        assert response.status == 202
-        return str((await response.json())["id"])
+        return response.status, await response.json(content_type=None) if response.status != 204 else None
 
 
-async def test_a_finished_job_is_posted_signed(service: Service, caller: Caller, receiver: Receiver) -> None:
+async def _create(service: Service, caller: Caller, hook: Receiver, **payload: object) -> str:
+    body = {"kind": "noop", "payload": payload, "webhook_url": hook.url}
+    status, answer = await _call(service, caller, "POST", "/v1/jobs", json=body)
+    assert status == 202
+    return str(answer["id"])
+
+
+async def _secret(service: Service, caller: Caller) -> str:
+    status, answer = await _call(service, caller, "POST", "/v1/webhooks/secret")
+    assert status == 201, answer
+    assert answer["current"]["secret"].startswith("whsec_")
+    return str(answer["current"]["secret"])
+
+
+async def test_a_finished_job_is_posted_signed_as_standard_webhooks(
+    service: Service, caller: Caller, receiver: Receiver
+) -> None:
+    secret = await _secret(service, caller)
     job_id = await _create(service, caller, receiver, steps=1)
-    async with asyncio.timeout(15):
-        delivery, _ = await receiver.received.get()
-    assert delivery["event"] == "job.succeeded"
-    assert delivery["job"]["id"] == job_id
-    assert delivery["job"]["status"] == "succeeded"
+    delivery = await receiver.next()
+    payload = Webhook(secret).verify(delivery.body, delivery.headers)  # the library's own verifier
+    assert payload["type"] == "job.succeeded"
+    assert payload["data"]["id"] == job_id
+    assert payload["data"]["status"] == "succeeded"
+    assert datetime.fromisoformat(payload["timestamp"]) <= datetime.now(UTC)
+    # the old header stays while ATELIER_WEBHOOK_SECRET is set (deprecated, one release)
+    assert delivery.headers["X-Atelier-Signature"] == signature(WEBHOOK_SECRET, delivery.body)
+    with pytest.raises(WebhookVerificationError):
+        Webhook("whsec_" + "A" * 32).verify(delivery.body, delivery.headers)
 
 
-async def test_failed_deliveries_are_retried(service: Service, caller: Caller, receiver: Receiver) -> None:
+async def test_a_replayed_delivery_fails_verification(
+    service: Service, caller: Caller, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = await _secret(service, caller)
+    await _create(service, caller, receiver, steps=1)
+    delivery = await receiver.next()
+    Webhook(secret).verify(delivery.body, delivery.headers)
+    # the same request replayed later: the verifier's clock moves six minutes on
+    later = datetime.now(UTC) + timedelta(minutes=6)
+
+    class _Later(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+            return later
+
+    monkeypatch.setattr(standard, "datetime", _Later)
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        Webhook(secret).verify(delivery.body, delivery.headers)
+    # and a replay with a fresh timestamp does not match the signature
+    refreshed = {**delivery.headers, "webhook-timestamp": str(int(later.timestamp()))}
+    with pytest.raises(WebhookVerificationError, match="signature"):
+        Webhook(secret).verify(delivery.body, refreshed)
+
+
+async def test_failed_deliveries_are_retried_and_listed(service: Service, caller: Caller, receiver: Receiver) -> None:
     receiver.failures = 2
     job_id = await _create(service, caller, receiver, steps=1)
-    async with asyncio.timeout(20):
-        delivery, _ = await receiver.received.get()
-    assert delivery["job"]["id"] == job_id
+    delivery = await receiver.next()
+    assert delivery.payload["data"]["id"] == job_id
     assert receiver.calls == 3
+    status, listing = await _call(service, caller, "GET", "/v1/webhooks/deliveries", params={"job_id": job_id})
+    assert status == 200
+    [item] = listing["items"]
+    assert item["status"] == "delivered"
+    assert item["attempts"] == 3
+    assert item["last_error"] == "HTTP 500"
+    assert item["message_id"] == delivery.headers["webhook-id"]
+    assert item["event"] == "job.succeeded"
+    async with aiohttp.ClientSession() as http, http.get(f"{service.url}/metrics") as response:
+        metrics = await response.text()
+    assert 'atelier_webhook_deliveries_total{outcome="retrying"}' in metrics
+    assert 'atelier_webhook_deliveries_total{outcome="delivered"}' in metrics
+
+
+async def test_redeliver_sends_the_same_message_freshly_signed(
+    service: Service, caller: Caller, receiver: Receiver
+) -> None:
+    secret = await _secret(service, caller)
+    job_id = await _create(service, caller, receiver, steps=1)
+    first = await receiver.next()
+    _, listing = await _call(service, caller, "GET", "/v1/webhooks/deliveries", params={"job_id": job_id})
+    original = listing["items"][0]
+    status, again = await _call(service, caller, "POST", f"/v1/webhooks/deliveries/{original['id']}/redeliver")
+    assert status == 202
+    assert again["redelivery_of"] == original["id"]
+    assert again["message_id"] == original["message_id"]
+    second = await receiver.next()
+    assert Webhook(secret).verify(second.body, second.headers)["data"]["id"] == job_id
+    assert second.headers["webhook-id"] == first.headers["webhook-id"]
+    status, shown = await _call(service, caller, "GET", f"/v1/webhooks/deliveries/{again['id']}")
+    assert status == 200
+    assert shown["status"] in ("pending", "delivered")
+
+
+async def test_rotation_signs_with_both_secrets_during_the_grace(
+    service: Service, caller: Caller, receiver: Receiver
+) -> None:
+    old = await _secret(service, caller)
+    status, rotated = await _call(service, caller, "POST", "/v1/webhooks/secret/rotate", json={"grace_s": 3600})
+    assert status == 200
+    new = rotated["current"]["secret"]
+    assert new != old
+    assert [s["secret"] for s in rotated["previous"]] == [old]
+    await _create(service, caller, receiver, steps=1)
+    delivery = await receiver.next()
+    assert len(delivery.headers["webhook-signature"].split(" ")) == 2
+    Webhook(old).verify(delivery.body, delivery.headers)
+    Webhook(new).verify(delivery.body, delivery.headers)
+    status, rotated = await _call(service, caller, "POST", "/v1/webhooks/secret/rotate", json={"grace_s": 0})
+    # the secret replaced with no grace stops signing at once; the first one keeps its hour
+    assert [s["secret"] for s in rotated["previous"]] == [old]
+    assert rotated["current"]["secret"] not in (old, new)
+    status, shown = await _call(service, caller, "GET", "/v1/webhooks/secret")
+    assert shown["current"]["secret"] == rotated["current"]["secret"]
+
+
+async def test_secret_and_delivery_errors(service: Service, caller: Caller, other_caller: Caller) -> None:
+    status, problem = await _call(service, caller, "GET", "/v1/webhooks/secret")
+    assert status == 404
+    await _secret(service, caller)
+    status, problem = await _call(service, caller, "POST", "/v1/webhooks/secret")
+    assert status == 409
+    status, problem = await _call(service, caller, "POST", "/v1/webhooks/secret/rotate", json={"grace_s": -1})
+    assert status == 422
+    assert problem["errors"][0]["field"] == "grace_s"
+    status, _ = await _call(service, caller, "GET", "/v1/webhooks/deliveries/not-a-uuid")
+    assert status == 404
+    status, problem = await _call(service, caller, "GET", "/v1/webhooks/deliveries", params={"status": "lost"})
+    assert status == 422
+
+
+async def test_another_owners_delivery_is_not_found(
+    service: Service, caller: Caller, other_caller: Caller, receiver: Receiver
+) -> None:
+    job_id = await _create(service, caller, receiver, steps=1)
+    await receiver.next()
+    _, listing = await _call(service, caller, "GET", "/v1/webhooks/deliveries", params={"job_id": job_id})
+    delivery_id = listing["items"][0]["id"]
+    for method, path in (("GET", ""), ("POST", "/redeliver")):
+        status, _ = await _call(service, other_caller, method, f"/v1/webhooks/deliveries/{delivery_id}{path}")
+        assert status == 404
+    _, theirs = await _call(service, other_caller, "GET", "/v1/webhooks/deliveries", params={"job_id": job_id})
+    assert theirs["items"] == []
 
 
 async def test_a_cancelled_job_is_posted_too(service: Service, caller: Caller, receiver: Receiver) -> None:
     job_id = await _create(service, caller, receiver, steps=500, step_ms=20)
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(f"{service.url}/v1/jobs/{job_id}/cancel", headers=caller.headers) as response,
-    ):
-        assert response.status in (200, 202)
-    async with asyncio.timeout(15):
-        delivery, _ = await receiver.received.get()
-    assert delivery["event"] == "job.cancelled"
+    status, _ = await _call(service, caller, "POST", f"/v1/jobs/{job_id}/cancel")
+    assert status in (200, 202)
+    delivery = await receiver.next()
+    assert delivery.payload["type"] == "job.cancelled"

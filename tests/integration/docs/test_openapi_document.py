@@ -78,3 +78,12 @@ async def test_descriptions_are_markdown_without_rest_literals(document: dict[st
     offending = [d for d in descriptions if re.search(r"``\w", d)]
     assert offending == []
     assert "`Last-Event-ID`" in document["info"]["description"]
+
+
+async def test_webhooks_section_describes_the_signed_payload(document: dict[str, Any]) -> None:
+    hook = document["webhooks"]["job.finished"]["post"]
+    headers = {p["name"] for p in hook["parameters"] if p["in"] == "header"}
+    assert headers == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    ref = hook["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    payload = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert {"type", "timestamp", "data"} <= set(payload["properties"])

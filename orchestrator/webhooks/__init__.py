@@ -1,0 +1,1 @@
+"""Webhook administration: owners' signing secrets, the record of deliveries, redelivery."""
