@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 PROBLEM_BASE = "https://lora-atelier.dev/problems/"
 
 
@@ -89,3 +91,26 @@ class UnsupportedMediaType(AtelierError):
 
 class ServiceUnavailable(AtelierError):
     status, slug, title = 503, "unavailable", "Service unavailable"
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """pydantic's error location as a field path: ``loras[1].strength_model``."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def validation_errors(exc: ValidationError, prefix: tuple[int | str, ...] = ()) -> list[dict[str, Any]]:
+    """pydantic errors as ``[{field, reason}]``."""
+    errors = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        reason = err["msg"]
+        if err["type"] == "extra_forbidden":
+            reason = "unknown field"
+        errors.append({"field": field_path(loc), "reason": reason})
+    return errors

@@ -2,38 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.app_keys import SETTINGS
-from orchestrator.errors import MalformedJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from orchestrator.errors import (
+    MalformedJson,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+    validation_errors,
+)
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-def field_path(loc: tuple[int | str, ...]) -> str:
-    """pydantic's error location as a field path: ``loras[1].strength_model``."""
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
-    return path
-
-
-def validation_errors(exc: ValidationError, prefix: tuple[int | str, ...] = ()) -> list[dict[str, Any]]:
-    """pydantic errors as ``[{field, reason}]``."""
-    errors = []
-    for err in exc.errors(include_url=False, include_input=False):
-        loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        reason = err["msg"]
-        if err["type"] == "extra_forbidden":
-            reason = "unknown field"
-        errors.append({"field": field_path(loc), "reason": reason})
-    return errors
 
 
 async def _read_limited(request: web.Request, limit: int) -> bytes:

@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
 from orchestrator.api.auth import OWNER
-from orchestrator.api.jobs import job_id_param
+from orchestrator.api.paths import path_uuid
 from orchestrator.api.routing import Router
 from orchestrator.app_keys import BROADCASTER, ENGINE, FEED, METRICS, SETTINGS
 from orchestrator.errors import ValidationFailed
@@ -126,7 +126,7 @@ async def _has_terminal(request: web.Request, job_id: uuid.UUID, upto: int) -> b
 )
 async def job_events(request: web.Request) -> web.StreamResponse:
     """Events of one job; the stream ends after the job's terminal event."""
-    return await _stream(request, job_id_param(request))
+    return await _stream(request, path_uuid(request, "job"))
 
 
 @router.route(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Literal
 
 from aiohttp import web
@@ -10,10 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from orchestrator.api.auth import OWNER
 from orchestrator.api.bodies import json_response, parse_query, read_json_body
+from orchestrator.api.paths import path_uuid
 from orchestrator.api.routing import Router
-from orchestrator.api.schemas import Accepted, ListQuery
+from orchestrator.api.schemas import Accepted, ListQuery, Page
 from orchestrator.app_keys import ENGINE, METRICS, SETTINGS, STORE
-from orchestrator.errors import NotFound
 from orchestrator.jobs.kinds import NoopPayload
 from orchestrator.jobs.queries import get_job, list_jobs
 from orchestrator.jobs.states import Status
@@ -40,19 +39,8 @@ class JobListQuery(ListQuery):
     kind: str | None = Field(None, description="Only jobs of this kind.")
 
 
-class JobList(BaseModel):
+class JobList(Page[JobOut]):
     """A page of jobs, newest first."""
-
-    items: list[JobOut]
-    next_cursor: str | None = None
-
-
-def job_id_param(request: web.Request, name: str = "id") -> uuid.UUID:
-    """A path id; a malformed one cannot name any job, so it is a 404."""
-    try:
-        return uuid.UUID(request.match_info[name])
-    except ValueError as exc:
-        raise NotFound(f"no job with id {request.match_info[name]!r}") from exc
 
 
 @router.route(
@@ -108,7 +96,7 @@ async def list_all_jobs(request: web.Request) -> web.Response:
 @router.route("GET", "/v1/jobs/{id}", summary="Get one job", tag="jobs", response=JobOut, errors=(401, 404))
 async def get_one_job(request: web.Request) -> web.Response:
     """The job, its progress, result or error."""
-    job = await get_job(request.app[ENGINE], job_id_param(request), request[OWNER])
+    job = await get_job(request.app[ENGINE], path_uuid(request, "job"), request[OWNER])
     return json_response(JobOut.of(job))
 
 
@@ -123,7 +111,7 @@ async def get_one_job(request: web.Request) -> web.Response:
 )
 async def cancel_job(request: web.Request) -> web.Response:
     """Queued jobs are cancelled at once; running ones are stopped by their worker (job.cancelled follows)."""
-    job_id = job_id_param(request)
+    job_id = path_uuid(request, "job")
     status = await request.app[STORE].request_cancel(job_id, request[OWNER])
     job = await get_job(request.app[ENGINE], job_id, request[OWNER])
     return json_response(JobOut.of(job), 200 if status is Status.CANCELLED else 202)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,11 +30,26 @@ class Accepted(BaseModel):
     events_url: str
 
 
-class ListQuery(BaseModel):
-    """Paging and filters for job listings."""
+class PageQuery(BaseModel):
+    """Paging of a listing (keyset paging: a cursor, not an offset)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    status: Status | None = Field(None, description="Only jobs in this status.")
     limit: int = Field(50, ge=1, le=200, description="Page size.")
     cursor: str | None = Field(None, description="next_cursor of the previous page.")
+
+
+class ListQuery(PageQuery):
+    """Paging and a status filter for job listings."""
+
+    status: Status | None = Field(None, description="Only jobs in this status.")
+
+
+ItemT = TypeVar("ItemT")
+
+
+class Page(BaseModel, Generic[ItemT]):
+    """One page of a listing; each listing subclasses it (``class JobList(Page[JobOut])``) to name itself."""
+
+    items: list[ItemT]
+    next_cursor: str | None = Field(None, description="Pass it as ``cursor`` for the next page; none on the last.")

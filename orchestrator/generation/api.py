@@ -15,7 +15,7 @@ from aiohttp import web
 from orchestrator.api.auth import OWNER
 from orchestrator.api.bodies import json_response, parse_query, read_json_body
 from orchestrator.api.files import stored_file_response
-from orchestrator.api.jobs import job_id_param
+from orchestrator.api.paths import path_uuid
 from orchestrator.api.routing import Router
 from orchestrator.api.schemas import Accepted
 from orchestrator.app_keys import ENGINE, METRICS, SETTINGS, STORAGE, STORE
@@ -144,7 +144,7 @@ async def list_all_generations(request: web.Request) -> web.Response:
 )
 async def get_generation(request: web.Request) -> web.Response:
     """The generation, its progress, images (URLs), result or error."""
-    job = await get_job(request.app[ENGINE], job_id_param(request), request[OWNER], kind=KIND)
+    job = await get_job(request.app[ENGINE], path_uuid(request, "generation"), request[OWNER], kind=KIND)
     return json_response(GenerationOut.of(job))
 
 
@@ -162,7 +162,7 @@ async def get_generation_image(request: web.Request) -> web.StreamResponse:
     index = request.match_info["n"]
     if not index.isdigit():
         raise NotFound(f"no image {index!r}")
-    found = await image_key(request.app[ENGINE], job_id_param(request), request[OWNER], int(index))
+    found = await image_key(request.app[ENGINE], path_uuid(request, "generation"), request[OWNER], int(index))
     if found is None:
         raise NotFound(f"generation {request.match_info['id']} has no image {index}")
     return await stored_file_response(request.app[STORAGE], *found)
@@ -178,7 +178,7 @@ async def get_generation_image(request: web.Request) -> web.StreamResponse:
 )
 async def get_generation_preview(request: web.Request) -> web.StreamResponse:
     """The latest preview image a running generation sent (job.preview events point here)."""
-    job = await get_job(request.app[ENGINE], job_id_param(request), request[OWNER], kind=KIND)
+    job = await get_job(request.app[ENGINE], path_uuid(request, "generation"), request[OWNER], kind=KIND)
     key = f"{storage_prefix(job.id)}/preview"
     try:
         data = await request.app[STORAGE].get(key)
@@ -199,7 +199,7 @@ async def get_generation_preview(request: web.Request) -> web.StreamResponse:
 async def cancel_generation(request: web.Request) -> web.Response:
     """Queued: cancelled at once (200). Running: ComfyUI is told to stop it; job.cancelled follows (202)."""
     engine, owner = request.app[ENGINE], request[OWNER]
-    job_id = job_id_param(request)
+    job_id = path_uuid(request, "generation")
     await get_job(engine, job_id, owner, kind=KIND)
     status = await request.app[STORE].request_cancel(job_id, owner)
     job = await get_job(engine, job_id, owner, kind=KIND)
@@ -217,5 +217,5 @@ async def cancel_generation(request: web.Request) -> web.Response:
 async def delete_one_generation(request: web.Request) -> web.Response:
     """Removes the stored images (and init image, preview), the job, its events and image rows.
     Only finished generations: a queued or running one is a 409 (cancel it first)."""
-    await delete_generation(request.app[ENGINE], request.app[STORAGE], job_id_param(request), request[OWNER])
+    await delete_generation(request.app[ENGINE], request.app[STORAGE], path_uuid(request, "generation"), request[OWNER])
     return web.Response(status=204)

@@ -19,9 +19,8 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from comfy_workflows.registration import RegisteredTemplate, render
-from orchestrator.api.bodies import validation_errors
 from orchestrator.db.models import SavedTemplate
-from orchestrator.errors import ValidationFailed
+from orchestrator.errors import ValidationFailed, validation_errors
 from orchestrator.generation.acceptance import issue_errors, node_fields
 from orchestrator.generation.generation_services import GenerationServices
 from orchestrator.generation.init_images import InitImageError, parse_init_image

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, HttpUrl, RootModel, Tag
 
 from comfy_workflows.templates import Img2ImgRequest, Txt2ImgRequest
-from orchestrator.api.schemas import ListQuery
+from orchestrator.api.schemas import ListQuery, Page
 from orchestrator.db.models import Job
 from orchestrator.jobs.states import Status
 
@@ -158,11 +158,8 @@ class GenerationOut(BaseModel):
         )
 
 
-class GenerationList(BaseModel):
+class GenerationList(Page[GenerationOut]):
     """A page of generations, newest first."""
-
-    items: list[GenerationOut]
-    next_cursor: str | None = None
 
 
 class GenerationListQuery(ListQuery):

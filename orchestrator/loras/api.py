@@ -7,13 +7,14 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import delete
 
 from orchestrator.api.auth import OWNER
 from orchestrator.api.bodies import json_response, parse_query
 from orchestrator.api.files import stored_file_response
 from orchestrator.api.routing import Router
+from orchestrator.api.schemas import Page, PageQuery
 from orchestrator.app_keys import ENGINE, SETTINGS, STORAGE
 from orchestrator.db.models import Lora
 from orchestrator.errors import NotFound
@@ -78,21 +79,14 @@ class LoraOut(BaseModel):
         )
 
 
-class LoraList(BaseModel):
+class LoraList(Page[LoraOut]):
     """A page of LoRAs, newest first."""
 
-    items: list[LoraOut]
-    next_cursor: str | None = None
 
-
-class LoraQuery(BaseModel):
+class LoraQuery(PageQuery):
     """Filters and paging for /v1/loras."""
 
-    model_config = ConfigDict(extra="forbid")
-
     subject_id: uuid.UUID | None = Field(None, description="Only this subject's LoRAs.")
-    limit: int = Field(50, ge=1, le=200, description="Page size.")
-    cursor: str | None = Field(None, description="next_cursor of the previous page.")
 
 
 def _lora_id(request: web.Request) -> uuid.UUID:

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from orchestrator.api.bodies import validation_errors
-from orchestrator.errors import ServiceUnavailable, ValidationFailed
+from orchestrator.errors import ServiceUnavailable, ValidationFailed, validation_errors
 from orchestrator.loras.registry import insert_trigger_word
 from orchestrator.training.base_models import UnknownBaseModel, checkpoint_path
 from orchestrator.training.training_schemas import TrainingPayload

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from orchestrator.api.schemas import Page
 from orchestrator.db.models import Photo
 from orchestrator.training.subjects_db import SubjectView
 from trainer.dataset import CaptionError, SubjectKind, check_trigger_word
@@ -94,20 +95,8 @@ class SubjectOut(BaseModel):
         )
 
 
-class SubjectList(BaseModel):
+class SubjectList(Page[SubjectOut]):
     """A page of subjects, newest first."""
-
-    items: list[SubjectOut]
-    next_cursor: str | None = None
-
-
-class PageQuery(BaseModel):
-    """Paging for listings."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    limit: int = Field(50, ge=1, le=200, description="Page size.")
-    cursor: str | None = Field(None, description="next_cursor of the previous page.")
 
 
 class PhotoOut(BaseModel):

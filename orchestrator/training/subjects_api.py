@@ -10,14 +10,14 @@ from sqlalchemy import delete, insert, select
 from orchestrator.api.auth import OWNER
 from orchestrator.api.bodies import json_response, parse_query, read_json_body
 from orchestrator.api.routing import Router
-from orchestrator.api.schemas import Accepted
+from orchestrator.api.schemas import Accepted, PageQuery
 from orchestrator.app_keys import ENGINE, METRICS, SETTINGS, STORE
 from orchestrator.db.models import Erasure, Subject
 from orchestrator.errors import ValidationFailed
 from orchestrator.jobs.store import NewJob
 from orchestrator.training.consent import api_key_id, consent_problems, consent_record
 from orchestrator.training.http import path_id
-from orchestrator.training.subject_schemas import PageQuery, SubjectCreate, SubjectList, SubjectOut
+from orchestrator.training.subject_schemas import SubjectCreate, SubjectList, SubjectOut
 from orchestrator.training.subjects_db import (
     SubjectView,
     get_subject,

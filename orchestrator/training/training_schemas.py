@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
+from orchestrator.api.schemas import Page
 from orchestrator.jobs.views import JobOut
 from trainer.presets import ModelFamily, Optimizer, Preset
 
@@ -126,8 +127,5 @@ class TrainingOut(JobOut):
     lora: LoraVersionRef | None = None
 
 
-class TrainingList(BaseModel):
+class TrainingList(Page[TrainingOut]):
     """A page of trainings, newest first."""
-
-    items: list[TrainingOut]
-    next_cursor: str | None = None
