@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from orchestrator.errors import Unauthorized
 
 OWNER = web.RequestKey("owner_id", uuid.UUID)
+# The API key that authenticated the request; absent in single-user mode.
+API_KEY_ID = web.RequestKey("api_key_id", uuid.UUID)
 KEY_PREFIX = "atl"
 LOCAL_OWNER_NAME = "local"
 
@@ -71,6 +73,14 @@ async def issue_key(engine: AsyncEngine, owner_name: str) -> IssuedKey:
     return IssuedKey(owner_id=owner_id, key_id=key_id, secret=secret)
 
 
+@dataclass(frozen=True)
+class ResolvedKey:
+    """A valid key's id and its owner."""
+
+    owner_id: uuid.UUID
+    key_id: uuid.UUID
+
+
 class KeyResolver:
     """Finds the owner of a bearer key; remembers answers briefly so hot paths skip the database."""
 
@@ -78,10 +88,10 @@ class KeyResolver:
         self._engine = engine
         self._ttl_s = ttl_s
         self._capacity = capacity
-        self._cache: OrderedDict[str, tuple[uuid.UUID, float]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[ResolvedKey, float]] = OrderedDict()
 
-    async def owner_of(self, secret: str) -> uuid.UUID | None:
-        """The owner id for a valid, unrevoked key; None otherwise."""
+    async def resolve(self, secret: str) -> ResolvedKey | None:
+        """The key and its owner for a valid, unrevoked key; None otherwise."""
         digest = hash_key(secret)
         cached = self._cache.get(digest)
         now = time.monotonic()
@@ -91,24 +101,24 @@ class KeyResolver:
         prefix = split_key(secret)
         if prefix is None:
             return None
-        owner_id = await self._lookup(prefix, digest)
-        if owner_id is not None:
-            self._cache[digest] = (owner_id, now + self._ttl_s)
+        resolved = await self._lookup(prefix, digest)
+        if resolved is not None:
+            self._cache[digest] = (resolved, now + self._ttl_s)
             if len(self._cache) > self._capacity:
                 self._cache.popitem(last=False)
-        return owner_id
+        return resolved
 
-    async def _lookup(self, prefix: str, digest: str) -> uuid.UUID | None:
+    async def _lookup(self, prefix: str, digest: str) -> ResolvedKey | None:
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
-                    text("SELECT owner_id, key_hash FROM api_keys WHERE prefix = :p AND revoked_at IS NULL"),
+                    text("SELECT id, owner_id, key_hash FROM api_keys WHERE prefix = :p AND revoked_at IS NULL"),
                     {"p": prefix},
                 )
             ).first()
         if row is None or not hmac.compare_digest(row.key_hash, digest):
             return None
-        return row.owner_id
+        return ResolvedKey(owner_id=row.owner_id, key_id=row.id)
 
 
 def bearer_token(request: web.Request) -> str:
@@ -137,7 +147,7 @@ def presented_key(request: web.Request, query_allowed: bool) -> str:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Resolve the caller's owner id into ``request[OWNER]``.
+    """Resolve the caller's owner id into ``request[OWNER]`` (and its key's id into ``request[API_KEY_ID]``).
 
     With a key resolver configured every non-public path needs a Bearer key; in single-user mode
     (``LOCAL_OWNER`` set instead) every request acts as the local owner. Unmatched routes fall through
@@ -154,8 +164,9 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     if resolver is None:
         request[OWNER] = app[LOCAL_OWNER]
     else:
-        owner = await resolver.owner_of(presented_key(request, route in app[QUERY_TOKEN_PATHS]))
-        if owner is None:
+        resolved = await resolver.resolve(presented_key(request, route in app[QUERY_TOKEN_PATHS]))
+        if resolved is None:
             raise Unauthorized("the API key is unknown or revoked")
-        request[OWNER] = owner
+        request[OWNER] = resolved.owner_id
+        request[API_KEY_ID] = resolved.key_id
     return await handler(request)

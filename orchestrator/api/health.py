@@ -8,11 +8,11 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
-from sqlalchemy import text
 
 from orchestrator.api.bodies import json_response
 from orchestrator.api.routing import Router
 from orchestrator.app_keys import ENGINE, METRICS, SETTINGS, STORE
+from orchestrator.db.engine import ping
 
 router = Router()
 
@@ -42,8 +42,8 @@ async def healthz(_request: web.Request) -> web.Response:
 
 async def _database_check(app: web.Application) -> tuple[bool, Any]:
     try:
-        async with asyncio.timeout(2.0), app[ENGINE].connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        async with asyncio.timeout(2.0):
+            await ping(app[ENGINE])
     except Exception as exc:
         return False, f"unreachable: {type(exc).__name__}"
     queued = await app[STORE].count_queued()

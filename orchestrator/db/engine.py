@@ -9,6 +9,7 @@ from pathlib import Path
 import asyncpg
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -26,6 +27,12 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_pre_ping=False,  # a disconnect invalidates the pool instead (see errors → 503)
         pool_recycle=1800,
     )
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """One round trip to the database (raises when it does not answer)."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
 
 
 def asyncpg_dsn(database_url: str) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -30,6 +30,17 @@ class LoraWithVersions:
 
     lora: Lora
     versions: list[LoraVersion]
+
+
+@dataclass(frozen=True)
+class TrainedVersion:
+    """The LoRA version a training job produced."""
+
+    lora_id: uuid.UUID
+    name: str
+    version: int
+    comfy_name: str
+    sha256: str
 
 
 def model_from_row(model: type[ModelT], row: Any) -> ModelT:
@@ -131,6 +142,35 @@ async def list_loras(
     loras, next_cursor = page([lora_from_row(r) for r in rows], limit)
     versions = await versions_of(conn, [lora.id for lora in loras])
     return [LoraWithVersions(lora, versions.get(lora.id, [])) for lora in loras], next_cursor
+
+
+async def versions_by_training_job(
+    conn: AsyncConnection, job_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, TrainedVersion]:
+    """The version each of these training jobs produced (jobs that produced none are left out)."""
+    if not job_ids:
+        return {}
+    stmt = (
+        select(
+            LoraVersion.training_job_id,
+            LoraVersion.version,
+            LoraVersion.comfy_name,
+            LoraVersion.sha256,
+            Lora.id,
+            Lora.name,
+        )
+        .join(Lora, Lora.id == LoraVersion.lora_id)
+        .where(LoraVersion.training_job_id.in_(list(job_ids)))
+    )
+    return {
+        row.training_job_id: TrainedVersion(row.id, row.name, row.version, row.comfy_name, row.sha256)
+        for row in (await conn.execute(stmt)).all()
+    }
+
+
+async def delete_lora_row(conn: AsyncConnection, lora_id: uuid.UUID) -> None:
+    """Remove a LoRA's row (its versions go with it)."""
+    await conn.execute(delete(Lora).where(Lora.id == lora_id))
 
 
 def remove_model_file(loras_dir: Path, comfy_name: str) -> bool:

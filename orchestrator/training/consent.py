@@ -6,16 +6,10 @@ of every LoRA trained on the subject, so a LoRA file can be traced to the attest
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from orchestrator.api.auth import KEY_RESOLVER, hash_key, split_key
 from orchestrator.training.hashing import canonical_sha256
 from trainer.dataset import SubjectKind
 
@@ -34,21 +28,6 @@ def consent_problems(kind: SubjectKind, confirmed: bool | None, adult: bool | No
             {"field": "consent.subject_is_adult", "reason": "a person subject must be attested to be an adult"}
         )
     return errors
-
-
-async def api_key_id(request: web.Request, engine: AsyncEngine) -> uuid.UUID | None:
-    """The id of the API key that authenticated this request; None in single-user mode."""
-    if request.app.get(KEY_RESOLVER) is None:
-        return None
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    prefix = split_key(token.strip()) if scheme.lower() == "bearer" else None
-    if prefix is None:
-        return None
-    async with engine.connect() as conn:
-        row = (await conn.execute(text("SELECT id, key_hash FROM api_keys WHERE prefix = :p"), {"p": prefix})).first()
-    if row is None or not hmac.compare_digest(row.key_hash, hash_key(token.strip())):
-        return None
-    return uuid.UUID(str(row.id))
 
 
 def consent_record(

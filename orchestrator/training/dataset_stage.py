@@ -20,7 +20,7 @@ from orchestrator.db.models import Photo, Subject, TrainingRun
 from orchestrator.jobs.kinds import JobContext, JobFailed
 from orchestrator.storage import Storage
 from orchestrator.training.hashing import canonical_sha256
-from orchestrator.training.runs_db import update_run
+from orchestrator.training.run_queries import update_run
 from orchestrator.training.training_schemas import TrainingPayload
 from orchestrator.training.training_services import TrainingServices
 from trainer.dataset import (

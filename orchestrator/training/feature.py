@@ -18,7 +18,7 @@ from aiohttp import web
 from orchestrator.api.routing import ROUTERS
 from orchestrator.app_keys import ENGINE, KIND_FACTORIES, SETTINGS, STORAGE, STORE
 from orchestrator.jobs.kinds import JobKind
-from orchestrator.training import photos_api, photos_presign, subjects_api, trainings_api
+from orchestrator.training import photos_api, presign_api, subjects_api, trainings_api
 from orchestrator.training.erasure import ErasureKind
 from orchestrator.training.kind import KIND as TRAINING_KIND
 from orchestrator.training.kind import TrainingKind
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 def install(app: web.Application) -> None:
     """Add the subjects, photos and trainings endpoints, the services and the job kinds."""
-    app[ROUTERS].extend([subjects_api.router, photos_presign.router, photos_api.router, trainings_api.router])
+    app[ROUTERS].extend([subjects_api.router, presign_api.router, photos_api.router, trainings_api.router])
     app[KIND_FACTORIES].extend([training_kind, erasure_kind])
     app.cleanup_ctx.append(training_services)
 

@@ -35,11 +35,11 @@ from orchestrator.jobs.kinds import JobContext, JobFailed
 from orchestrator.jobs.store import ClaimedJob
 from orchestrator.storage import Storage
 from orchestrator.training.dataset_stage import PreparedDataset, load_prepared, prepare
-from orchestrator.training.http import writable_subject
 from orchestrator.training.orphans import HOST, end_orphan
 from orchestrator.training.planning import plan_training
 from orchestrator.training.publishing import PublishInputs, publish
-from orchestrator.training.runs_db import ensure_run, get_run, update_run
+from orchestrator.training.run_queries import ensure_run, get_run, update_run
+from orchestrator.training.subject_queries import writable_subject
 from orchestrator.training.supervisor_relay import SupervisorEventRelay
 from orchestrator.training.training_schemas import TrainingPayload
 from orchestrator.training.training_services import TrainingServices

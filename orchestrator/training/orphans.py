@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.db.models import TrainingRun
 from orchestrator.jobs.kinds import JobFailed
-from orchestrator.training.runs_db import lingering_runs, update_run
+from orchestrator.training.run_queries import lingering_runs, update_run
 from trainer.config import RunLayout
 from trainer.supervisor import SupervisorOptions
 from trainer.supervisor_process import find_orphan, terminate_orphan_group

@@ -1,7 +1,7 @@
-"""Photo intake: stream multipart files with a per-file size limit, check them off the event loop, store.
+"""Photo intake: check uploaded files off the event loop, in upload order, and store the accepted ones.
 
-A multipart request is read part by part, in chunks: a file over ``ATELIER_PHOTO_MAX_BYTES`` is counted and
-discarded as it streams (never held whole) and gets a ``too_large`` verdict. Checks run in a worker
+Files arrive as :class:`IncomingFile` (the handler streams them from a multipart body; a file over
+``ATELIER_PHOTO_MAX_BYTES`` arrives as its size only and gets a ``too_large`` verdict). Checks run in a worker
 thread, one file at a time and in upload order (duplicates are decided in that order), while the next
 file streams in. Accepted photos are stored cleaned (EXIF orientation applied, every metadata block
 dropped: :mod:`trainer.dataset.images`); their rows are written together at the end. When anything
@@ -17,18 +17,22 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import BodyPartReader, web
-
 from orchestrator.db.models import Photo, Subject
-from orchestrator.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from orchestrator.storage import Storage
 from orchestrator.training.subject_schemas import PhotoUploadResult, PhotoVerdictOut
-from trainer.dataset import DatasetLimits, FaceDetector, PhotoChecker, PhotoVerdict, RejectReason, SubjectKind
+from trainer.dataset import (
+    CheckedPhoto,
+    DatasetLimits,
+    FaceDetector,
+    PhotoChecker,
+    PhotoVerdict,
+    RejectReason,
+    SubjectKind,
+)
 from trainer.dataset.probe import ImageFormat
 
 log = logging.getLogger(__name__)
 
-CHUNK = 64 * 1024
 CONTENT_TYPES = {ImageFormat.JPEG: "image/jpeg", ImageFormat.PNG: "image/png", ImageFormat.WEBP: "image/webp"}
 EXTENSIONS = {ImageFormat.JPEG: "jpg", ImageFormat.PNG: "png", ImageFormat.WEBP: "webp"}
 
@@ -50,37 +54,6 @@ def photo_key(subject_id: uuid.UUID, photo_id: uuid.UUID, fmt: ImageFormat) -> s
 def subject_prefix(subject_id: uuid.UUID) -> str:
     """Every object of a subject (photos, pending uploads) lives under this prefix."""
     return f"subjects/{subject_id}"
-
-
-async def read_file_part(part: BodyPartReader, limit: int, budget: list[int]) -> IncomingFile:
-    """Read one file part in chunks; keep at most ``limit`` bytes. ``budget[0]`` is the request's remainder."""
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await part.read_chunk(CHUNK):
-        size += len(chunk)
-        budget[0] -= len(chunk)
-        if budget[0] < 0:
-            raise PayloadTooLarge("the upload is larger than ATELIER_MAX_UPLOAD_BYTES; send fewer files per request")
-        if size <= limit:
-            chunks.append(chunk)
-        else:
-            chunks.clear()
-    return IncomingFile(part.filename or "", b"".join(chunks) if size <= limit else None, size)
-
-
-async def file_parts(request: web.Request, limit: int, total_limit: int) -> AsyncIterator[IncomingFile]:
-    """The file parts of a multipart/form-data request (fields without a filename are skipped)."""
-    if request.content_type != "multipart/form-data":
-        raise UnsupportedMediaType("send photos as multipart/form-data (one file part per photo)")
-    reader = await request.multipart()
-    budget = [total_limit]
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader):
-            raise ValidationFailed([{"field": "body", "reason": "nested multipart bodies are not supported"}])
-        if part.filename is None:
-            await part.release()
-            continue
-        yield await read_file_part(part, limit, budget)
 
 
 def rejected(incoming: IncomingFile, photo_id: uuid.UUID, reason: RejectReason, message: str) -> PhotoVerdict:
@@ -142,20 +115,18 @@ class PhotoIntake:
             key = photo_key(self.subject.id, photo_id, image.format)
             await self.storage.put(key, image.data, CONTENT_TYPES[image.format])
             self.stored_keys.append(key)
-            self.rows.append(self._row(photo_id, key, verdict))
+            self.rows.append(self._row(photo_id, key, verdict.filename, verdict.photo))
             out.photo_id, out.width, out.height = photo_id, image.width, image.height
         self.verdicts.append(out)
 
-    def _row(self, photo_id: uuid.UUID, key: str, verdict: PhotoVerdict) -> dict[str, Any]:
-        checked = verdict.photo
-        assert checked is not None
+    def _row(self, photo_id: uuid.UUID, key: str, filename: str, checked: CheckedPhoto) -> dict[str, Any]:
         return {
             "id": photo_id,
             "subject_id": self.subject.id,
             "owner_id": self.subject.owner_id,
             "status": "accepted",
             "storage_key": key,
-            "original_filename": verdict.filename[:255] or None,
+            "original_filename": filename[:255] or None,
             "content_type": CONTENT_TYPES[checked.image.format],
             "width": checked.image.width,
             "height": checked.image.height,

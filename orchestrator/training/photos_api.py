@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from collections.abc import AsyncIterator
+
+from aiohttp import BodyPartReader, web
 
 from orchestrator.api.auth import OWNER
 from orchestrator.api.bodies import json_response
+from orchestrator.api.paths import path_uuid
 from orchestrator.api.routing import Router
 from orchestrator.app_keys import ENGINE, SETTINGS, STORAGE
-from orchestrator.errors import ValidationFailed
-from orchestrator.training.http import path_id, writable_subject
-from orchestrator.training.photo_intake import PhotoIntake, existing_hashes, file_parts, take_uploads
+from orchestrator.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from orchestrator.training import photos
+from orchestrator.training.photo_intake import IncomingFile
 from orchestrator.training.subject_schemas import PhotoList, PhotoOut, PhotoUploadResult
-from orchestrator.training.subjects_db import (
-    delete_photo_row,
-    get_photo,
-    get_subject,
-    insert_photos,
-    list_photos,
-)
 from orchestrator.training.training_services import TRAINING
 
 router = Router()
@@ -32,6 +28,40 @@ PHOTO_FORM = {
         }
     },
 }
+CHUNK = 64 * 1024
+
+
+async def read_file_part(part: BodyPartReader, limit: int, budget: list[int]) -> IncomingFile:
+    """Read one file part in chunks; keep at most ``limit`` bytes (a larger file is counted and dropped as it
+    streams, never held whole). ``budget[0]`` is what the request may still send.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await part.read_chunk(CHUNK):
+        size += len(chunk)
+        budget[0] -= len(chunk)
+        if budget[0] < 0:
+            raise PayloadTooLarge("the upload is larger than ATELIER_MAX_UPLOAD_BYTES; send fewer files per request")
+        if size <= limit:
+            chunks.append(chunk)
+        else:
+            chunks.clear()
+    return IncomingFile(part.filename or "", b"".join(chunks) if size <= limit else None, size)
+
+
+async def file_parts(request: web.Request, limit: int, total_limit: int) -> AsyncIterator[IncomingFile]:
+    """The file parts of a multipart/form-data request (fields without a filename are skipped)."""
+    if request.content_type != "multipart/form-data":
+        raise UnsupportedMediaType("send photos as multipart/form-data (one file part per photo)")
+    reader = await request.multipart()
+    budget = [total_limit]
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise ValidationFailed([{"field": "body", "reason": "nested multipart bodies are not supported"}])
+        if part.filename is None:
+            await part.release()
+            continue
+        yield await read_file_part(part, limit, budget)
 
 
 @router.route(
@@ -50,22 +80,13 @@ async def upload_photos(request: web.Request) -> web.Response:
     lists each file's verdict in upload order: accepted with its photo id, or the reason code and a message.
     Accepted photos are stored cleaned: EXIF orientation applied, EXIF/GPS and other metadata stripped.
     """
-    subject_id, owner = path_id(request, "id", "subject"), request[OWNER]
-    engine, services = request.app[ENGINE], request.app[TRAINING]
-    async with engine.connect() as conn:
-        subject = await writable_subject(conn, owner, subject_id)
-        existing = existing_hashes(await list_photos(conn, subject_id))
-    intake = PhotoIntake(subject, request.app[STORAGE], services.limits, services.detector, existing)
-    settings = request.app[SETTINGS]
-    try:
-        await take_uploads(intake, file_parts(request, services.limits.max_bytes, settings.max_upload_bytes))
-        if not intake.verdicts:
-            raise ValidationFailed([{"field": "body", "reason": "no files: send one file part per photo"}])
-        await insert_photos(engine, intake.rows)
-    except BaseException:
-        await intake.discard()
-        raise
-    return json_response(intake.result())
+    app = request.app
+    services = app[TRAINING]
+    files = file_parts(request, services.limits.max_bytes, app[SETTINGS].max_upload_bytes)
+    result = await photos.upload_photos(
+        app[ENGINE], app[STORAGE], services, request[OWNER], path_uuid(request, "subject"), files
+    )
+    return json_response(result)
 
 
 @router.route(
@@ -78,11 +99,8 @@ async def upload_photos(request: web.Request) -> web.Response:
 )
 async def list_subject_photos(request: web.Request) -> web.Response:
     """Accepted photos and presigned uploads still awaiting completion, oldest first."""
-    subject_id = path_id(request, "id", "subject")
-    async with request.app[ENGINE].connect() as conn:
-        await get_subject(conn, request[OWNER], subject_id)
-        photos = await list_photos(conn, subject_id, status=None)
-    return json_response(PhotoList(items=[PhotoOut.of(p) for p in photos]))
+    found = await photos.subject_photos(request.app[ENGINE], request[OWNER], path_uuid(request, "subject"))
+    return json_response(PhotoList(items=[PhotoOut.of(p) for p in found]))
 
 
 @router.route(
@@ -95,11 +113,10 @@ async def list_subject_photos(request: web.Request) -> web.Response:
 )
 async def get_one_photo(request: web.Request) -> web.Response:
     """What the checks measured on the photo, and where it came from."""
-    subject_id, photo_id = path_id(request, "id", "subject"), path_id(request, "photo_id", "photo")
-    async with request.app[ENGINE].connect() as conn:
-        await get_subject(conn, request[OWNER], subject_id)
-        photo = await get_photo(conn, subject_id, photo_id)
-    return json_response(PhotoOut.of(photo))
+    subject_id, photo_id = path_uuid(request, "subject"), path_uuid(request, "photo", "photo_id")
+    return json_response(
+        PhotoOut.of(await photos.subject_photo(request.app[ENGINE], request[OWNER], subject_id, photo_id))
+    )
 
 
 @router.route(
@@ -112,11 +129,6 @@ async def get_one_photo(request: web.Request) -> web.Response:
 )
 async def delete_one_photo(request: web.Request) -> web.Response:
     """The stored file and the row go; trainings already queued simply train without it."""
-    subject_id, photo_id = path_id(request, "id", "subject"), path_id(request, "photo_id", "photo")
-    engine = request.app[ENGINE]
-    async with engine.connect() as conn:
-        await get_subject(conn, request[OWNER], subject_id)
-        photo = await get_photo(conn, subject_id, photo_id)
-    await request.app[STORAGE].delete(photo.storage_key)
-    await delete_photo_row(engine, photo.id)
+    subject_id, photo_id = path_uuid(request, "subject"), path_uuid(request, "photo", "photo_id")
+    await photos.delete_photo(request.app[ENGINE], request.app[STORAGE], request[OWNER], subject_id, photo_id)
     return web.Response(status=204)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator.api.schemas import Page
 from orchestrator.db.models import Photo
-from orchestrator.training.subjects_db import SubjectView
+from orchestrator.training.subject_queries import SubjectView
 from trainer.dataset import CaptionError, SubjectKind, check_trigger_word
 
 

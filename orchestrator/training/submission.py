@@ -20,9 +20,8 @@ from orchestrator.db.models import Lora, Subject
 from orchestrator.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from orchestrator.training.base_models import UnknownBaseModel, checkpoint_path, detect_family
 from orchestrator.training.consent import consent_problems
-from orchestrator.training.http import writable_subject
 from orchestrator.training.planning import plan_training
-from orchestrator.training.subjects_db import list_photos
+from orchestrator.training.subject_queries import list_photos, writable_subject
 from orchestrator.training.training_schemas import TrainingCreate, TrainingPayload
 from orchestrator.training.training_services import TrainingServices
 from trainer.dataset import CaptionError, CaptionTemplate, SubjectKind

@@ -29,7 +29,7 @@ from orchestrator.jobs.kinds import JobContext
 from orchestrator.jobs.store import JobLost
 from orchestrator.storage import Storage
 from orchestrator.training.orphans import HOST
-from orchestrator.training.runs_db import update_run
+from orchestrator.training.run_queries import update_run
 from trainer.supervisor_events import CheckpointSaved, Progress, SampleSaved, Started, StateSaved, SupervisorEvent
 
 log = logging.getLogger(__name__)

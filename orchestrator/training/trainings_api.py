@@ -2,110 +2,32 @@
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
-
 from aiohttp import web
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.api.auth import OWNER
 from orchestrator.api.bodies import json_response, parse_query, read_json_body
 from orchestrator.api.files import stored_file_response
+from orchestrator.api.paths import path_uuid
 from orchestrator.api.routing import Router
 from orchestrator.api.schemas import Accepted, ListQuery
 from orchestrator.app_keys import ENGINE, METRICS, SETTINGS, STORAGE, STORE
-from orchestrator.db.models import Job, Lora, LoraVersion, TrainingRun
-from orchestrator.errors import Conflict, NotFound
+from orchestrator.errors import NotFound
 from orchestrator.jobs.queries import get_job, list_jobs
 from orchestrator.jobs.states import Status
 from orchestrator.jobs.store import NewJob
-from orchestrator.jobs.views import JobOut
-from orchestrator.training.http import path_id, writable_subject
-from orchestrator.training.kind import KIND, output_dir
-from orchestrator.training.planning import plan_training
-from orchestrator.training.publishing import lora_file_url
-from orchestrator.training.runs_db import runs_for
+from orchestrator.training.kind import KIND
 from orchestrator.training.submission import build_payload
 from orchestrator.training.supervisor_relay import ARTIFACT_KINDS, artifact_key
 from orchestrator.training.training_schemas import (
-    LoraVersionRef,
-    RunInfo,
     TrainingCreate,
     TrainingList,
     TrainingOut,
     TrainingPayload,
 )
 from orchestrator.training.training_services import TRAINING
-from trainer.supervisor_resume import find_latest_state
+from orchestrator.training.trainings import resume_payload, training_view, training_views
 
 router = Router()
-
-
-def _run_info(run: TrainingRun, lora_name: str | None) -> RunInfo:
-    state = find_latest_state(output_dir(Path(run.run_dir)), lora_name) if lora_name else None
-    manifest = run.dataset_manifest or {}
-    return RunInfo(
-        host=run.host,
-        pid=run.pid,
-        last_step=run.last_step,
-        resumable=state is not None,
-        manifest_sha256=run.manifest_sha256,
-        dataset_images=len(manifest.get("entries", [])) if manifest else None,
-    )
-
-
-async def _produced(engine: AsyncEngine, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, LoraVersionRef]:
-    if not job_ids:
-        return {}
-    stmt = (
-        select(
-            LoraVersion.training_job_id,
-            LoraVersion.version,
-            LoraVersion.comfy_name,
-            LoraVersion.sha256,
-            Lora.id,
-            Lora.name,
-        )
-        .join(Lora, Lora.id == LoraVersion.lora_id)
-        .where(LoraVersion.training_job_id.in_(job_ids))
-    )
-    async with engine.connect() as conn:
-        rows = (await conn.execute(stmt)).all()
-    return {
-        row.training_job_id: LoraVersionRef(
-            lora_id=row.id,
-            name=row.name,
-            version=row.version,
-            comfy_name=row.comfy_name,
-            sha256=row.sha256,
-            file_url=lora_file_url(row.id, row.version),
-        )
-        for row in rows
-    }
-
-
-async def _views(engine: AsyncEngine, jobs: list[Job]) -> list[TrainingOut]:
-    ids = [job.id for job in jobs]
-    async with engine.connect() as conn:
-        runs = await runs_for(conn, ids)
-    produced = await _produced(engine, ids)
-    out = []
-    for job in jobs:
-        payload = job.payload
-        name = payload.get("lora_name")
-        run = runs.get(job.id)
-        out.append(
-            TrainingOut(
-                **JobOut.of(job).model_dump(),
-                subject_id=payload.get("subject_id"),
-                lora_name=name,
-                resumed_from=payload.get("resume_from"),
-                run=_run_info(run, name) if run is not None else None,
-                lora=produced.get(job.id),
-            )
-        )
-    return out
 
 
 def _accepted(job: NewJob) -> web.Response:
@@ -170,7 +92,7 @@ async def list_trainings(request: web.Request) -> web.Response:
         limit=query.limit,
         cursor=query.cursor,
     )
-    return json_response(TrainingList(items=await _views(engine, jobs), next_cursor=next_cursor))
+    return json_response(TrainingList(items=await training_views(engine, jobs), next_cursor=next_cursor))
 
 
 @router.route(
@@ -178,9 +100,7 @@ async def list_trainings(request: web.Request) -> web.Response:
 )
 async def get_training(request: web.Request) -> web.Response:
     """The job, its run (process, saved state, dataset manifest hash) and the LoRA version it produced."""
-    engine = request.app[ENGINE]
-    job = await get_job(engine, path_id(request, "id", "training"), request[OWNER], kind=KIND)
-    return json_response((await _views(engine, [job]))[0])
+    return json_response(await training_view(request.app[ENGINE], request[OWNER], path_uuid(request, "training")))
 
 
 @router.route(
@@ -195,11 +115,10 @@ async def get_training(request: web.Request) -> web.Response:
 async def cancel_training(request: web.Request) -> web.Response:
     """Queued: cancelled at once (200). Running: its process group is stopped, then job.cancelled (202)."""
     engine, owner = request.app[ENGINE], request[OWNER]
-    job_id = path_id(request, "id", "training")
+    job_id = path_uuid(request, "training")
     await get_job(engine, job_id, owner, kind=KIND)
     status = await request.app[STORE].request_cancel(job_id, owner)
-    job = await get_job(engine, job_id, owner, kind=KIND)
-    return json_response((await _views(engine, [job]))[0], 200 if status is Status.CANCELLED else 202)
+    return json_response(await training_view(engine, owner, job_id), 200 if status is Status.CANCELLED else 202)
 
 
 @router.route(
@@ -215,19 +134,9 @@ async def resume_training(request: web.Request) -> web.Response:
     """A cancelled or failed training continues from its latest saved state as a new job (``resumed_from``
     links the two); same parameters and dataset. 409 when it is not stopped or saved no state.
     """
-    engine, owner = request.app[ENGINE], request[OWNER]
-    old = await get_job(engine, path_id(request, "id", "training"), owner, kind=KIND)
-    if old.status not in (Status.CANCELLED, Status.FAILED):
-        raise Conflict(f"training {old.id} is {old.status}; only cancelled or failed trainings can be resumed")
-    payload = TrainingPayload.model_validate(old.payload)
-    async with engine.connect() as conn:
-        subject = await writable_subject(conn, owner, payload.subject_id)
-        run = (await runs_for(conn, [old.id])).get(old.id)
-    state = find_latest_state(output_dir(Path(run.run_dir)), payload.lora_name) if run is not None else None
-    if state is None:
-        raise Conflict(f"training {old.id} saved no state to resume from")
-    plan_training(payload, request.app[TRAINING], subject.trigger_word)
-    return await _queue(request, payload.model_copy(update={"resume_from": old.id}))
+    app = request.app
+    payload = await resume_payload(app[ENGINE], app[TRAINING], request[OWNER], path_uuid(request, "training"))
+    return await _queue(request, payload)
 
 
 @router.route(
@@ -240,7 +149,7 @@ async def resume_training(request: web.Request) -> web.Response:
 )
 async def get_artifact(request: web.Request) -> web.StreamResponse:
     """The file a ``job.artifact`` event of kind sample or checkpoint points to (S3: a redirect)."""
-    job_id = path_id(request, "id", "training")
+    job_id = path_uuid(request, "training")
     await get_job(request.app[ENGINE], job_id, request[OWNER], kind=KIND)
     folder, name = request.match_info["folder"], request.match_info["name"]
     if folder not in ARTIFACT_KINDS or "/" in name or name.startswith("."):

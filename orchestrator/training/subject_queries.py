@@ -87,6 +87,14 @@ async def get_subject(conn: AsyncConnection, owner_id: uuid.UUID, subject_id: uu
     return _subject(row)
 
 
+async def writable_subject(conn: AsyncConnection, owner_id: uuid.UUID, subject_id: uuid.UUID) -> Subject:
+    """The owner's subject, unless it is being erased (409): nothing new may be added to it then."""
+    subject = await get_subject(conn, owner_id, subject_id)
+    if await pending_erasure(conn, subject_id) is not None:
+        raise Conflict(f"subject {subject_id} is being erased")
+    return subject
+
+
 async def get_subject_view(engine: AsyncEngine, owner_id: uuid.UUID, subject_id: uuid.UUID) -> SubjectView:
     """A subject with its photo count and pending erasure."""
     async with engine.connect() as conn:
@@ -130,7 +138,39 @@ async def insert_photos(engine: AsyncEngine, rows: Sequence[dict[str, Any]]) -> 
         await conn.execute(insert(Photo), list(rows))
 
 
+async def replace_photos(engine: AsyncEngine, removed: Sequence[uuid.UUID], rows: Sequence[dict[str, Any]]) -> None:
+    """In one transaction: remove the photo rows ``removed`` and insert ``rows``."""
+    async with engine.begin() as conn:
+        if removed:
+            await conn.execute(delete(Photo).where(Photo.id.in_(list(removed))))
+        if rows:
+            await conn.execute(insert(Photo), list(rows))
+
+
 async def delete_photo_row(engine: AsyncEngine, photo_id: uuid.UUID) -> None:
     """Remove a photo row."""
     async with engine.begin() as conn:
         await conn.execute(delete(Photo).where(Photo.id == photo_id))
+
+
+async def open_erasure(conn: AsyncConnection, owner_id: uuid.UUID, subject_id: uuid.UUID, job_id: uuid.UUID) -> Erasure:
+    """The subject's pending erasure, or a new one for ``job_id``; the subject row is locked, so two
+    requests at once agree on one erasure. NotFound when the subject is not the owner's.
+    """
+    await get_subject(conn, owner_id, subject_id)
+    await conn.execute(select(Subject.id).where(Subject.id == subject_id).with_for_update())
+    existing = await pending_erasure(conn, subject_id)
+    if existing is not None:
+        return existing
+    row = (
+        await conn.execute(
+            insert(Erasure).values(owner_id=owner_id, subject_id=subject_id, job_id=job_id).returning(Erasure)
+        )
+    ).one()
+    return Erasure(**row._mapping)
+
+
+async def drop_open_erasure(engine: AsyncEngine, job_id: uuid.UUID) -> None:
+    """Forget an erasure whose job could not be queued (it never started)."""
+    async with engine.begin() as conn:
+        await conn.execute(delete(Erasure).where(Erasure.job_id == job_id, Erasure.completed_at.is_(None)))
