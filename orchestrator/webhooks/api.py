@@ -5,13 +5,11 @@ The outgoing request itself is declared here too, for OpenAPI's ``webhooks`` sec
 
 from __future__ import annotations
 
-import uuid
-
 from aiohttp import web
 
 from orchestrator.api.auth import OWNER
 from orchestrator.api.bodies import json_response, parse_query, read_json_body
-from orchestrator.api.jobs import job_id_param
+from orchestrator.api.paths import path_uuid
 from orchestrator.api.routing import Router, Webhook
 from orchestrator.app_keys import ENGINE
 from orchestrator.db.models import WebhookDelivery
@@ -125,20 +123,13 @@ async def list_webhook_deliveries(request: web.Request) -> web.Response:
     return json_response(DeliveryList(items=[_delivery_out(r) for r in rows], next_cursor=next_cursor))
 
 
-def _delivery_id(request: web.Request) -> uuid.UUID:
-    try:
-        return job_id_param(request)
-    except NotFound as exc:
-        raise NotFound(f"no webhook delivery with id {request.match_info['id']!r}") from exc
-
-
 @router.route(
     "GET", "/v1/webhooks/deliveries/{id}", summary="Get one webhook delivery", tag="webhooks",
     response=DeliveryOut, errors=(404,),
 )  # fmt: skip
 async def get_webhook_delivery(request: web.Request) -> web.Response:
     """One delivery: its status, attempts and last error."""
-    row = await queries.get_delivery(request.app[ENGINE], request[OWNER], _delivery_id(request))
+    row = await queries.get_delivery(request.app[ENGINE], request[OWNER], path_uuid(request, "webhook delivery"))
     return json_response(_delivery_out(row))
 
 
@@ -150,5 +141,5 @@ async def redeliver_webhook(request: web.Request) -> web.Response:
     """Queue the same message (same ``webhook-id``, fresh timestamp and signature) as a new delivery, whatever
     became of the first one; the answer is the new delivery."""
     engine, owner = request.app[ENGINE], request[OWNER]
-    new_id = await queries.redeliver(engine, owner, _delivery_id(request))
+    new_id = await queries.redeliver(engine, owner, path_uuid(request, "webhook delivery"))
     return json_response(_delivery_out(await queries.get_delivery(engine, owner, new_id)), 202)

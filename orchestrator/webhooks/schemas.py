@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.api.schemas import Page, PageQuery
 from orchestrator.jobs.webhook_secrets import SigningSecret
 
 
@@ -57,19 +58,12 @@ class DeliveryOut(BaseModel):
     redelivery_of: uuid.UUID | None = Field(None, description="The delivery this one sends again.")
 
 
-class DeliveryList(BaseModel):
+class DeliveryList(Page[DeliveryOut]):
     """A page of deliveries, newest first."""
 
-    items: list[DeliveryOut]
-    next_cursor: str | None = None
 
-
-class DeliveryQuery(BaseModel):
+class DeliveryQuery(PageQuery):
     """Filters for the delivery listing."""
-
-    model_config = ConfigDict(extra="forbid")
 
     status: Literal["pending", "delivered", "failed"] | None = Field(None, description="Only deliveries in it.")
     job_id: uuid.UUID | None = Field(None, description="Only this job's deliveries.")
-    limit: int = Field(50, ge=1, le=200, description="Page size.")
-    cursor: str | None = Field(None, description="next_cursor of the previous page.")
