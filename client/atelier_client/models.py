@@ -979,6 +979,9 @@ class DeliveryList(BaseModel):
 
     items: list[DeliveryOut] = Field(..., title="Items")
     next_cursor: str | None = Field(None, title="Next Cursor")
+    """
+    Pass it as `cursor` for the next page; none on the last.
+    """
 
 
 class FailedData(BaseModel):
@@ -1266,6 +1269,9 @@ class SubjectList(BaseModel):
 
     items: list[SubjectOut] = Field(..., title="Items")
     next_cursor: str | None = Field(None, title="Next Cursor")
+    """
+    Pass it as `cursor` for the next page; none on the last.
+    """
 
 
 class TemplateList(BaseModel):
@@ -1283,6 +1289,9 @@ class TrainingList(BaseModel):
 
     items: list[TrainingOut] = Field(..., title="Items")
     next_cursor: str | None = Field(None, title="Next Cursor")
+    """
+    Pass it as `cursor` for the next page; none on the last.
+    """
 
 
 class WebhookPayload(BaseModel):
@@ -1319,6 +1328,9 @@ class GenerationList(BaseModel):
 
     items: list[GenerationOut] = Field(..., title="Items")
     next_cursor: str | None = Field(None, title="Next Cursor")
+    """
+    Pass it as `cursor` for the next page; none on the last.
+    """
 
 
 class JobList(BaseModel):
@@ -1328,6 +1340,9 @@ class JobList(BaseModel):
 
     items: list[JobOut] = Field(..., title="Items")
     next_cursor: str | None = Field(None, title="Next Cursor")
+    """
+    Pass it as `cursor` for the next page; none on the last.
+    """
 
 
 class LoraList(BaseModel):
@@ -1337,3 +1352,6 @@ class LoraList(BaseModel):
 
     items: list[LoraOut] = Field(..., title="Items")
     next_cursor: str | None = Field(None, title="Next Cursor")
+    """
+    Pass it as `cursor` for the next page; none on the last.
+    """
