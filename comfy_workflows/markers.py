@@ -17,10 +17,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from comfy_workflows.graph import ApiGraph
+from comfy_workflows.graph import ApiGraph, FieldMap
+from comfy_workflows.issues import IssueKind, ValidationIssue
+from comfy_workflows.object_info import ObjectInfo
 from comfy_workflows.templates.base import MAX_SEED, ModelsUsed
 
-MarkerKind = Literal["prompt", "int", "float", "seed", "image", "checkpoint", "lora"]
+MarkerKind = Literal["prompt", "int", "float", "seed", "image", "checkpoint", "lora", "choice"]
 
 
 @dataclass(frozen=True)
@@ -40,11 +42,15 @@ MARKER_CLASSES: Mapping[str, MarkerClass] = {
     "AtelierImageInput": MarkerClass("image", "image", False),
     "AtelierCheckpointInput": MarkerClass("checkpoint", "ckpt_name", False),
     "AtelierLoraInput": MarkerClass("lora", "lora_name", False),
+    "AtelierChoiceInput": MarkerClass("choice", "value", False),
 }
 """The marker node classes of the Atelier node pack (a test holds this to the pack's own table)."""
 
 LORA_LOADER_CLASSES = frozenset({"AtelierLoraLoader", "AtelierLoraLoaderModelOnly"})
-ATELIER_NODE_CLASSES = frozenset(MARKER_CLASSES) | LORA_LOADER_CLASSES
+"""The pack's loaders of files in ComfyUI's ``loras`` folders (their value names a file: backend affinity)."""
+REMOTE_LORA_LOADER_CLASS = "AtelierRemoteLoraLoader"
+"""The pack's loader of LoRAs it downloads from a LoRA Atelier server itself (its value names no local file)."""
+ATELIER_NODE_CLASSES = frozenset(MARKER_CLASSES) | LORA_LOADER_CLASSES | {REMOTE_LORA_LOADER_CLASS}
 """Every node class of the pack; registration adds them to a policy's allowlist."""
 
 RESERVED_FIELDS = frozenset({"template", "workflow", "inputs", "priority", "webhook_url"})
@@ -55,6 +61,8 @@ TRIGGER_OPEN, TRIGGER_CLOSE = " (trigger: ", ")"
 
 MAX_TEXT = 10_000
 MAX_FILE_NAME = 500
+MAX_CHOICE = 64
+"""Longest option name a choice field takes (the generation API's ``sampler`` and ``scheduler`` limit)."""
 FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 TEMPLATE_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 FIELD_DESCRIPTIONS: Mapping[str, str] = {
@@ -65,6 +73,7 @@ FIELD_DESCRIPTIONS: Mapping[str, str] = {
     "image": "File name of an uploaded input image",
     "checkpoint": "Checkpoint file name as the backend lists it",
     "lora": "LoRA file name as the backend lists it",
+    "choice": "One of the options of the dropdown it feeds",
 }
 
 
@@ -145,6 +154,8 @@ def _value_error(kind: MarkerKind, value: Any) -> str | None:
     if kind == "float":
         ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         return None if ok else "must be a number"
+    if kind == "choice":
+        return None if isinstance(value, str) and value else "must be the name of an option"
     return None if isinstance(value, str) and value else "must be a file name"
 
 
@@ -191,6 +202,32 @@ def _bounds_ok(kind: MarkerKind, value: Any, low: Any, high: Any, report: Any) -
         report(f"the default {value} lies outside [{low}, {high}]")
         return False
     return True
+
+
+def choice_issues(graph: Mapping[str, Any], info: ObjectInfo, field_map: FieldMap) -> list[ValidationIssue]:
+    """A choice marker's value must be an option of every dropdown it feeds (ComfyUI does not check a value
+    that arrives through a link, so a wrong sampler name would otherwise fail only while running)."""
+    issues = []
+    for target_id, target in graph.items():
+        target_def = info.node(str(target.get("class_type", "")))
+        for input_name, value in target.get("inputs", {}).items():
+            source = graph.get(value[0]) if _is_link(value) else None
+            if source is None or source.get("class_type") != "AtelierChoiceInput" or target_def is None:
+                continue
+            item = target_def.input(input_name)
+            if item is None or item.options is None or item.is_upload_list:
+                continue
+            chosen = source["inputs"].get("value")
+            if chosen in item.options:
+                continue
+            shown = list(item.options[:20])
+            where = f"{input_name!r} of node {target_id} ({target_def.class_type})"
+            message = f"{chosen!r} is not an option of {where}; options: {shown}"
+            field = field_map.get((value[0], "value"))
+            issues.append(
+                ValidationIssue(IssueKind.VALUE_NOT_IN_LIST, message, value[0], "AtelierChoiceInput", "value", field)
+            )
+    return issues
 
 
 def lora_file_of_entry(entry: str) -> str:

@@ -34,11 +34,13 @@ from comfy_workflows.issues import ValidationIssue
 from comfy_workflows.markers import (
     ATELIER_NODE_CLASSES,
     FIELD_DESCRIPTIONS,
+    MAX_CHOICE,
     MAX_FILE_NAME,
     MAX_TEXT,
     TEMPLATE_NAME,
     RegistrationProblem,
     TemplateField,
+    choice_issues,
     models_used,
     read_markers,
 )
@@ -73,6 +75,8 @@ def _field_definition(field: TemplateField) -> tuple[Any, Any]:
         return int | None, ModelField(None, ge=0, le=MAX_SEED, **common)
     if field.kind == "image":
         return str, ModelField(min_length=1, max_length=MAX_FILE_NAME, **common)
+    if field.kind == "choice":
+        return str, ModelField(field.default, min_length=1, max_length=MAX_CHOICE, **common)
     return str, ModelField(field.default, min_length=1, max_length=MAX_FILE_NAME, **common)
 
 
@@ -162,6 +166,7 @@ def _validate(
     graph: Mapping[str, Any], info: ObjectInfo, field_map: FieldMap, policy: RawWorkflowPolicy | None
 ) -> list[ValidationIssue]:
     issues = validate_graph(graph, info, field_map)
+    issues.extend(choice_issues(graph, info, field_map))
     if policy is not None:  # the raw-workflow allowlists, with our node classes allowed
         ours = dataclasses.replace(policy, allowed_classes=policy.allowed_classes | ATELIER_NODE_CLASSES)
         issues.extend(policy_issues(graph, ours))

@@ -1,15 +1,17 @@
 # SPDX-License-Identifier: Apache-2.0
 """Choosing the entry style: ComfyUI's typed V3 API where the install has it, the classic one otherwise.
 
-An install is new enough when ``comfy_api.latest`` imports and its ``io`` offers everything in
-:data:`V3_NEEDS`; ComfyUI releases before the V3 API (or with an early, incomplete one) get the classic
-``NODE_CLASS_MAPPINGS``. The package exports one style only: ComfyUI would ignore ``comfy_entrypoint``
+An install is new enough when ``comfy_api.latest`` imports, its ``io`` offers everything in
+:data:`V3_NEEDS` and its ``io.Schema`` takes ``search_aliases``; ComfyUI releases before the V3 API (or with an
+early, incomplete one) get the classic ``NODE_CLASS_MAPPINGS``. The package exports one style only: ComfyUI
+would ignore ``comfy_entrypoint``
 next to ``NODE_CLASS_MAPPINGS``.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -45,7 +47,16 @@ def v3_missing() -> str | None:
     missing = [name for name in V3_NEEDS if not hasattr(io, name)]
     if not hasattr(latest, "ComfyExtension"):
         missing.insert(0, "ComfyExtension")
+    if "Schema" not in missing and "search_aliases" not in _parameters(getattr(io, "Schema", None)):
+        missing.append("Schema(search_aliases)")
     return f"comfy_api.latest lacks {', '.join(missing)}" if missing else None
+
+
+def _parameters(function: object) -> frozenset[str]:
+    try:
+        return frozenset(inspect.signature(function).parameters)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return frozenset()
 
 
 def v3_entrypoint() -> Callable[[], Awaitable[Any]] | None:

@@ -27,10 +27,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from comfy_workflows import known_nodes
+from comfy_workflows.known_nodes import (
+    COMFYUI_VERSION,
+    KNOWN_NODES_FILE,
+    known_definitions,
+    known_object_info,
+)
 from comfy_workflows.object_info import ObjectInfo
 from comfy_workflows.registration import RegisteredTemplate, register_workflow, render
 from comfy_workflows.ui_format import api_to_ui
-from custom_nodes.atelier_nodes.node_specs import NODE_SPECS
+from custom_nodes.atelier_nodes.vocabulary import NODE_IDS
 from orchestrator.comfy import (
     ComfyClient,
     ComfyConnection,
@@ -42,6 +49,7 @@ from orchestrator.comfy import (
     run_prompt,
 )
 from tests.unit.custom_nodes.recorded import recorded_object_info
+from tests.unit.custom_nodes.test_contract_with_service import comparable
 from trainer.provenance import Provenance, write_with_provenance
 
 pytestmark = [pytest.mark.engines, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -73,8 +81,8 @@ PACK = {pack!r}
 spec = importlib.util.spec_from_file_location(
     "atelier_classic_pack", PACK + "/__init__.py", submodule_search_locations=[PACK]
 )
-sys.modules["atelier_classic_pack"] = importlib.util.module_from_spec(spec)  # not run: only nodes_v1 is wanted
-classic = importlib.import_module("atelier_classic_pack.nodes_v1")
+sys.modules["atelier_classic_pack"] = importlib.util.module_from_spec(spec)  # not run: only nodes_classic is wanted
+classic = importlib.import_module("atelier_classic_pack.nodes_classic")
 NODE_CLASS_MAPPINGS = {{"Classic" + k: v for k, v in classic.NODE_CLASS_MAPPINGS.items()}}
 NODE_DISPLAY_NAME_MAPPINGS = {{"Classic" + k: v for k, v in classic.NODE_DISPLAY_NAME_MAPPINGS.items()}}
 '''
@@ -170,12 +178,19 @@ def _normalised(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_object_info_lists_the_nodes_with_the_v3_schema(engine: Engine) -> None:
+    if os.environ.get("ATELIER_TEST_REFRESH_RECORDINGS") == "1":
+        data = {"comfyui_version": COMFYUI_VERSION, "nodes": known_definitions(engine.object_info)}
+        KNOWN_NODES_FILE.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        known_nodes._known_raw.cache_clear()
     recorded = recorded_object_info()
-    for spec in NODE_SPECS:
-        entry = engine.object_info[spec.node_id]
+    assert known_definitions(engine.object_info) == known_object_info().raw, "the packaged definitions are stale"
+    for node_id in NODE_IDS:
+        entry = engine.object_info[node_id]
         assert entry["python_module"] == "custom_nodes.atelier_nodes"
-        assert "output_matchtypes" in entry, f"{spec.node_id} was not registered through the V3 API"
-        assert _normalised(entry) == recorded[spec.node_id]
+        assert "output_matchtypes" in entry, f"{node_id} was not registered through the V3 API"
+        assert _normalised(entry) == recorded[node_id]
+        classic = _normalised(engine.object_info[CLASSIC + node_id])
+        assert comparable(classic) == comparable(recorded[node_id]), f"the classic {node_id} differs"
     lora = engine.object_info["AtelierLoraLoader"]["input"]["required"]["lora"]
     assert lora[1]["options"] == [LORA_ENTRY]
     checkpoint = engine.object_info["AtelierCheckpointInput"]["input"]["required"]["ckpt_name"]

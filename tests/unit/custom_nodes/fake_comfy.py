@@ -152,7 +152,15 @@ class FolderPaths:
         module.get_full_path = self.get_full_path  # type: ignore[attr-defined]
         module.get_input_directory = self.get_input_directory  # type: ignore[attr-defined]
         module.filter_files_content_types = self.filter_files_content_types  # type: ignore[attr-defined]
+        module.get_folder_paths = self.get_folder_paths  # type: ignore[attr-defined]
+        module.get_user_directory = self.get_user_directory  # type: ignore[attr-defined]
         return module
+
+    def get_folder_paths(self, folder: str) -> list[str]:
+        return [str(self.root / folder)]
+
+    def get_user_directory(self) -> str:
+        return str(self.root / "user")
 
     def get_filename_list(self, folder: str) -> list[str]:
         if folder in self.lists:

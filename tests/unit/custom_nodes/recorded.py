@@ -1,20 +1,18 @@
-"""What a real ComfyUI v0.33.0 reports in ``/object_info`` for the pack's nodes (``atelier_object_info.json``).
+"""What a real ComfyUI v0.33.0 reports in ``/object_info`` for the pack's nodes (combo options emptied).
 
-Combo options are emptied in the recording (they depend on the install's files). The engines test
-(tests/engines/test_custom_nodes_engine.py) checks that a live ComfyUI still reports exactly this; refresh the
-file from a live ``/object_info`` (options emptied) whenever a node's spec changes.
+The recording is the Atelier part of ``comfy_workflows/known_nodes.json`` (the service ships it to build editor
+graphs without a backend). The engines test (tests/engines/test_custom_nodes_engine.py) checks that a live
+ComfyUI with the pack still reports exactly this, and rewrites it with ``ATELIER_TEST_REFRESH_RECORDINGS=1``.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
-RECORDED = Path(__file__).with_name("atelier_object_info.json")
+from comfy_workflows.known_nodes import known_object_info
 
 
 def recorded_object_info() -> dict[str, Any]:
     """The pack's nodes as a real ComfyUI lists them in ``/object_info`` (combo options empty)."""
-    data: dict[str, Any] = json.loads(RECORDED.read_text(encoding="utf-8"))
-    return data
+    raw = known_object_info().raw
+    return {name: entry for name, entry in raw.items() if name.startswith("Atelier")}

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from custom_nodes.atelier_nodes.node_specs import ANY_COMBO, NODE_SPECS, ComboAny
+from custom_nodes.atelier_nodes.vocabulary import ANY_COMBO, NODE_IDS, ComboAny
 from tests.unit.custom_nodes import fake_comfy
 from tests.unit.custom_nodes.fake_comfy import (
     ComfyExtension,
@@ -25,7 +25,6 @@ from tests.unit.custom_nodes.fake_comfy import (
 )
 from tests.unit.custom_nodes.safetensors_files import atelier_metadata, write_safetensors
 
-NODE_IDS = [spec.node_id for spec in NODE_SPECS]
 V3_EXPORTS = {"comfy_entrypoint"}
 CLASSIC_EXPORTS = {"NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"}
 
@@ -48,7 +47,8 @@ def exports(pack: ModuleType) -> set[str]:
 def test_classic_style_where_comfy_api_is_missing() -> None:
     with loaded_pack("atelier_pack_no_api", {"comfy_api": None, "comfy_api.latest": None}) as pack:
         assert exports(pack) == CLASSIC_EXPORTS
-        assert list(pack.NODE_CLASS_MAPPINGS) == NODE_IDS
+        assert list(pack.NODE_CLASS_MAPPINGS) == list(NODE_IDS)
+        assert pack.WEB_DIRECTORY == "./web"
         assert pack.NODE_DISPLAY_NAME_MAPPINGS["AtelierLoraLoader"] == "Atelier LoRA Loader"
 
 
@@ -121,13 +121,13 @@ async def test_v3_style_where_the_api_is_usable(folders: FolderPaths) -> None:
         nodes = await extension.get_node_list()
         assert all(issubclass(node, ComfyNode) for node in nodes)
         schemas = {node.__name__: node.define_schema() for node in nodes}
-    assert list(schemas) == NODE_IDS
-    assert [schema.node_id for schema in schemas.values()] == NODE_IDS
+    assert list(schemas) == list(NODE_IDS)
+    assert [schema.node_id for schema in schemas.values()] == list(NODE_IDS)
     assert all(node_id.startswith("Atelier") for node_id in NODE_IDS)
 
 
-async def _v3_schemas(folders: FolderPaths, *, old_schema: bool = False) -> dict[str, Any]:
-    modules = {**comfy_api_modules(make_io(old_schema=old_schema)), "folder_paths": folders.module()}
+async def _v3_schemas(folders: FolderPaths) -> dict[str, Any]:
+    modules = {**comfy_api_modules(make_io()), "folder_paths": folders.module()}
     with loaded_pack("atelier_pack_v3_schemas", modules) as pack:
         nodes = await (await pack.comfy_entrypoint()).get_node_list()
         return {node.__name__: (node, node.define_schema()) for node in nodes}
@@ -144,7 +144,7 @@ async def test_v3_lora_loader_schema(folders: FolderPaths) -> None:
     ]
     assert schema.inputs[2].kwargs["options"] == ["subj/v1/alice (trigger: ohwx alice)"]
     assert schema.inputs[3].kwargs | {"tooltip": None} == {
-        "default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01, "optional": False, "tooltip": None,
+        "default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01, "tooltip": None,
     }  # fmt: skip
     assert [(o.id, o.io_type, o.kwargs["display_name"]) for o in schema.outputs] == [
         ("model", "MODEL", "MODEL"),
@@ -172,7 +172,7 @@ async def test_v3_marker_schemas(folders: FolderPaths) -> None:
     assert output_type == "COMBO"
     assert not output_type != ["base.safetensors"]  # noqa: SIM202 - ComfyUI compares types with !=
     _, integer = schemas["AtelierIntInput"]
-    assert [(i.id, i.io_type, i.kwargs["optional"]) for i in integer.inputs] == [
+    assert [(i.id, i.io_type, i.kwargs.get("optional", False)) for i in integer.inputs] == [
         ("name", "STRING", False),
         ("value", "INT", False),
         ("min", "INT", False),
@@ -191,9 +191,13 @@ async def test_v3_markers_pass_their_value_through(folders: FolderPaths) -> None
     assert prompt.execute(name="prompt", text="a cat").args == ("a cat",)
 
 
-async def test_v3_schema_of_an_install_before_search_aliases(folders: FolderPaths) -> None:
-    _, schema = (await _v3_schemas(folders, old_schema=True))["AtelierLoraLoader"]
-    assert not hasattr(schema, "search_aliases")
+def test_classic_style_on_an_install_before_search_aliases(caplog: pytest.LogCaptureFixture) -> None:
+    with (
+        caplog.at_level(logging.INFO),
+        loaded_pack("atelier_pack_old_schema", comfy_api_modules(make_io(old_schema=True))) as pack,
+    ):
+        assert exports(pack) == CLASSIC_EXPORTS
+    assert "comfy_api.latest lacks Schema(search_aliases)" in caplog.text
 
 
 def test_the_any_combo_type() -> None:
@@ -204,3 +208,30 @@ def test_the_any_combo_type() -> None:
     assert ANY_COMBO == "COMBO"
     assert hash(ANY_COMBO) == hash("COMBO")
     assert json.dumps([ANY_COMBO]) == '["COMBO"]'
+
+
+async def test_v3_remote_loader_and_choice_marker(folders: FolderPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ATELIER_URL", raising=False)
+    modules = {**comfy_api_modules(make_io()), "folder_paths": folders.module()}
+    with loaded_pack("atelier_pack_v3_remote", modules) as pack:
+        nodes = {node.__name__: node for node in await (await pack.comfy_entrypoint()).get_node_list()}
+        remote = nodes["AtelierRemoteLoraLoader"].define_schema()
+        problem = nodes["AtelierRemoteLoraLoader"].validate_inputs("alice/alice/v1")
+        choice = nodes["AtelierChoiceInput"].define_schema()
+        chosen = nodes["AtelierChoiceInput"].execute(name="sampler", value="euler").args
+    assert [(i.id, i.io_type, i.kwargs.get("optional", False)) for i in remote.inputs] == [
+        ("model", "MODEL", False),
+        ("clip", "CLIP", True),
+        ("lora", "COMBO", False),
+        ("strength_model", "FLOAT", False),
+        ("strength_clip", "FLOAT", False),
+    ]
+    assert remote.inputs[2].kwargs["options"] == []  # no server set, nothing cached
+    assert "validate_inputs" in vars(nodes["AtelierRemoteLoraLoader"])  # ComfyUI leaves the lora value to it
+    assert (
+        problem == "alice/alice/v1 is not in the local cache, and no LoRA Atelier server is set: enter its "
+        "address and an API key in the Atelier sidebar (or set ATELIER_URL and ATELIER_API_KEY for ComfyUI)"
+    )
+    assert [i.id for i in choice.inputs] == ["name", "value", "description"]
+    assert choice.outputs[0].io_type == "COMBO"
+    assert chosen == ("euler",)

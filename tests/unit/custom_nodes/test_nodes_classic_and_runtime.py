@@ -7,13 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from custom_nodes.atelier_nodes import behaviour, comfy_runtime
-from custom_nodes.atelier_nodes.node_specs import ANY_COMBO, MARKER_SPECS, NODE_SPECS, NodeSpec
-from custom_nodes.atelier_nodes.nodes_v1 import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS, input_types
+from custom_nodes.atelier_nodes import comfy_runtime
+from custom_nodes.atelier_nodes.nodes_classic import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+from custom_nodes.atelier_nodes.vocabulary import ANY_COMBO, LOCAL_LORA_TIP, MARKER_IDS, MARKERS, NODE_IDS
 from tests.unit.custom_nodes.fake_comfy import FolderPaths, Loader, nodes_module
 from tests.unit.custom_nodes.safetensors_files import atelier_metadata, write_safetensors
-
-SPECS = {spec.node_id: spec for spec in NODE_SPECS}
 
 
 @pytest.fixture
@@ -38,28 +36,26 @@ def loader(monkeypatch: pytest.MonkeyPatch, folders: FolderPaths) -> Loader:
 
 
 def test_classic_mappings_cover_every_node() -> None:
-    assert list(NODE_CLASS_MAPPINGS) == list(SPECS)
-    assert {spec.node_id: spec.display_name for spec in NODE_SPECS} == NODE_DISPLAY_NAME_MAPPINGS
+    assert list(NODE_CLASS_MAPPINGS) == list(NODE_IDS)
+    assert list(NODE_DISPLAY_NAME_MAPPINGS) == list(NODE_IDS)
+    assert NODE_DISPLAY_NAME_MAPPINGS["AtelierLoraLoader"] == "Atelier LoRA Loader"
 
 
 @pytest.mark.usefixtures("folders")
-def test_classic_input_types() -> None:
-    types = input_types(SPECS["AtelierLoraLoader"])
+def test_classic_input_types_list_the_files_now() -> None:
+    types = NODE_CLASS_MAPPINGS["AtelierLoraLoader"].INPUT_TYPES()
     assert list(types) == ["required"]
     assert types["required"]["lora"] == (
         ["subj/v1/alice (trigger: ohwx alice)", "subj/v2/alice"],
-        {"tooltip": SPECS["AtelierLoraLoader"].inputs[2].tooltip},
+        {"tooltip": LOCAL_LORA_TIP},
     )
-    assert types["required"]["strength_clip"][1] | {"tooltip": ""} == {
-        "default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01, "tooltip": "",
-    }  # fmt: skip
-    seed = input_types(SPECS["AtelierSeedInput"])
+    seed = NODE_CLASS_MAPPINGS["AtelierSeedInput"].INPUT_TYPES()
     assert seed["required"]["seed"] == (
         "INT",
         {"default": 0, "min": 0, "max": 2**64 - 1, "control_after_generate": True},
     )
     assert list(seed["optional"]) == ["description"]
-    checkpoint = input_types(SPECS["AtelierCheckpointInput"])["required"]["ckpt_name"]
+    checkpoint = NODE_CLASS_MAPPINGS["AtelierCheckpointInput"].INPUT_TYPES()["required"]["ckpt_name"]
     assert checkpoint == (["base.safetensors"], {})
 
 
@@ -71,12 +67,13 @@ def test_classic_return_types() -> None:
     assert NODE_CLASS_MAPPINGS["AtelierPromptInput"].CATEGORY == "Atelier/parameters"
 
 
-@pytest.mark.parametrize("spec", [s for s in MARKER_SPECS if s.behaviour != "image"], ids=lambda spec: spec.node_id)
-def test_markers_pass_their_value_through(spec: NodeSpec) -> None:
-    value = {"STRING": "a cat", "INT": 3, "FLOAT": 0.5, "COMBO": "file.safetensors"}[spec.inputs[1].type]
-    values = {"name": "field", spec.inputs[1].id: value, "min": 0, "max": 10}
-    node = NODE_CLASS_MAPPINGS[spec.node_id]()
-    assert node.run(**values) == (value,)
+@pytest.mark.parametrize("node_id", [n for n in MARKER_IDS if n != "AtelierImageInput"])
+def test_markers_pass_their_value_through(node_id: str) -> None:
+    reading = MARKERS[node_id]
+    value = {"prompt": "a cat", "int": 3, "seed": 3, "float": 0.5, "choice": "euler"}.get(reading.kind, "f.safetensors")
+    bounds = {"min": 0, "max": 10} if reading.bounded else {}
+    node = NODE_CLASS_MAPPINGS[node_id]()
+    assert node.run(name="field", **{reading.value_input: value}, **bounds) == (value,)
 
 
 def test_the_image_marker_loads_its_image_like_load_image(
@@ -101,7 +98,7 @@ def test_the_image_marker_loads_its_image_like_load_image(
 )
 def test_numeric_markers_check_their_bounds(value: float, low: float, high: float, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        behaviour.run(SPECS["AtelierFloatInput"], {"name": "cfg", "value": value, "min": low, "max": high})
+        NODE_CLASS_MAPPINGS["AtelierFloatInput"]().run(name="cfg", value=value, min=low, max=high)
 
 
 def test_lora_loader_applies_the_lora_with_comfyuis_functions(loader: Loader, folders: FolderPaths) -> None:
@@ -156,5 +153,5 @@ def test_input_images_are_listed_from_the_input_folder(folders: FolderPaths) -> 
     for name in ("b.png", "a.jpg", "notes.txt"):
         (folders.root / "input" / name).write_bytes(b"x")
     (folders.root / "input/sub").mkdir()
-    assert comfy_runtime.options("input_images") == ["a.jpg", "b.png"]
-    assert comfy_runtime.options("checkpoints") == ["base.safetensors"]
+    assert comfy_runtime.input_images() == ["a.jpg", "b.png"]
+    assert comfy_runtime.folder_files("checkpoints") == ["base.safetensors"]
