@@ -205,11 +205,13 @@ class RemoteLoras:
                 return folder / cached.file, cached.trigger_word or ""
             loras, error = self.listing(refresh=True)
             lora = next((item for item in loras if item.key == key), None)
+            if lora is None and cached is not None:
+                why = str(error) if error else "the server no longer lists it"
+                raise ChecksumMismatch(f"{key}: the cached file no longer matches its sha256, and {why}")
+            if lora is None and error is not None:
+                raise type(error)(f"{key} is not in the local cache, and {error}")
             if lora is None:
-                if cached is not None:
-                    raise ChecksumMismatch(f"{key}: the cached file no longer matches its sha256 and {error}")
-                why = f": {error}" if error else ""
-                raise AtelierServerError(f"{key} is not among your LoRAs on the LoRA Atelier server{why}")
+                raise AtelierServerError(f"{key} is not among your LoRAs on the LoRA Atelier server")
             relative = _safe_relative(lora.comfy_name)
             path = folder / relative
             AtelierServer(connection, self._timeout_s).download(lora, path)
