@@ -3,19 +3,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 from pydantic import BaseModel
 
 from comfy_workflows.registration import RegisteredTemplate
-from comfy_workflows.templates import BaseModelSpec, Template, UnknownTemplateError, get_template, list_templates
-from comfy_workflows.ui_format import UIFormatError, api_to_ui
+from comfy_workflows.templates import Template, UnknownTemplateError, get_template, list_templates
 from orchestrator.api.auth import OWNER
 from orchestrator.api.bodies import json_response, parse_query
 from orchestrator.api.routing import Router
 from orchestrator.app_keys import ENGINE
-from orchestrator.errors import AtelierError, NotFound
+from orchestrator.errors import NotFound
 from orchestrator.generation.generation_services import GENERATION, GenerationServices
 from orchestrator.generation.loras import foreign_lora_files
 from orchestrator.generation.queries import owner_lora_files
@@ -32,20 +29,10 @@ from orchestrator.generation.schemas import (
     TemplateSummary,
     Txt2ImgBody,
 )
+from orchestrator.generation.template_examples import editor_graph, editor_object_info, example_graphs, offered
 
 router = Router()
 BODIES: dict[str, type[BaseModel]] = {"txt2img": Txt2ImgBody, "img2img": Img2ImgBody}
-EXAMPLE_MODELS = {
-    "sd15": BaseModelSpec(family="sd15", checkpoint="sd15-base.safetensors"),
-    "sdxl": BaseModelSpec(family="sdxl", checkpoint="sdxl-base.safetensors"),
-    "flux": BaseModelSpec(
-        family="flux",
-        unet="flux1-dev.safetensors",
-        clip_l="clip_l.safetensors",
-        t5xxl="t5xxl_fp16.safetensors",
-        vae="ae.safetensors",
-    ),
-}
 
 
 def _summary(template: Template) -> TemplateSummary:
@@ -67,18 +54,6 @@ async def list_all_templates(request: web.Request) -> web.Response:
     return json_response(TemplateList(items=items))
 
 
-async def _ui_graph(services: GenerationServices, graph: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-    if services.checker is None:
-        return None, "no ComfyUI backend is configured"
-    try:
-        info = await services.checker.info(services.checker.ready_backends()[0])
-        return api_to_ui(graph, info), None
-    except AtelierError as exc:
-        return None, exc.detail
-    except UIFormatError as exc:
-        return None, str(exc)
-
-
 @router.route(
     "GET",
     "/v1/templates/{name}",
@@ -89,7 +64,9 @@ async def _ui_graph(services: GenerationServices, graph: dict[str, Any]) -> tupl
     errors=(404, 422),
 )
 async def get_one_template(request: web.Request) -> web.Response:
-    """The template's example built for ``family`` (sd15, sdxl or flux) as an API graph and an editor graph."""
+    """The template's example built for ``family`` (sd15, sdxl or flux, on a model the backends offer) as an API
+    graph and an editor graph, a parameter marker of the node pack wired in for each request field: open
+    ``ui_graph`` in ComfyUI, change it, and register either graph back with POST /v1/templates."""
     query = parse_query(request, TemplateQuery)
     try:
         template = get_template(request.match_info["name"])
@@ -98,24 +75,22 @@ async def get_one_template(request: web.Request) -> web.Response:
         if saved is None:
             raise NotFound(str(exc.args[0])) from exc
         return json_response(await _registered_detail(request.app[GENERATION], saved))
-    spec = EXAMPLE_MODELS[query.family]
-    example = {**template.example, "base_model": spec.checkpoint or "flux-dev"}
-    built = template.build(template.parse(example), spec, filename_prefix="atelier/example", seed_source=lambda: 0)
-    ui_graph, why = await _ui_graph(request.app[GENERATION], built.graph)
+    graphs = await example_graphs(request.app[GENERATION], template, query.family)
     detail = TemplateDetail(
         **_summary(template).model_dump(),
-        example=example,
+        example=graphs.example,
         family=query.family,
-        api_graph=built.graph,
-        ui_graph=ui_graph,
-        ui_graph_unavailable=why,
-        field_map=[{"node": n, "input": i, "field": f} for (n, i), f in sorted(built.field_map.items())],
+        api_graph=graphs.marked.graph,
+        ui_graph=graphs.ui_graph,
+        ui_graph_unavailable=graphs.ui_graph_unavailable,
+        field_map=[{"node": n, "input": i, "field": f} for (n, i), f in graphs.marked.field_map.items()],
+        unmarked_fields=graphs.marked.unmarked,
     )
     return json_response(detail)
 
 
 async def _registered_detail(services: GenerationServices, template: RegisteredTemplate) -> TemplateDetail:
-    ui_graph, why = await _ui_graph(services, template.graph)
+    ui_graph, why = editor_graph(template.graph, await editor_object_info(services))
     defaults = {f.name: f.default for f in template.fields if f.default is not None}
     return TemplateDetail(
         **summary_of(template.name, template.description, template.input_schema()).model_dump(),
@@ -135,17 +110,6 @@ async def list_backends(request: web.Request) -> web.Response:
     return json_response(BackendList(configured=services.configured, items=services.backend_states()))
 
 
-async def _offered(services: GenerationServices, folder: str, refresh: bool) -> dict[str, list[str]]:
-    """name -> backends offering it."""
-    if services.pool is None:
-        return {}
-    by_name: dict[str, list[str]] = {}
-    for url, names in (await services.pool.offered_models(folder, refresh=refresh)).items():
-        for name in names:
-            by_name.setdefault(name, []).append(url)
-    return dict(sorted(by_name.items()))
-
-
 @router.route(
     "GET",
     "/v1/models",
@@ -162,7 +126,7 @@ async def list_models(request: web.Request) -> web.Response:
     services = request.app[GENERATION]
     engine, owner = request.app[ENGINE], request[OWNER]
     checkpoints = []
-    for name, backends in (await _offered(services, "checkpoints", refresh)).items():
+    for name, backends in (await offered(services, "checkpoints", refresh)).items():
         family, source = await services.catalog.checkpoint_family(name)
         checkpoints.append({"name": name, "family": family, "family_source": source, "backends": backends})
     catalog = [
@@ -170,7 +134,7 @@ async def list_models(request: web.Request) -> web.Response:
          "description": description}
         for name, (spec, description) in sorted(services.catalog.entries().items())
     ]  # fmt: skip
-    offered_loras = await _offered(services, "loras", refresh)
+    offered_loras = await offered(services, "loras", refresh)
     mine = await owner_lora_files(engine, owner)
     foreign = await foreign_lora_files(engine, owner, set(offered_loras))
     loras = [

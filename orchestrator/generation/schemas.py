@@ -200,10 +200,20 @@ class TemplateDetail(TemplateSummary):
     family: str | None = Field(description="The model family of the example; None for a registered template.")
     api_graph: dict[str, Any] = Field(description="The example's API-format graph (POST it as {workflow}).")
     ui_graph: dict[str, Any] | None = Field(
-        None, description="The same graph in ComfyUI's editor format (needs a ready backend's /object_info)."
+        None,
+        description="The same graph in ComfyUI's editor format (from a ready backend's /object_info, else from "
+        "the node definitions the service knows).",
     )
     ui_graph_unavailable: str | None = Field(None, description="Why ui_graph is null.")
-    field_map: list[dict[str, str]] = Field(description="Which request field feeds which node input.")
+    field_map: list[dict[str, str]] = Field(
+        description="Which request field sets which node input (for a built-in template's graphs: the value "
+        "input of the parameter marker that stands for the field)."
+    )
+    unmarked_fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="Request fields of a built-in template that no marker in the graphs stands for, and why "
+        "(the LoRA list: add Atelier LoRA loader nodes instead).",
+    )
 
 
 class RegisterTemplate(BaseModel):

@@ -26,7 +26,8 @@ from orchestrator.generation.schemas import MAX_WORKFLOW_NODES, WorkflowBody
 from orchestrator.storage import Storage
 
 _POLICY_KINDS = frozenset({IssueKind.CLASS_NOT_ALLOWED, IssueKind.REMOTE_URL})
-_IMAGE_LOADERS = frozenset({"LoadImage", "LoadImageMask"})
+_IMAGE_LOADERS = frozenset({"LoadImage", "LoadImageMask", "AtelierImageInput"})
+"""Nodes whose ``image`` takes an upload (the node pack's image marker loads its image like LoadImage)."""
 _SEED_INPUTS = ("seed", "noise_seed")
 _MODEL_INPUTS = {"ckpt_name": "checkpoints", "lora_name": "loras", "unet_name": "diffusion_models"}
 

@@ -39,7 +39,11 @@ async def test_templates_describe_inputs_and_both_graph_formats(
 
     detail = await get_json(http, svc, me, "/v1/templates/txt2img")
     classes = {node["class_type"] for node in detail["api_graph"].values()}
-    assert {"CheckpointLoaderSimple", "KSampler", "SaveImage"} <= classes
+    assert {"CheckpointLoaderSimple", "KSampler", "SaveImage", "AtelierIntInput", "AtelierCheckpointInput"} <= classes
+    assert detail["example"]["base_model"] == SD15  # a checkpoint the backends offer, not a made-up name
+    assert detail["unmarked_fields"] == {
+        "loras": "a list of LoRAs: add Atelier LoRA loader nodes in the editor instead"
+    }
     services = svc.app[GENERATION]
     assert services.checker is not None
     assert services.pool is not None
@@ -48,9 +52,9 @@ async def test_templates_describe_inputs_and_both_graph_formats(
         k: {"class_type": v["class_type"], "inputs": v["inputs"], "_meta": v["_meta"]}
         for k, v in detail["api_graph"].items()
     }
-    assert {"field": "steps", "input": "steps"}.items() <= next(
-        f for f in detail["field_map"] if f["field"] == "steps"
-    ).items()
+    steps = next(f for f in detail["field_map"] if f["field"] == "steps")
+    assert detail["api_graph"][steps["node"]]["class_type"] == "AtelierIntInput"
+    assert steps["input"] == "value"
     flux = await get_json(http, svc, me, "/v1/templates/txt2img?family=flux")
     flux_classes = {node["class_type"] for node in flux["api_graph"].values()}
     assert {"UNETLoader", "DualCLIPLoader", "VAELoader", "FluxGuidance"} <= flux_classes
@@ -115,6 +119,11 @@ async def test_without_comfyui_generations_are_503_and_readiness_passes(
         assert (await response.json())["checks"]["comfyui"] == "not configured"
     backends = await get_json(http, service, caller, "/v1/backends")
     assert backends == {"configured": False, "items": []}
+    detail = await get_json(http, service, caller, "/v1/templates/txt2img")
+    assert detail["ui_graph"] is not None, detail["ui_graph_unavailable"]
+    assert detail["example"]["base_model"] == "sd15-base.safetensors"  # the named default: nothing is offered
+    types = {node["type"] for node in detail["ui_graph"]["nodes"]}
+    assert {"AtelierPromptInput", "AtelierSeedInput", "KSampler"} <= types
 
 
 @pytest.mark.slow

@@ -64,12 +64,11 @@ async def test_an_editor_format_workflow_with_an_uploaded_image_runs(
 ) -> None:
     svc = generation_service
     graph, detail = await _example_graph(http, svc, me, "img2img")
-    loader = _node(graph, "LoadImage")
+    loader = _node(graph, "AtelierImageInput")  # the example marks init_image with the pack's image marker
     ui_graph = detail["ui_graph"]
     assert ui_graph is not None, detail["ui_graph_unavailable"]
-    for node in ui_graph["nodes"]:
-        if node["type"] == "CheckpointLoaderSimple":
-            node["widgets_values"] = [SD15]
+    checkpoint = next(node for node in ui_graph["nodes"] if node["type"] == "AtelierCheckpointInput")
+    assert checkpoint["widgets_values"][1] == SD15  # the example uses a checkpoint the backends offer
     job_id = await submit(http, svc, me, {"workflow": ui_graph, "inputs": {loader: {"image": png_data_url(40, 40)}}})
     events = await events_of(http, svc, me, job_id)
     assert events[-1].event == "job.succeeded", events[-1]

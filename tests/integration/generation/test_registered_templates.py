@@ -115,3 +115,37 @@ async def test_templates_are_private_and_can_be_deleted(
     assert (await post(http, svc, me, {"template": "mine"}))[0] == 422
     async with http.delete(f"{svc.url}/v1/templates/txt2img", headers=me.headers) as response:
         assert response.status == 404
+
+
+async def test_a_builtin_templates_graphs_register_back_unchanged_with_its_request_fields(
+    generation_service: GenerationService, http: aiohttp.ClientSession, me: Caller
+) -> None:
+    svc = generation_service
+    detail = await get_json(http, svc, me, "/v1/templates/txt2img")
+    schemas = []
+    for name, graph in (("rt-api", detail["api_graph"]), ("rt-editor", detail["ui_graph"])):
+        status, summary = await _register(http, svc, me, name, graph)
+        assert status == 201, summary
+        schemas.append({k: v for k, v in summary["input_schema"].items() if k != "title"})
+    assert schemas[0] == schemas[1]
+    assert list(schemas[0]["properties"]) == [
+        "base_model", "prompt", "negative_prompt", "width", "height", "steps", "cfg", "sampler", "scheduler",
+        "seed", "batch_size",
+    ]  # fmt: skip
+    builtin = detail["input_schema"]["properties"]
+    assert schemas[0]["properties"]["steps"]["description"] == builtin["steps"]["description"]
+
+    body = {"template": "rt-editor", "prompt": "a red barn", "steps": 3, "width": 64, "height": 64, "seed": 5}
+    job_id = await submit(http, svc, me, body)
+    events = await events_of(http, svc, me, job_id)
+    assert events[-1].event == "job.succeeded", events[-1]
+    generation = await get_json(http, svc, me, f"/v1/generations/{job_id}")
+    assert {k: generation["params"][k] for k in ("prompt", "steps", "cfg", "sampler", "base_model")} == {
+        "prompt": "a red barn", "steps": 3, "cfg": 7.0, "sampler": "euler", "base_model": SD15,
+    }  # fmt: skip
+    ran = svc.standin(generation["backend"]).executor.history[job_id]["prompt"][2]
+    [sampler] = [node for node in ran.values() if node["class_type"] == "KSampler"]
+    assert [ran[sampler["inputs"][k][0]]["inputs"] for k in ("steps", "sampler_name")] == [
+        {"name": "steps", "value": 3, "min": 1, "max": 150, "description": "Number of sampling steps."},
+        {"name": "sampler", "value": "euler", "description": "Sampler name as ComfyUI knows it."},
+    ]

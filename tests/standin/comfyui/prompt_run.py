@@ -8,6 +8,7 @@ import time
 import zlib
 from typing import TYPE_CHECKING, Any
 
+from comfy_workflows.markers import MARKER_CLASSES
 from tests.standin.comfyui.files import png_bytes
 from tests.standin.comfyui.validation import is_link
 
@@ -114,7 +115,7 @@ class PromptRun:
     def _steps(self, node_id: str, class_type: str) -> int:
         if class_type not in self.ex.rec.step_seconds and "sampler" not in class_type.lower():
             return 0
-        steps = self.task.prompt[node_id].get("inputs", {}).get("steps")
+        steps = self.value_of(self.task.prompt[node_id].get("inputs", {}).get("steps"))
         return int(steps) if isinstance(steps, int | float) and steps > 0 else 0
 
     async def _sample(self, node_id: str, class_type: str, steps: int) -> None:
@@ -176,10 +177,19 @@ class PromptRun:
             list(template.get("traceback", [f'  File "<standin>/execution.py", line 1, in {kind}\n'])),
         )
 
+    def value_of(self, value: Any) -> Any:
+        """A literal input value, or the value an Atelier parameter marker passes on through a link."""
+        if isinstance(value, list) and len(value) == 2 and value[0] in self.task.prompt:
+            source = self.task.prompt[value[0]]
+            marker = MARKER_CLASSES.get(str(source.get("class_type")))
+            if marker is not None:
+                return (source.get("inputs") or {}).get(marker.value_input)
+        return value
+
     def _image_spec(self) -> tuple[int, int, int]:
         for node in self.task.prompt.values():
             if str(node.get("class_type", "")).startswith("Empty") and "width" in (node.get("inputs") or {}):
-                inputs = node.get("inputs") or {}
+                inputs = {k: self.value_of(v) for k, v in (node.get("inputs") or {}).items()}
                 return int(inputs.get("width", 64)), int(inputs.get("height", 64)), int(inputs.get("batch_size", 1))
         return 64, 64, 1
 

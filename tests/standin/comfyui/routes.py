@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from tests.standin.comfyui.executor import Task
+from tests.standin.comfyui.pack_nodes import with_pack_options
 from tests.standin.comfyui.prompt_run import now_ms
 from tests.standin.comfyui.recordings import object_info_for, recorded
 from tests.standin.comfyui.validation import validate_prompt
@@ -31,7 +32,8 @@ class Routes:
     @staticmethod
     def object_info_of(server: StandinComfyUI) -> dict[str, Any]:
         """``/object_info`` listing the server's models and uploaded inputs."""
-        return {**object_info_for(server.models, server.files.input_files()), **server.options.extra_nodes}
+        info = {**object_info_for(server.models, server.files.input_files()), **server.options.extra_nodes}
+        return with_pack_options(info)  # the pack's markers list the server's files, as the real pack does
 
     def install(self, app: web.Application) -> None:
         """Add every route, twice (plain and ``/api``)."""
