@@ -17,6 +17,7 @@ from orchestrator.api.auth import issue_key
 from orchestrator.app import create_app
 from orchestrator.db.engine import create_engine, migrate
 from orchestrator.devtools.commands import register_dev_commands
+from orchestrator.key_commands import register_key_admin_commands
 from orchestrator.settings import Settings
 
 log = logging.getLogger("atelier")
@@ -126,11 +127,9 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed for tests and docs)."""
-    parser = argparse.ArgumentParser(prog="atelier", description="LoRA Atelier service")
-    parser.add_argument("--version", action="version", version=f"atelier {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+def register_server_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The server's commands (serve, worker, migrate, keys, dev) on ``sub``; the ``atelier`` command of the
+    client package finds this through the ``atelier.commands`` entry point."""
     sub.add_parser("serve", help=cmd_serve.__doc__).set_defaults(func=cmd_serve)
     worker = sub.add_parser("worker", help=cmd_worker.__doc__)
     worker.add_argument("--kinds", help="comma list of job kinds to claim, e.g. training")
@@ -140,7 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     create = keys.add_parser("create", help=cmd_keys_create.__doc__)
     create.add_argument("--owner", required=True, help="owner name")
     create.set_defaults(func=cmd_keys_create)
+    register_key_admin_commands(keys)
     _add_dev_commands(sub)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The server's own parser (``python -m orchestrator.cli``; exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(prog="atelier", description="LoRA Atelier service")
+    parser.add_argument("--version", action="version", version=f"atelier {__version__}")
+    register_server_commands(parser.add_subparsers(dest="command", required=True))
     return parser
 
 

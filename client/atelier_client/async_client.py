@@ -16,7 +16,7 @@ from httpx_sse import aconnect_sse
 from atelier_client import ops_generation as gen
 from atelier_client import ops_jobs as jobs
 from atelier_client import ops_training as train
-from atelier_client._calls import Call, Id
+from atelier_client._calls import Call, Id, saved
 from atelier_client.client import STREAM_TIMEOUT, events_path, headers_for
 from atelier_client.config import resolve
 from atelier_client.errors import raise_for_problem
@@ -120,6 +120,10 @@ class AsyncClient:
             if on_event is not None:
                 on_event(event)
         return await self.get_job(job_id)
+
+    async def download_url(self, url: str, dest: Path | str) -> Path:
+        """Save what a URL the API handed out (an event's ``url``, an image's ``url``) points at to ``dest``."""
+        return await self.send(Call("download_url", "GET", url, saved(Path(dest)), download_to=Path(dest)))
 
     health = _op(jobs.health)
     readiness = _op(jobs.readiness)

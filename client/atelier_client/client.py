@@ -16,7 +16,7 @@ from httpx_sse import connect_sse
 from atelier_client import ops_generation as gen
 from atelier_client import ops_jobs as jobs
 from atelier_client import ops_training as train
-from atelier_client._calls import Call, Id, path
+from atelier_client._calls import Call, Id, path, saved
 from atelier_client.config import resolve
 from atelier_client.errors import raise_for_problem
 from atelier_client.events import RETRYABLE, Event, Resumption
@@ -131,6 +131,10 @@ class Client:
             if on_event is not None:
                 on_event(event)
         return self.get_job(job_id)
+
+    def download_url(self, url: str, dest: Path | str) -> Path:
+        """Save what a URL the API handed out (an event's ``url``, an image's ``url``) points at to ``dest``."""
+        return self.send(Call("download_url", "GET", url, saved(Path(dest)), download_to=Path(dest)))
 
     health = _op(jobs.health)
     readiness = _op(jobs.readiness)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import json
 import os
 import subprocess
 import sys
@@ -60,3 +63,29 @@ def test_bad_configuration_is_a_clear_error() -> None:
     result = _atelier("migrate", env=env)
     assert result.returncode == 2
     assert "refused on a non-loopback bind" in result.stderr
+
+
+async def test_keys_list_and_revoke(fresh_database_url: str) -> None:
+    env = {**os.environ, "ATELIER_DATABASE_URL": fresh_database_url}
+    run = functools.partial(asyncio.to_thread, _atelier, env=env)
+    first = (await run("keys", "create", "--owner", "carol")).stdout.strip()
+    second = (await run("keys", "create", "--owner", "dave")).stdout.strip()
+    listed = await run("keys", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    keys = json.loads(listed.stdout)
+    assert [(k["owner"], first.startswith(k["prefix"] + "_")) for k in keys] == [("carol", True), ("dave", False)]
+    assert all(k["revoked_at"] is None for k in keys)
+    assert "secret" not in listed.stdout
+    assert first not in listed.stdout
+    revoked = await run("keys", "revoke", first)  # the whole key, its prefix or its id all name it
+    assert revoked.returncode == 0, revoked.stderr
+    assert json.loads((await run("keys", "list", "--json")).stdout)[0]["owner"] == "dave"
+    everything = json.loads((await run("keys", "list", "--all", "--owner", "carol", "--json")).stdout)
+    assert everything[0]["revoked_at"] is not None
+    assert (await run("keys", "revoke", "atl_nosuchkey000")).returncode == 1
+    # a revoked key no longer opens the API
+    settings = Settings(database_url=fresh_database_url, auth="apikey", worker_enabled=False)
+    async with running_app(settings) as (_app, url), aiohttp.ClientSession() as http:
+        for key, status in ((first, 401), (second, 200)):
+            async with http.get(f"{url}/v1/jobs", headers={"Authorization": f"Bearer {key}"}) as response:
+                assert response.status == status

@@ -14,7 +14,7 @@ CLIENT = Path(__file__).resolve().parents[3] / "client"
 SERVER_ONLY = ["sqlalchemy", "asyncpg", "cv2", "aiohttp", "alembic", "orchestrator", "numpy", "PIL", "boto3"]
 PROBE = f"""
 import json, sys
-import atelier_client
+import atelier_client, atelier_client.cli
 from atelier_client import AsyncClient, Client, verify_webhook
 print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({SERVER_ONLY!r}))))
 """
@@ -42,3 +42,7 @@ def test_the_client_installs_alone_and_imports_no_server_dependency(tmp_path: Pa
     assert names.isdisjoint({"sqlalchemy", "asyncpg", "opencv-python-headless", "aiohttp", "lora-atelier"})
     assert {"atelier-client", "httpx", "httpx-sse", "rich", "standardwebhooks", "pydantic"} <= names
     assert sys.prefix != str(env)
+    helped = subprocess.run([str(env / "bin" / "atelier"), "--help"], capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0, helped.stderr
+    assert "generate" in helped.stdout
+    assert "serve" not in helped.stdout  # the server's commands come only with the server
