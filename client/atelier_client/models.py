@@ -698,7 +698,7 @@ class TemplateDetail(BaseModel):
     """
     ui_graph: dict[str, Any] | None = Field(None, title="Ui Graph")
     """
-    The same graph in ComfyUI's editor format (needs a ready backend's /object_info).
+    The same graph in ComfyUI's editor format (from a ready backend's /object_info, else from the node definitions the service knows).
     """
     ui_graph_unavailable: str | None = Field(None, title="Ui Graph Unavailable")
     """
@@ -706,7 +706,11 @@ class TemplateDetail(BaseModel):
     """
     field_map: list[dict[str, str]] = Field(..., title="Field Map")
     """
-    Which request field feeds which node input.
+    Which request field sets which node input (for a built-in template's graphs: the value input of the parameter marker that stands for the field).
+    """
+    unmarked_fields: dict[str, str] | None = Field(None, title="Unmarked Fields")
+    """
+    Request fields of a built-in template that no marker in the graphs stands for, and why (the LoRA list: add Atelier LoRA loader nodes instead).
     """
 
 
