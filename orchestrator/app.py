@@ -28,6 +28,7 @@ from orchestrator.api.auth import (
 from orchestrator.api.cors import install_cors
 from orchestrator.api.health import READINESS_CHECKS
 from orchestrator.api.problems import problem_middleware
+from orchestrator.api.request_log import request_context_middleware, send_request_id
 from orchestrator.api.routing import ROUTERS, Router
 from orchestrator.app_keys import (
     BROADCASTER,
@@ -178,7 +179,13 @@ async def _worker(app: web.Application) -> AsyncIterator[None]:
         kind = factory(app)
         if kind is not None:
             kinds[kind.name] = kind
-    worker = Worker(app[STORE], kinds, _worker_config(settings, kinds))
+    durations = app[METRICS].job_duration
+    worker = Worker(
+        app[STORE],
+        kinds,
+        _worker_config(settings, kinds),
+        lambda kind, outcome, seconds: durations.labels(kind, outcome).observe(seconds),
+    )
     listener = app[LISTENER]
     listener.on(JOBS_CHANNEL, worker.job_available)
     listener.on(CANCEL_CHANNEL, worker.cancel_requested)
@@ -214,7 +221,7 @@ def create_app(settings: Settings, *, serve_http: bool = True) -> web.Applicatio
     """
     app = web.Application(
         client_max_size=settings.max_upload_bytes,
-        middlewares=[metrics_middleware, problem_middleware, auth_middleware],
+        middlewares=[request_context_middleware, metrics_middleware, problem_middleware, auth_middleware],
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
@@ -236,4 +243,5 @@ def create_app(settings: Settings, *, serve_http: bool = True) -> web.Applicatio
             router.install(app)
         install_cors(app, settings.cors_origins)
     app.on_shutdown.append(_end_streams)
+    app.on_response_prepare.append(send_request_id)
     return app

@@ -14,10 +14,12 @@ from pydantic import ValidationError
 
 from orchestrator import __version__
 from orchestrator.api.auth import issue_key
+from orchestrator.api.request_log import AccessLogger
 from orchestrator.app import create_app
 from orchestrator.db.engine import create_engine, migrate
 from orchestrator.devtools.commands import register_dev_commands
 from orchestrator.key_commands import register_key_admin_commands
+from orchestrator.logs import configure as configure_logging
 from orchestrator.settings import Settings
 
 log = logging.getLogger("atelier")
@@ -32,9 +34,7 @@ def _settings() -> Settings:
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    configure_logging(settings.log_level, settings.log_format)
 
 
 def _loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop]:
@@ -60,7 +60,8 @@ def _run(app: web.Application, settings: Settings, *, http: bool) -> int:
             port=settings.port,
             handler_cancellation=True,
             shutdown_timeout=settings.shutdown_timeout_s + 5,
-            access_log=None,
+            access_log=logging.getLogger("atelier.access") if settings.access_log else None,
+            access_log_class=AccessLogger,
             print=lambda msg: log.info("%s", msg),
         )
     else:

@@ -41,9 +41,44 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.jobs = Gauge(
+            "atelier_jobs",
+            "Jobs by kind and status, counted at scrape time",
+            ["kind", "status"],
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge("atelier_queue_depth", "Queued jobs by kind", ["kind"], registry=self.registry)
+        self.job_duration = Histogram(
+            "atelier_job_duration_seconds",
+            "How long a job ran on a worker, by kind and outcome (succeeded, failed, retrying, cancelled, ...)",
+            ["kind", "outcome"],
+            registry=self.registry,
+            buckets=(0.05, 0.25, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600),
+        )
+        self.backend_up = Gauge(
+            "atelier_backend_up",
+            "1 when the ComfyUI backend is healthy and ready, else 0",
+            ["backend"],
+            registry=self.registry,
+        )
+        self.scrape_hooks: list[Callable[[], None]] = []
         self.sse_dropped = Counter(
             "atelier_sse_dropped_subscribers", "SSE subscribers dropped for falling behind", registry=self.registry
         )
+
+    def set_job_counts(self, counts: list[tuple[str, str, int]]) -> None:
+        """``atelier_jobs{kind,status}`` and ``atelier_queue_depth{kind}`` from ``(kind, status, count)`` rows."""
+        self.jobs.clear()
+        self.queue_depth.clear()
+        for kind, status, count in counts:
+            self.jobs.labels(kind, status).set(count)
+            if status == "queued":
+                self.queue_depth.labels(kind).set(count)
+
+    def refresh(self) -> None:
+        """Run the scrape hooks (values read when /metrics is asked for)."""
+        for hook in self.scrape_hooks:
+            hook()
 
     def gauge(self, name: str, doc: str, read: Callable[[], float]) -> None:
         """Expose a value read at scrape time."""

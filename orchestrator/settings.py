@@ -168,6 +168,10 @@ class Settings(BaseSettings):
         "auto", description="Event loop implementation; auto = uvloop when installed."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging level.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text, or json: one JSON object per line with request_id, owner, job_id, kind, ..."
+    )
+    access_log: bool = Field(True, description="Log every HTTP request (id, method, path, status, duration).")
     db_pool_size: int = Field(10, ge=1, description="Database connections per process.")
 
     @field_validator(

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.errors import Unauthorized
+from orchestrator.logs import bind
 
 OWNER = web.RequestKey("owner_id", uuid.UUID)
 # The API key that authenticated the request; absent in single-user mode.
@@ -169,4 +170,5 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
             raise Unauthorized("the API key is unknown or revoked")
         request[OWNER] = resolved.owner_id
         request[API_KEY_ID] = resolved.key_id
+    bind(owner=str(request[OWNER]))  # until the request's log context ends
     return await handler(request)

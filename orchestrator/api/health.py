@@ -13,6 +13,7 @@ from orchestrator.api.bodies import json_response
 from orchestrator.api.routing import Router
 from orchestrator.app_keys import ENGINE, METRICS, SETTINGS, STORE
 from orchestrator.db.engine import ping
+from orchestrator.jobs.queries import job_counts
 
 router = Router()
 
@@ -72,6 +73,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 @router.route("GET", "/metrics", summary="Prometheus metrics", tag="service", auth=False, produces="text/plain")
 async def metrics(request: web.Request) -> web.Response:
-    """The Prometheus text exposition format."""
-    body = request.app[METRICS].render()
+    """The Prometheus text exposition format; job counts and backend states are read now."""
+    metrics = request.app[METRICS]
+    metrics.set_job_counts(await job_counts(request.app[ENGINE]))
+    metrics.refresh()
+    body = metrics.render()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})

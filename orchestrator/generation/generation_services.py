@@ -25,11 +25,12 @@ from aiohttp import web
 from comfy_workflows.markers import ATELIER_NODE_CLASSES
 from comfy_workflows.templates import get_template
 from comfy_workflows.validation import DEFAULT_ALLOWED_CLASSES, RawWorkflowPolicy
-from orchestrator.app_keys import SETTINGS
+from orchestrator.app_keys import METRICS, SETTINGS
 from orchestrator.comfy import BackendPool, LocalComfyConfig, LocalComfyError, LocalComfyUI, RunOptions
 from orchestrator.comfy.backoff import backoff_delay
 from orchestrator.generation.catalog import ModelCatalog
 from orchestrator.generation.checking import GraphChecker
+from orchestrator.metrics import Metrics
 from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,7 @@ async def generation_services(app: web.Application) -> AsyncIterator[None]:
         warmup_graph=await warmup_graph(services.catalog, settings.comfyui_warmup_model),
     )
     services.pool, services.checker = pool, GraphChecker(pool)
+    app[METRICS].scrape_hooks.append(lambda: _report_backends(app[METRICS], pool))
     starting = [asyncio.create_task(_start_local(i, pool), name=f"comfy-local {i.url}") for i in services.local]
     try:
         await pool.start()
@@ -193,3 +195,9 @@ async def readiness(app: web.Application) -> tuple[bool, Any]:
         return True, "not configured"
     states = [{"url": b.url, "healthy": b.healthy, "ready": b.ready and b.healthy} for b in services.pool.backends]
     return services.pool.ready, {"ready": sum(s["ready"] for s in states), "backends": states}
+
+
+def _report_backends(metrics: Metrics, pool: BackendPool) -> None:
+    """``atelier_backend_up{backend}``: 1 for a healthy, ready ComfyUI."""
+    for state in pool.status():
+        metrics.backend_up.labels(state["url"]).set(1 if state["ready"] else 0)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from orchestrator.events.types import EventType
 from orchestrator.jobs.outcome import JobOutcome
 from orchestrator.jobs.store import ClaimedJob, JobStore
+from orchestrator.logs import bind
 
 
 class JobFailed(Exception):
@@ -51,8 +52,9 @@ class JobContext:
         await self._store.record(self.job.id, self._worker_id, event_type, data)
 
     async def set_backend(self, backend: str) -> None:
-        """Record which engine backend runs this job."""
+        """Record which engine backend runs this job (and name it on the job's log lines from now on)."""
         await self._store.set_backend(self.job.id, self._worker_id, backend)
+        bind(backend=backend)
 
 
 class JobKind(Protocol):

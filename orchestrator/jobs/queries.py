@@ -83,3 +83,10 @@ async def last_terminal_event_id(engine: AsyncEngine, job_id: uuid.UUID) -> int 
     async with engine.connect() as conn:
         value = await conn.scalar(_LAST_TERMINAL, {"job_id": job_id, "types": [str(t) for t in TERMINAL_EVENTS]})
     return int(value) if value is not None else None
+
+
+async def job_counts(engine: AsyncEngine) -> list[tuple[str, str, int]]:
+    """``(kind, status, count)`` over every owner's jobs, for the metrics."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(text("SELECT kind, status, count(*) FROM jobs GROUP BY kind, status"))
+        return [(row[0], row[1], int(row[2])) for row in rows]

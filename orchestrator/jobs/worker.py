@@ -8,8 +8,9 @@ import logging
 import os
 import random
 import socket
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -19,8 +20,11 @@ from orchestrator.jobs.kinds import JobContext, JobFailed, JobKind
 from orchestrator.jobs.outcome import JobOutcome
 from orchestrator.jobs.states import Status
 from orchestrator.jobs.store import ClaimedJob, JobLost, JobStore
+from orchestrator.logs import bound
 
 log = logging.getLogger(__name__)
+# kind, outcome (succeeded, failed, retrying, cancelled, interrupted, lost), seconds it ran here
+DurationObserver = Callable[[str, str, float], None]
 
 
 class StopReason(Enum):
@@ -59,7 +63,14 @@ def new_worker_id() -> str:
 class Worker:
     """Runs jobs of the configured kinds, ``concurrency`` at a time."""
 
-    def __init__(self, store: JobStore, kinds: Mapping[str, JobKind], config: WorkerConfig) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        kinds: Mapping[str, JobKind],
+        config: WorkerConfig,
+        observe: DurationObserver | None = None,
+    ) -> None:
+        self._observe: DurationObserver = observe or (lambda _kind, _outcome, _seconds: None)
         unknown = set(config.kinds) - set(kinds)
         if unknown:
             raise ValueError(f"no implementation for job kinds {sorted(unknown)}")
@@ -158,29 +169,34 @@ class Worker:
     # -- running ------------------------------------------------------------------------------------
 
     async def _run(self, job: ClaimedJob) -> None:
+        started = time.monotonic()
+        fields = {"job_id": job.id, "owner": job.owner_id, "kind": job.kind, "attempt": job.attempts}
         try:
-            await self._execute(job)
+            with bound(**fields, backend=job.backend):  # every line the job logs carries them
+                outcome = await self._execute(job)
+                seconds = time.monotonic() - started
+                log.info("job %s %s after %.3f s", job.id, outcome, seconds, extra={"outcome": outcome})
+            self._observe(job.kind, outcome, seconds)
         finally:
             self._running.pop(job.id, None)
             self._slots.release()
 
-    async def _execute(self, job: ClaimedJob) -> None:
+    async def _execute(self, job: ClaimedJob) -> str:
+        """Run the job and record how it ended; that outcome (succeeded, failed, retrying, cancelled, ...)."""
         ctx = JobContext(self._store, self.worker_id, job)
         try:
             result = await self._kinds[job.kind].run(job, ctx)
         except asyncio.CancelledError:
-            await self._record_stop(job)
-            return
+            return await self._record_stop(job)
         except JobFailed as failure:
-            await self._record_failure(job, failure)
-            return
+            return await self._record_failure(job, failure)
         except JobLost:
             log.info("job %s was taken from this worker; dropping it", job.id)
-            return
+            return "lost"
         except Exception as exc:
             log.exception("job %s crashed", job.id)
-            await self._record_failure(job, JobFailed("internal", f"{type(exc).__name__}: {exc}", retryable=True))
-            return
+            crash = JobFailed("internal", f"{type(exc).__name__}: {exc}", retryable=True)
+            return await self._record_failure(job, crash)
         outcome = result if isinstance(result, JobOutcome) else JobOutcome(result=result)
         try:
             await self._store.succeed(
@@ -188,23 +204,29 @@ class Worker:
             )
         except (IllegalTransition, NotFound) as exc:
             log.info("job %s: %s", job.id, exc.detail)
+            return "lost"
+        return "succeeded"
 
-    async def _record_stop(self, job: ClaimedJob) -> None:
+    async def _record_stop(self, job: ClaimedJob) -> str:
         running = self._running.get(job.id)
         reason = running.stop_reason if running else StopReason.SHUTDOWN
         if reason is StopReason.CANCEL_REQUESTED:
             await self._finish(job, Status.CANCELLED, data={"reason": "cancelled by request"})
-        elif reason is StopReason.SHUTDOWN:
+            return "cancelled"
+        if reason is StopReason.SHUTDOWN:
             await self._finish(job, Status.QUEUED, data={"attempt": job.attempts + 1, "reason": "worker shut down"})
+            return "interrupted"
+        return "lost"
 
-    async def _record_failure(self, job: ClaimedJob, failure: JobFailed) -> None:
+    async def _record_failure(self, job: ClaimedJob, failure: JobFailed) -> str:
         error = failure.as_error()
         if failure.retryable and job.attempts < job.max_attempts:
             delay = self._config.retry_base_delay_s * 2 ** (job.attempts - 1) * (0.5 + random.random())
             data = {"attempt": job.attempts + 1, "reason": failure.message, "error": error}
             await self._finish(job, Status.QUEUED, data=data, delay_s=delay)
-        else:
-            await self._finish(job, Status.FAILED, error=error, data={"error": error})
+            return "retrying"
+        await self._finish(job, Status.FAILED, error=error, data={"error": error})
+        return "failed"
 
     async def _finish(self, job: ClaimedJob, target: Status, **kwargs: Any) -> None:
         try:
