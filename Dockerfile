@@ -11,7 +11,9 @@ COPY pyproject.toml README.md LICENSE ./
 COPY orchestrator ./orchestrator
 COPY comfy_workflows ./comfy_workflows
 COPY trainer ./trainer
-RUN pip install --no-cache-dir .
+COPY client ./client
+# the `atelier` command is the client's; the server's commands (serve, worker, ...) join it
+RUN pip install --no-cache-dir ./client .
 
 ENV ATELIER_HOST=0.0.0.0 \
     ATELIER_VAR_DIR=/data/var \

@@ -75,7 +75,7 @@ class Resumption:
 
     def headers(self) -> dict[str, str]:
         """The request headers of the next connection."""
-        return {"Accept": "text/event-stream"} | ({"Last-Event-ID": str(self.after)} if self.after else {})
+        return {"Accept": "text/event-stream"} | ({"Last-Event-ID": str(self.after)} if self.after is not None else {})
 
     def accept(self, sse: ServerSentEvent) -> Event | None:
         """The event to hand out, or None (a comment, a retry hint, an id already handed out)."""

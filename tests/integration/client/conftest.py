@@ -85,6 +85,7 @@ def _settings(database_url: str, comfyui: StandinComfyUI, tmp: pytest.TempPathFa
         idle_poll_s=0.5,
         worker_concurrency=4,
         sse_retry_ms=100,
+        db_pool_size=4,  # the shared Postgres serves many test runs at once
         webhook_retry_base_s=0.1,
         photo_max_bytes=2_000_000,
     )
@@ -96,7 +97,7 @@ async def client_service(
 ) -> AsyncIterator[ClientService]:
     """The service, started once for the SDK and CLI tests."""
     settings = _settings(client_database_url, client_comfyui, tmp_path_factory)
-    engine = create_engine(settings.database_url, pool_size=4)
+    engine = create_engine(settings.database_url, pool_size=2)
     async with running_app(settings) as (_app, url):
         yield ClientService(url=url, settings=settings, engine=engine, comfyui=client_comfyui)
     await engine.dispose()
