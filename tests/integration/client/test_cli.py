@@ -37,6 +37,9 @@ async def test_generate_end_to_end_in_json(client_service: ClientService, api_ke
     assert [
         job["payload"].get("batch_size", job["payload"].get("params", {}).get("batch_size")) for job in result["jobs"]
     ]
+    previews = [Path(p) for p in result["previews"]]  # saved while the jobs ran
+    assert previews
+    assert all(p.parent == tmp_path / "previews" and p.stat().st_size > 0 for p in previews)
     images = [Path(p) for p in result["images"]]
     assert len(images) == 5
     for image in images:
