@@ -6,6 +6,7 @@ carries the OpenAPI ``operationId`` it implements, so a test can hold the SDK to
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from pydantic import BaseModel
 T = TypeVar("T")
 P = ParamSpec("P")
 ModelT = TypeVar("ModelT", bound=BaseModel)
-Id = str | Any  # a UUID or its string
+Id = str | uuid.UUID  # an id as the API gave it, or its string
 FileField = tuple[str, tuple[str, bytes, str]]
 
 

@@ -48,10 +48,10 @@ def create_noop_job(
     """Queue a diagnostic job that only reports progress (handy to try events and webhooks)."""
     payload = {"kind": "noop", "payload": {"steps": steps, "step_ms": step_ms}}
     extra = {"priority": priority, "webhook_url": webhook_url}
-    return Call("create_job", "POST", "/v1/jobs", model(Accepted), json=payload | query_free(extra))
+    return Call("create_job", "POST", "/v1/jobs", model(Accepted), json=payload | _present(extra))
 
 
-def query_free(values: dict[str, Any]) -> dict[str, Any]:
+def _present(values: dict[str, Any]) -> dict[str, Any]:
     """The set values of a body fragment."""
     return {k: v for k, v in values.items() if v is not None}
 
