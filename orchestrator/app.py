@@ -49,6 +49,7 @@ from orchestrator.events.feed import EventFeed
 from orchestrator.events.listener import PgListener
 from orchestrator.events.model import JobEventRecord
 from orchestrator.generation import feature as generation_feature
+from orchestrator.jobs.dispatcher import SchedulingConfig
 from orchestrator.jobs.kinds import JobKind, NoopKind
 from orchestrator.jobs.store import CANCEL_CHANNEL, EVENTS_CHANNEL, JOBS_CHANNEL, JobStore
 from orchestrator.jobs.webhooks import WEBHOOKS_CHANNEL, WebhookConfig, WebhookDispatcher
@@ -166,6 +167,11 @@ def _worker_config(settings: Settings, kinds: dict[str, JobKind]) -> WorkerConfi
         heartbeat_timeout_s=settings.heartbeat_timeout_s,
         shutdown_timeout_s=settings.shutdown_timeout_s,
         idle_poll_s=settings.idle_poll_s,
+        scheduling=SchedulingConfig(
+            fair=settings.scheduling == "fair",
+            affinity_max_wait_s=settings.affinity_max_wait_s,
+            owner_max_running=settings.owner_max_running,
+        ),
     )
 
 
@@ -198,8 +204,10 @@ async def _worker(app: web.Application) -> AsyncIterator[None]:
         )
         listener.on(WEBHOOKS_CHANNEL, webhooks.wake)
         await worker.start()
+        app[STORE].attach_handoff(worker.dispatcher)
         await webhooks.start()
         yield
+        app[STORE].attach_handoff(None)
         await worker.stop()
         await webhooks.stop()
 

@@ -18,6 +18,7 @@ from orchestrator.api.request_log import AccessLogger
 from orchestrator.app import create_app
 from orchestrator.db.engine import create_engine, migrate
 from orchestrator.devtools.commands import register_dev_commands
+from orchestrator.jobs.shares import owner_id_by_name, set_owner_weight
 from orchestrator.key_commands import register_key_admin_commands
 from orchestrator.logs import configure as configure_logging
 from orchestrator.settings import Settings
@@ -128,8 +129,34 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_owners_weight(args: argparse.Namespace) -> int:
+    """Set an owner's weight in the scheduler's fair share (2 = twice the turns of an owner with 1)."""
+    settings = _settings()
+
+    async def set_weight() -> bool:
+        await migrate(settings.database_url)
+        engine = create_engine(settings.database_url, pool_size=1)
+        try:
+            owner = await owner_id_by_name(engine, args.owner)
+            if owner is None:
+                return False
+            await set_owner_weight(engine, owner, args.weight)
+            return True
+        finally:
+            await engine.dispose()
+
+    if args.weight <= 0:
+        print("atelier: a weight must be positive", file=sys.stderr)
+        return 2
+    if not asyncio.run(set_weight()):
+        print(f"atelier: no owner named {args.owner!r}", file=sys.stderr)
+        return 1
+    print(f"owner {args.owner} now has weight {args.weight:g}")
+    return 0
+
+
 def register_server_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """The server's commands (serve, worker, migrate, keys, dev) on ``sub``; the ``atelier`` command of the
+    """The server's commands (serve, worker, migrate, keys, owners, dev) on ``sub``; the ``atelier`` command of the
     client package finds this through the ``atelier.commands`` entry point."""
     sub.add_parser("serve", help=cmd_serve.__doc__).set_defaults(func=cmd_serve)
     worker = sub.add_parser("worker", help=cmd_worker.__doc__)
@@ -141,6 +168,11 @@ def register_server_commands(sub: argparse._SubParsersAction[argparse.ArgumentPa
     create.add_argument("--owner", required=True, help="owner name")
     create.set_defaults(func=cmd_keys_create)
     register_key_admin_commands(keys)
+    owners = sub.add_parser("owners", help="manage owners").add_subparsers(dest="owners_command", required=True)
+    weight = owners.add_parser("weight", help=cmd_owners_weight.__doc__)
+    weight.add_argument("--owner", required=True, help="owner name")
+    weight.add_argument("--weight", required=True, type=float, help="share weight (default for everyone: 1)")
+    weight.set_defaults(func=cmd_owners_weight)
     _add_dev_commands(sub)
 
 

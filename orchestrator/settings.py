@@ -138,6 +138,21 @@ class Settings(BaseSettings):
         description="Job kinds this process claims.",
     )
     worker_concurrency: int = Field(4, ge=1, le=256, description="Jobs one worker process runs at once.")
+    scheduling: Literal["fair", "fifo"] = Field(
+        "fair",
+        description="fair = priority, then weighted fair share between owners, preferring jobs whose model a backend "
+        "has loaded; fifo = priority, then age (for comparison).",
+    )
+    affinity_max_wait_s: float = Field(
+        60.0,
+        ge=0,
+        description="The most a job may wait beyond its FIFO turn so that backends can reuse a loaded model "
+        "(0 = no affinity).",
+    )
+    owner_max_running: int = Field(0, ge=0, description="Most jobs one owner may have running at once (0 = no cap).")
+    comfyui_backend_depth: int = Field(
+        2, ge=1, le=16, description="Prompts sent to one ComfyUI backend at once (1 running + the next, queued there)."
+    )
     heartbeat_interval_s: float = Field(2.0, gt=0, description="How often a running job's heartbeat is written.")
     heartbeat_timeout_s: float = Field(15.0, gt=0, description="A running job silent this long is reclaimed.")
     max_attempts: int = Field(3, ge=1, le=20, description="Attempts per job before it fails for good.")

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 
 from orchestrator.comfy.backend import Backend
+from orchestrator.comfy.connection import ComfyConnection
 from orchestrator.comfy.errors import BackendUnavailable, NoBackendAvailable
 from orchestrator.comfy.events import EventCallback, RunResult
 from orchestrator.comfy.run import RunOptions
@@ -68,6 +69,27 @@ class BackendPool:
         self.affinity_slack = affinity_slack
         self._probe_task: asyncio.Task[None] | None = None
         self._warmups: dict[str, asyncio.Task[bool]] = {}
+        self._listeners: list[Callable[[], None]] = []
+        self._connected: dict[str, bool] = {}
+        for backend in self.backends:
+            backend.connection.on_state_change = self._socket_changed
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (synchronously) whenever backends may have changed state (probe, warm-up, socket)."""
+        self._listeners.append(callback)
+
+    def _socket_changed(self, connection: ComfyConnection) -> None:
+        """Sockets also report queue lengths; only an opened or closed socket changes what can take prompts."""
+        if self._connected.get(connection.base_url) != connection.connected:
+            self._connected[connection.base_url] = connection.connected
+            self._changed()
+
+    def _changed(self) -> None:
+        for callback in self._listeners:
+            try:
+                callback()
+            except Exception:  # a listener's bug must not stop the probes
+                log.exception("comfy pool: state listener failed")
 
     @property
     def ready(self) -> bool:
@@ -109,11 +131,13 @@ class BackendPool:
                 task = asyncio.create_task(backend.warm_up(self.warmup_graph), name=f"comfy-warmup {backend.url}")
                 self._warmups[backend.url] = task
                 task.add_done_callback(functools.partial(self._warmup_done, backend.url))
+        self._changed()
         if wait_warmup and self._warmups:
             await asyncio.gather(*self._warmups.values(), return_exceptions=True)
 
     def _warmup_done(self, url: str, _task: asyncio.Task[bool]) -> None:
         self._warmups.pop(url, None)
+        self._changed()
 
     async def _probe_loop(self) -> None:
         while True:

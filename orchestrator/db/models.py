@@ -75,6 +75,13 @@ class Job(Base):
         ),
         Index("jobs_running_heartbeat", "heartbeat_at", postgresql_where=text("status = 'running'")),
         Index("jobs_owner_listing", "owner_id", "kind", text("created_at DESC")),
+        Index(
+            "jobs_owner_slots",
+            "owner_id",
+            "owner_slot",
+            unique=True,
+            postgresql_where=text("status = 'running' AND owner_slot IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
@@ -92,12 +99,39 @@ class Job(Base):
     worker_id: Mapped[str | None] = mapped_column(Text)
     backend: Mapped[str | None] = mapped_column(Text)
     webhook_url: Mapped[str | None] = mapped_column(Text)
+    #: What the job needs loaded on its backend (checkpoint + LoRA set), for the scheduler's affinity.
+    affinity_key: Mapped[str | None] = mapped_column(Text)
+    #: When a job behind it was first dispatched ahead of it for affinity (its wait is bounded from then).
+    passed_over_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: While running: which of its owner's numbered slots it holds (unique per owner: exact caps).
+    owner_slot: Mapped[int | None] = mapped_column(SmallInteger)
     run_after: Mapped[datetime] = _now_column()
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _now_column()
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = _now_column()
+
+
+class OwnerShare(Base):
+    """An owner's weight and virtual time in the scheduler's weighted fair queuing (a row once it matters)."""
+
+    __tablename__ = "owner_shares"
+    __table_args__ = (CheckConstraint("weight > 0", name="owner_shares_weight_positive"),)
+
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), primary_key=True)
+    vtime: Mapped[float] = mapped_column(Float, nullable=False, server_default=text("0"))
+    weight: Mapped[float] = mapped_column(Float, nullable=False, server_default=text("1"))
+
+
+class FairClock(Base):
+    """The fair queuing's virtual clock: one row, monotone."""
+
+    __tablename__ = "fair_clock"
+    __table_args__ = (CheckConstraint("id", name="fair_clock_one_row"),)
+
+    id: Mapped[bool] = mapped_column(Boolean, primary_key=True, server_default=text("true"))
+    vtime: Mapped[float] = mapped_column(Float, nullable=False, server_default=text("0"))
 
 
 class JobEvent(Base):

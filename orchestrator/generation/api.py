@@ -102,6 +102,7 @@ async def create_generation(request: web.Request) -> web.Response:
         priority=body.priority,
         max_attempts=request.app[SETTINGS].max_attempts,
         webhook_url=str(body.webhook_url) if body.webhook_url else None,
+        affinity_key=payload.affinity_key(),
         id=job_id,
     )
     try:

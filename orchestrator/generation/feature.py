@@ -24,7 +24,7 @@ def generation_kind(app: web.Application) -> JobKind | None:
     services = app[GENERATION]
     if services.pool is None:
         return None
-    return GenerationKind(services, app[STORAGE])
+    return GenerationKind(services, app[STORAGE], services.pool)
 
 
 def install(app: web.Application) -> None:

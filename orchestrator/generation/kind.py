@@ -20,13 +20,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from orchestrator.comfy import (
     Backend,
     BackendHTTPError,
     BackendLost,
+    BackendPool,
     BackendUnavailable,
     ComfyError,
     NoBackendAvailable,
@@ -41,12 +42,16 @@ from orchestrator.generation.followup import follow_existing
 from orchestrator.generation.generation_services import GenerationServices
 from orchestrator.generation.outputs import fetch_outputs, image_rows, remove_local_copies, select_images
 from orchestrator.generation.payload import KIND, GenerationPayload, storage_prefix
-from orchestrator.jobs.kinds import JobContext, JobFailed
+from orchestrator.jobs.kinds import JobContext, JobFailed, LaneState
 from orchestrator.jobs.outcome import JobOutcome
-from orchestrator.jobs.store import ClaimedJob
+from orchestrator.jobs.records import ClaimedJob
 from orchestrator.storage import Storage
 
 log = logging.getLogger(__name__)
+
+
+async def _nothing() -> None:
+    return None
 
 
 def comfy_failure(exc: ComfyError) -> JobFailed:
@@ -66,15 +71,24 @@ def comfy_failure(exc: ComfyError) -> JobFailed:
 
 
 class GenerationKind:
-    """Runs generation jobs on the services' backend pool."""
+    """Runs generation jobs on the services' backend pool; each ready backend is a lane of the scheduler that
+    takes ``comfyui_backend_depth`` prompts at once (the one running and the next, queued in ComfyUI)."""
 
     name = KIND
 
-    def __init__(self, services: GenerationServices, storage: Storage) -> None:
-        assert services.pool is not None
+    def __init__(self, services: GenerationServices, storage: Storage, pool: BackendPool) -> None:
         self._services = services
-        self._pool = services.pool
+        self._pool = pool
         self._storage = storage
+        self._depth = services.settings.comfyui_backend_depth
+
+    def lanes(self) -> list[LaneState]:
+        """Every backend, with room for ``comfyui_backend_depth`` prompts when it is ready."""
+        return [LaneState(b.url, self._depth if b.ready and b.healthy else 0) for b in self._pool.backends]
+
+    def on_lanes_changed(self, callback: Callable[[], None]) -> None:
+        """Wake the worker when a backend's state changes."""
+        self._pool.add_listener(callback)
 
     async def run(self, job: ClaimedJob, ctx: JobContext) -> JobOutcome:
         """Run (or collect) the job's prompt; the result names the images, seed, backend and ComfyUI's time."""
@@ -83,12 +97,24 @@ class GenerationKind:
             previous = await self._previous_run(job)
             if previous is not None:
                 backend, result = previous
+                ctx.release_lane()
             else:
-                backend = await self._choose(payload, job.backend)
+                backend = self._lane_backend(job, payload) or await self._choose(payload, job.backend)
                 result = await self._run_on(backend, job, ctx, payload)
             return await self._finish(job, payload, backend, result)
         except ComfyError as exc:
             raise comfy_failure(exc) from exc
+
+    def _lane_backend(self, job: ClaimedJob, payload: GenerationPayload) -> Backend | None:
+        """The backend the scheduler chose, when it can still take the prompt and offers its models."""
+        if job.lane is None:
+            return None
+        try:
+            backend = self._pool.backend(job.lane)
+        except KeyError:
+            return None
+        usable = backend.ready and backend.healthy and backend.candidate().offers(payload.required_models)
+        return backend if usable else None
 
     async def _previous_run(self, job: ClaimedJob) -> tuple[Backend, RunResult] | None:
         """The earlier attempt's run on its backend, when that backend still knows it."""
@@ -153,8 +179,10 @@ class GenerationKind:
     async def _run_on(
         self, backend: Backend, job: ClaimedJob, ctx: JobContext, payload: GenerationPayload
     ) -> RunResult:
-        """Upload, run and relay events; the backend is recorded meanwhile (a retry looks there first)."""
-        recording = asyncio.create_task(ctx.set_backend(backend.url))
+        """Upload, run and relay events; the backend is recorded (the claim did, when it chose it) so that a retry
+        looks there first. The lane is given back as soon as ComfyUI is done with the prompt."""
+        recorded = job.lane == backend.url
+        recording = asyncio.create_task(_nothing() if recorded else ctx.set_backend(backend.url))
         relay = ComfyEventRelay(
             ctx,
             self._storage,
@@ -167,9 +195,11 @@ class GenerationKind:
             graph = await self._prepare_graph(backend, payload)
             result = await backend.run(graph, str(job.id), relay.on_event, model_key=payload.model_key_tuple())
         except BaseException:
+            ctx.release_lane()
             await relay.abort()
             await asyncio.gather(recording, return_exceptions=True)
             raise
+        ctx.release_lane(result.execution_ms / 1000 if result.execution_ms is not None else None)
         await relay.close()
         await recording
         return result

@@ -56,3 +56,9 @@ class GenerationPayload(BaseModel):
     def model_key_tuple(self) -> tuple[str, ...] | None:
         """The affinity key the pool compares (None when the graph loads no model)."""
         return tuple(self.model_key) or None
+
+    def affinity_key(self) -> str | None:
+        """What a backend must have loaded to run this without a model load, for the scheduler: the model files
+        and the LoRAs' strengths (another strength re-patches the weights). None when it loads no model."""
+        strengths = [f"{r.get('file')}@{r.get('strength_model')}/{r.get('strength_clip')}" for r in self.loras]
+        return "\n".join([*self.model_key, *strengths]) or None

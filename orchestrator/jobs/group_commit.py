@@ -13,7 +13,8 @@ import json
 import logging
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
@@ -21,31 +22,63 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import Integer, Text
 
 from orchestrator.events.types import EventType
-
-if TYPE_CHECKING:
-    from orchestrator.jobs.store import NewJob
+from orchestrator.jobs.records import ClaimedJob, NewJob
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
 
+# A job offered to this process's idle worker (``lane`` set) is written as running, with ``job.queued`` then
+# ``job.started``, when no queued job of its kind and at least its priority is waiting (it would go first);
+# otherwise it is queued like the rest. Handing off charges the owner's fair share like a claim does.
 _CREATE_MANY = text(
     """
 WITH input AS (
-    SELECT * FROM unnest(:ids, :owners, :kinds, :priorities, :payloads, :max_attempts, :webhooks)
-        AS t(id, owner_id, kind, priority, payload, max_attempts, webhook_url)
+    SELECT * FROM unnest(:ids, :owners, :kinds, :priorities, :payloads, :max_attempts, :webhooks, :affinity_keys,
+                         :lanes, :backends)
+        AS t(id, owner_id, kind, priority, payload, max_attempts, webhook_url, affinity_key, lane, backend)
+), decided AS (
+    SELECT i.*, i.lane IS NOT NULL AND NOT EXISTS (
+        SELECT FROM jobs q
+        WHERE q.status = 'queued' AND q.kind = i.kind AND q.priority >= i.priority AND q.run_after <= now()
+    ) AS started
+    FROM input i
 ), job AS (
-    INSERT INTO jobs (id, owner_id, kind, priority, payload, max_attempts, webhook_url)
-    SELECT id, owner_id, kind, priority, payload::jsonb, max_attempts, webhook_url FROM input
-    RETURNING id, owner_id, kind, priority
+    INSERT INTO jobs (id, owner_id, kind, priority, payload, max_attempts, webhook_url, affinity_key,
+                      status, worker_id, attempts, heartbeat_at, started_at, backend)
+    SELECT id, owner_id, kind, priority, payload::jsonb, max_attempts, webhook_url, affinity_key,
+           CASE WHEN started THEN 'running' ELSE 'queued' END, CASE WHEN started THEN :worker_id END,
+           CASE WHEN started THEN 1 ELSE 0 END, CASE WHEN started THEN now() END,
+           CASE WHEN started THEN now() END, CASE WHEN started THEN backend END
+    FROM decided
+    RETURNING id, owner_id, kind, priority, status
+), handed AS (
+    SELECT owner_id, count(*) AS n FROM job WHERE status = 'running' GROUP BY owner_id
+), charged AS (
+    UPDATE owner_shares s SET vtime = greatest(s.vtime, c.vtime) + h.n / s.weight
+    FROM handed h, fair_clock c WHERE s.owner_id = h.owner_id
+    RETURNING s.owner_id
+), first_charge AS (
+    INSERT INTO owner_shares (owner_id, vtime)
+    SELECT h.owner_id, c.vtime + h.n FROM handed h, fair_clock c
+    WHERE NOT EXISTS (SELECT FROM owner_shares s WHERE s.owner_id = h.owner_id)
+    ON CONFLICT (owner_id) DO NOTHING
+    RETURNING owner_id
 ), event AS (
     INSERT INTO job_events (job_id, owner_id, type, data)
-    SELECT id, owner_id, :event_type, jsonb_build_object('kind', kind, 'priority', priority) FROM job
-    RETURNING id, job_id
+    SELECT job.id, job.owner_id, e.type, e.data
+    FROM job CROSS JOIN LATERAL (VALUES
+        (1, 'job.queued', jsonb_build_object('kind', job.kind, 'priority', job.priority)),
+        (2, 'job.started', jsonb_build_object('attempt', 1, 'worker', CAST(:worker_id AS text)))
+    ) AS e(n, type, data)
+    WHERE e.n = 1 OR job.status = 'running'
+    ORDER BY job.id, e.n
+    RETURNING id, job_id, type
 )
-SELECT event.job_id, event.id AS event_id, pg_notify('atelier_events', event.id::text) AS notified,
-       pg_notify('atelier_jobs', event.job_id::text) AS woke
-FROM event
+SELECT event.job_id, event.id AS event_id, event.type, pg_notify('atelier_events', event.id::text) AS notified,
+       CASE WHEN job.status = 'queued' THEN pg_notify('atelier_jobs', event.job_id::text) END AS woke,
+       (SELECT count(*) FROM charged) + (SELECT count(*) FROM first_charge) AS owners_charged
+FROM event JOIN job ON job.id = event.job_id
 """
 ).bindparams(
     bindparam("ids", type_=ARRAY(UUID(as_uuid=True))),
@@ -55,16 +88,54 @@ FROM event
     bindparam("payloads", type_=ARRAY(Text)),
     bindparam("max_attempts", type_=ARRAY(Integer)),
     bindparam("webhooks", type_=ARRAY(Text)),
+    bindparam("affinity_keys", type_=ARRAY(Text)),
+    bindparam("lanes", type_=ARRAY(Text)),
+    bindparam("backends", type_=ARRAY(Text)),
 )
 
 
+class Handoff(Protocol):
+    """This process's worker, able to start a just-accepted job at once instead of waiting for a claim."""
+
+    worker_id: str
+
+    def offer(self, job: NewJob) -> HandoffLane | None:
+        """Reserve a free lane for ``job`` (synchronously); None when none is free."""
+        ...
+
+    def deliver(self, job: ClaimedJob) -> None:
+        """The job was written as running on the reserved lane (``job.lane``): run it."""
+        ...
+
+    def decline(self, job: NewJob, lane: HandoffLane) -> None:
+        """The job was queued instead (another waited before it): free the reserved lane."""
+        ...
+
+
+@dataclass(frozen=True)
+class HandoffLane:
+    """A lane reserved for a handoff; ``backend`` when it is an engine backend."""
+
+    name: str
+    backend: str | None = None
+
+
 class AcceptanceBatcher:
-    """Writes queued jobs in batches; ``submit`` returns once the job's batch committed."""
+    """Writes queued jobs in batches; ``submit`` returns once the job's batch committed.
+
+    With a :class:`Handoff` attached, a job that the local worker has a free lane for is written as running
+    there and handed to it directly: no notification round trip and no claim statement before it starts.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._pending: list[tuple[NewJob, asyncio.Future[int]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._handoff: Handoff | None = None
+
+    def attach(self, handoff: Handoff | None) -> None:
+        """Hand just-accepted jobs to this worker when it has a free lane (None: stop)."""
+        self._handoff = handoff
 
     async def submit(self, job: NewJob) -> int:
         """Queue one job; returns its job.queued event id once its batch committed."""
@@ -77,17 +148,31 @@ class AcceptanceBatcher:
     async def _drain(self) -> None:
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            handoff = self._handoff
+            offers = [handoff.offer(job) if handoff is not None else None for job, _ in batch]
             try:
-                event_ids = await self._write([job for job, _ in batch])
+                written = await self._write([job for job, _ in batch], offers)
             except Exception as exc:
+                self._decline(batch, offers)
                 await self._write_one_by_one(batch, exc)
                 continue
-            for job, future in batch:
+            for (job, future), lane in zip(batch, offers, strict=True):
+                event_id, started = written[job.id]
+                if lane is not None and handoff is not None:
+                    if started:
+                        handoff.deliver(_claimed(job, lane))
+                    else:
+                        handoff.decline(job, lane)
                 if not future.done():
-                    future.set_result(event_ids[job.id])
+                    future.set_result(event_id)
+
+    def _decline(self, batch: list[tuple[NewJob, asyncio.Future[int]]], offers: list[HandoffLane | None]) -> None:
+        for (job, _), lane in zip(batch, offers, strict=True):
+            if lane is not None and self._handoff is not None:
+                self._handoff.decline(job, lane)
 
     async def _write_one_by_one(self, batch: list[tuple[NewJob, asyncio.Future[int]]], exc: Exception) -> None:
-        """A failed batch fails only the jobs that fail on their own."""
+        """A failed batch fails only the jobs that fail on their own (none is handed off then)."""
         if len(batch) == 1:
             if not batch[0][1].done():
                 batch[0][1].set_exception(exc)
@@ -95,7 +180,7 @@ class AcceptanceBatcher:
         log.warning("a batch of %d jobs failed (%s); writing them one by one", len(batch), exc)
         for job, future in batch:
             try:
-                event_id = (await self._write([job]))[job.id]
+                event_id, _ = (await self._write([job], [None]))[job.id]
             except Exception as single:
                 if not future.done():
                     future.set_exception(single)
@@ -103,7 +188,10 @@ class AcceptanceBatcher:
                 if not future.done():
                     future.set_result(event_id)
 
-    async def _write(self, jobs: Sequence[NewJob]) -> dict[uuid.UUID, int]:
+    async def _write(
+        self, jobs: Sequence[NewJob], offers: Sequence[HandoffLane | None]
+    ) -> dict[uuid.UUID, tuple[int, bool]]:
+        """Write the jobs; per job its ``job.queued`` event id and whether it was written as started."""
         params = {
             "ids": [j.id for j in jobs],
             "owners": [j.owner_id for j in jobs],
@@ -112,8 +200,27 @@ class AcceptanceBatcher:
             "payloads": [json.dumps(dict(j.payload)) for j in jobs],
             "max_attempts": [j.max_attempts for j in jobs],
             "webhooks": [j.webhook_url for j in jobs],
-            "event_type": EventType.QUEUED.value,
+            "affinity_keys": [j.affinity_key for j in jobs],
+            "lanes": [lane.name if lane else None for lane in offers],
+            "backends": [lane.backend if lane else None for lane in offers],
+            "worker_id": self._handoff.worker_id if self._handoff is not None else None,
         }
         async with self._engine.connect() as conn:
             rows = (await conn.execute(_CREATE_MANY, params)).all()
-        return {row.job_id: int(row.event_id) for row in rows}
+        queued = {row.job_id: int(row.event_id) for row in rows if row.type == EventType.QUEUED.value}
+        started = {row.job_id for row in rows if row.type == EventType.STARTED.value}
+        return {job_id: (event_id, job_id in started) for job_id, event_id in queued.items()}
+
+
+def _claimed(job: NewJob, lane: HandoffLane) -> ClaimedJob:
+    return ClaimedJob(
+        id=job.id,
+        owner_id=job.owner_id,
+        kind=job.kind,
+        payload=job.payload,
+        attempts=1,
+        max_attempts=job.max_attempts,
+        backend=None,
+        lane=lane.name,
+        affinity_key=job.affinity_key,
+    )

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.events.types import EventType
 from orchestrator.jobs.outcome import JobOutcome
-from orchestrator.jobs.store import ClaimedJob, JobStore
+from orchestrator.jobs.records import ClaimedJob
+from orchestrator.jobs.store import JobStore
 from orchestrator.logs import bind
 
 
@@ -33,12 +35,26 @@ class JobFailed(Exception):
 
 
 class JobContext:
-    """What a running job may do besides computing: report progress and events, name its backend."""
+    """What a running job may do besides computing: report progress and events, name its backend, and give its
+    lane back early (a backend can take the next prompt while this job still collects its outputs)."""
 
-    def __init__(self, store: JobStore, worker_id: str, job: ClaimedJob) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        worker_id: str,
+        job: ClaimedJob,
+        release: Callable[[float | None], None] | None = None,
+    ) -> None:
         self._store = store
         self._worker_id = worker_id
+        self._release = release
         self.job = job
+
+    def release_lane(self, run_s: float | None = None) -> None:
+        """The engine is done with this job (``run_s``: how long it ran there, for the scheduler's estimates)."""
+        if self._release is not None:
+            release, self._release = self._release, None
+            release(run_s)
 
     async def progress(self, stage: str, step: int, total: int, **extra: Any) -> None:
         """Write a ``job.progress`` event (and the job's latest progress) in one transaction."""
@@ -68,6 +84,30 @@ class JobKind(Protocol):
 
     async def run(self, job: ClaimedJob, ctx: JobContext) -> Mapping[str, Any] | JobOutcome:
         """Do the work of one job."""
+        ...
+
+
+@dataclass(frozen=True)
+class LaneState:
+    """One lane of a :class:`LaneSource`: its name (unique in the process) and how many jobs it takes at once."""
+
+    name: str
+    capacity: int
+
+
+@runtime_checkable
+class LaneSource(Protocol):
+    """A kind whose jobs run on lanes it manages (a ComfyUI backend each): the worker dispatches its jobs to a
+    lane with room, choosing job and lane together (see :mod:`orchestrator.jobs.scheduling`)."""
+
+    name: str
+
+    def lanes(self) -> Sequence[LaneState]:
+        """The lanes that can take jobs now (ready backends); capacity 0 for none."""
+        ...
+
+    def on_lanes_changed(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` whenever a lane may have become usable (a backend became ready)."""
         ...
 
 

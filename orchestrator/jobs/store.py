@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -21,8 +21,9 @@ from sqlalchemy.types import Text
 
 from orchestrator.errors import IllegalTransition, NotFound
 from orchestrator.events.types import EventType
-from orchestrator.jobs.group_commit import AcceptanceBatcher
+from orchestrator.jobs.group_commit import AcceptanceBatcher, Handoff
 from orchestrator.jobs.outcome import RowsWrite
+from orchestrator.jobs.records import NewJob
 from orchestrator.jobs.states import ALLOWED_FROM, TRANSITION_EVENT, Status
 
 EVENTS_CHANNEL = "atelier_events"
@@ -32,32 +33,6 @@ CANCEL_CHANNEL = "atelier_cancel"
 
 class JobLost(Exception):
     """The worker no longer owns the job (it was reclaimed, cancelled or finished elsewhere)."""
-
-
-@dataclass(frozen=True)
-class NewJob:
-    """A job to accept."""
-
-    owner_id: uuid.UUID
-    kind: str
-    payload: Mapping[str, Any]
-    priority: int = 0
-    max_attempts: int = 3
-    webhook_url: str | None = None
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
-
-
-@dataclass(frozen=True)
-class ClaimedJob:
-    """A job a worker has claimed and now runs."""
-
-    id: uuid.UUID
-    owner_id: uuid.UUID
-    kind: str
-    payload: dict[str, Any]
-    attempts: int
-    max_attempts: int
-    backend: str | None
 
 
 @dataclass(frozen=True)
@@ -86,30 +61,6 @@ event AS (
 SELECT event.id AS event_id, event.job_id, pg_notify('atelier_events', event.id::text) AS notified
 FROM event
 """
-
-_CLAIM = text(
-    """
-WITH next AS (
-    SELECT id FROM jobs
-    WHERE status = 'queued' AND kind = ANY(:kinds) AND run_after <= now()
-    ORDER BY priority DESC, created_at
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
-), job AS (
-    UPDATE jobs j
-    SET status = 'running', attempts = j.attempts + 1, worker_id = :worker_id,
-        heartbeat_at = now(), started_at = now(), updated_at = now()
-    FROM next WHERE j.id = next.id
-    RETURNING j.id, j.owner_id, j.kind, j.payload, j.attempts, j.max_attempts, j.backend
-), event AS (
-    INSERT INTO job_events (job_id, owner_id, type, data)
-    SELECT id, owner_id, 'job.started', jsonb_build_object('attempt', attempts, 'worker', :worker_id)
-    FROM job
-    RETURNING id
-)
-SELECT job.*, pg_notify('atelier_events', event.id::text) AS notified FROM job, event
-"""
-).bindparams(bindparam("kinds", type_=ARRAY(Text)))
 
 _HEARTBEAT = text(
     """
@@ -246,6 +197,11 @@ class JobStore:
         async with self._autocommit.connect() as conn:
             return (await conn.execute(stmt, params)).mappings().all()
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """The database engine (the scheduler's claims share it)."""
+        return self._engine
+
     async def create(self, job: NewJob) -> int:
         """Accept a job: its row, its ``job.queued`` event and both notifications. Returns the event id.
 
@@ -253,20 +209,9 @@ class JobStore:
         """
         return await self._acceptance.submit(job)
 
-    async def claim(self, worker_id: str, kinds: Sequence[str]) -> ClaimedJob | None:
-        """Claim the most urgent queued job of the given kinds (priority, then age), or None."""
-        row = await self._one(_CLAIM, {"worker_id": worker_id, "kinds": list(kinds)})
-        if row is None:
-            return None
-        return ClaimedJob(
-            id=row["id"],
-            owner_id=row["owner_id"],
-            kind=row["kind"],
-            payload=row["payload"],
-            attempts=row["attempts"],
-            max_attempts=row["max_attempts"],
-            backend=row["backend"],
-        )
+    def attach_handoff(self, handoff: Handoff | None) -> None:
+        """Let this process's worker start just-accepted jobs at once (see :mod:`orchestrator.jobs.group_commit`)."""
+        self._acceptance.attach(handoff)
 
     async def heartbeat(self, worker_id: str, job_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, bool]:
         """Refresh the heartbeat of jobs this worker runs; returns ``{job id: cancel requested}``.

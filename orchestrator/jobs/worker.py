@@ -1,4 +1,4 @@
-"""The worker: claims jobs, runs them, heartbeats, reaps the dead and shuts down gracefully."""
+"""The worker: runs the jobs its dispatcher gives it, heartbeats, reaps the dead and shuts down gracefully."""
 
 from __future__ import annotations
 
@@ -11,15 +11,19 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from orchestrator.errors import IllegalTransition, NotFound
-from orchestrator.jobs.kinds import JobContext, JobFailed, JobKind
+from orchestrator.jobs.claims import JobClaims
+from orchestrator.jobs.dispatcher import Dispatcher, SchedulingConfig
+from orchestrator.jobs.kinds import JobContext, JobFailed, JobKind, LaneSource
+from orchestrator.jobs.lanes import LaneBook
 from orchestrator.jobs.outcome import JobOutcome
+from orchestrator.jobs.records import ClaimedJob
 from orchestrator.jobs.states import Status
-from orchestrator.jobs.store import ClaimedJob, JobLost, JobStore
+from orchestrator.jobs.store import JobLost, JobStore
 from orchestrator.logs import bound
 
 log = logging.getLogger(__name__)
@@ -53,6 +57,7 @@ class WorkerConfig:
     shutdown_timeout_s: float
     idle_poll_s: float
     retry_base_delay_s: float = 1.0
+    scheduling: SchedulingConfig = field(default_factory=SchedulingConfig)
 
 
 def new_worker_id() -> str:
@@ -61,7 +66,8 @@ def new_worker_id() -> str:
 
 
 class Worker:
-    """Runs jobs of the configured kinds, ``concurrency`` at a time."""
+    """Runs jobs of the configured kinds, ``concurrency`` at a time; kinds that run on engine backends
+    (:class:`~orchestrator.jobs.kinds.LaneSource`) also get at most as many as their backends take."""
 
     def __init__(
         self,
@@ -69,6 +75,8 @@ class Worker:
         kinds: Mapping[str, JobKind],
         config: WorkerConfig,
         observe: DurationObserver | None = None,
+        *,
+        claims: JobClaims | None = None,
     ) -> None:
         self._observe: DurationObserver = observe or (lambda _kind, _outcome, _seconds: None)
         unknown = set(config.kinds) - set(kinds)
@@ -78,19 +86,27 @@ class Worker:
         self._kinds = kinds
         self._config = config
         self.worker_id = new_worker_id()
-        self._slots = asyncio.Semaphore(config.concurrency)
-        self._wake = asyncio.Event()
         self._running: dict[uuid.UUID, _Running] = {}
-        self._stopping = False
-        self._claim_in_flight = False
-        self._claim_task: asyncio.Task[None] | None = None
         self._loops: list[asyncio.Task[None]] = []
+        sources = {k: kind for k, kind in kinds.items() if k in config.kinds and isinstance(kind, LaneSource)}
+        slot_kinds = frozenset(k for k in config.kinds if k not in sources)
+        self.dispatcher = Dispatcher(
+            claims or JobClaims(store.engine),
+            LaneBook(sources, slot_kinds),
+            self.worker_id,
+            config.scheduling,
+            room=self._room,
+            start=self._start,
+            idle_poll_s=config.idle_poll_s,
+        )
+        for source in sources.values():
+            source.on_lanes_changed(self.dispatcher.wake)
 
     # -- notifications (wired to the process's LISTEN connection) --------------------------------
 
     def job_available(self, _payload: str = "") -> None:
-        """A job was queued or requeued somewhere: try to claim."""
-        self._wake.set()
+        """A job was queued or requeued somewhere: look at the queue again and try to claim."""
+        self.dispatcher.queue_changed()
 
     def cancel_requested(self, payload: str) -> None:
         """The owner asked to cancel a job; stop it if it runs here."""
@@ -101,7 +117,7 @@ class Worker:
 
     async def start(self) -> None:
         """Start claiming, heartbeating and reaping."""
-        self._claim_task = asyncio.create_task(self._claim_loop(), name="worker-claim")
+        self.dispatcher.start()
         self._loops = [
             asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat"),
             asyncio.create_task(self._reap_loop(), name="worker-reaper"),
@@ -109,9 +125,7 @@ class Worker:
 
     async def stop(self) -> None:
         """Stop claiming; let running jobs finish within the grace period, then requeue the rest."""
-        self._stopping = True
-        self._wake.set()
-        await self._stop_claiming()
+        await self.dispatcher.stop()
         tasks = [r.task for r in self._running.values()]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=self._config.shutdown_timeout_s)
@@ -123,48 +137,17 @@ class Worker:
             loop.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
 
-    async def _stop_claiming(self) -> None:
-        """End the claim loop; a claim already sent to the database is waited for, so its job is known."""
-        if self._claim_task is None:
-            return
-        if not self._claim_in_flight:
-            self._claim_task.cancel()
-        await asyncio.gather(self._claim_task, return_exceptions=True)
-
     @property
     def running_job_ids(self) -> list[uuid.UUID]:
         """Ids of the jobs running in this worker."""
         return list(self._running)
 
-    # -- claiming -----------------------------------------------------------------------------------
+    def _room(self) -> int:
+        return self._config.concurrency - len(self._running) - self.dispatcher.reserved
 
-    async def _claim_loop(self) -> None:
-        while not self._stopping:
-            await self._slots.acquire()
-            job = await self._next_job()
-            if job is None:
-                self._slots.release()
-                break
-            task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
-            self._running[job.id] = _Running(job, task)
-
-    async def _next_job(self) -> ClaimedJob | None:
-        while not self._stopping:
-            self._wake.clear()
-            self._claim_in_flight = True
-            try:
-                job = await self._store.claim(self.worker_id, self._config.kinds)
-            except Exception:
-                log.exception("claim failed; retrying after the idle poll")
-                job = None
-            finally:
-                self._claim_in_flight = False
-            if job is not None:
-                return job
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._config.idle_poll_s):
-                    await self._wake.wait()
-        return None
+    def _start(self, job: ClaimedJob) -> None:
+        task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
+        self._running[job.id] = _Running(job, task)
 
     # -- running ------------------------------------------------------------------------------------
 
@@ -179,11 +162,11 @@ class Worker:
             self._observe(job.kind, outcome, seconds)
         finally:
             self._running.pop(job.id, None)
-            self._slots.release()
+            self.dispatcher.release(job.id)
 
     async def _execute(self, job: ClaimedJob) -> str:
         """Run the job and record how it ended; that outcome (succeeded, failed, retrying, cancelled, ...)."""
-        ctx = JobContext(self._store, self.worker_id, job)
+        ctx = JobContext(self._store, self.worker_id, job, lambda run_s: self.dispatcher.release(job.id, run_s))
         try:
             result = await self._kinds[job.kind].run(job, ctx)
         except asyncio.CancelledError:

@@ -28,7 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from orchestrator.db.models import Erasure, Job, Lora, LoraVersion, Photo, Subject, TrainingRun
 from orchestrator.errors import IllegalTransition, NotFound
 from orchestrator.jobs.kinds import JobContext, JobFailed
-from orchestrator.jobs.store import ClaimedJob, JobStore
+from orchestrator.jobs.records import ClaimedJob
+from orchestrator.jobs.store import JobStore
 from orchestrator.loras.store import remove_lora_files, version_from_row
 from orchestrator.storage import Storage
 from orchestrator.training.photo_intake import subject_prefix

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from orchestrator.db.models import Subject, TrainingRun
 from orchestrator.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from orchestrator.jobs.kinds import JobContext, JobFailed
-from orchestrator.jobs.store import ClaimedJob
+from orchestrator.jobs.records import ClaimedJob
 from orchestrator.storage import Storage
 from orchestrator.training.dataset_stage import PreparedDataset, load_prepared, prepare
 from orchestrator.training.orphans import HOST, end_orphan

@@ -322,3 +322,42 @@ async def record_server(session: aiohttp.ClientSession, url: str) -> Record:
             **{f: await get_json(session, url, f"/models/{f}") for f in ("checkpoints", "loras")},
         },
     }
+
+
+def with_lora(graph: Any, lora: str, strength: float = 1.0) -> Any:
+    """``graph`` (the recorded txt2img) with a LoraLoader as node 8 feeding the sampler and both prompts."""
+    graph = copy.deepcopy(graph)
+    graph["8"] = {
+        "class_type": "LoraLoader",
+        "inputs": {"model": ["1", 0], "clip": ["1", 1], "lora_name": lora, "strength_model": strength,
+                   "strength_clip": strength},
+    }  # fmt: skip
+    graph["2"]["inputs"]["clip"] = graph["3"]["inputs"]["clip"] = ["8", 1]
+    graph["5"]["inputs"]["model"] = ["8", 0]
+    return graph
+
+
+#: The runs of the model-switch case, in order: (label, checkpoint index, with the LoRA).
+MODEL_SWITCH_RUNS = (
+    ("warm", 0, False),
+    ("same_model", 0, False),
+    ("lora_switch", 0, True),
+    ("lora_same", 0, True),
+    ("checkpoint_switch", 1, False),
+    ("checkpoint_back", 0, False),
+    ("checkpoint_same", 0, False),
+)
+
+
+async def record_model_switch(
+    session: aiohttp.ClientSession, url: str, checkpoints: tuple[str, str], lora: str
+) -> Record:
+    """What a model switch costs: the same 64-pixel prompt (a new seed each time) on checkpoint A, A again,
+    A with a LoRA (a LoRA-set switch), that again, checkpoint B, back to A (a checkpoint switch), and A again.
+    The node timings in the frames show which loaders ran and how long each run's nodes took."""
+    async with WsCapture(session, url, _client_id("switch")) as ws:
+        runs = []
+        for label, index, lora_on in MODEL_SWITCH_RUNS:
+            graph = txt2img(checkpoints[index], prefix="atelier_contract_switch")
+            runs.append(await _run(session, url, ws, label, with_lora(graph, lora) if lora_on else graph))
+    return {"case": "model_switch", "frames": ws.frames, "runs": runs, "checkpoints": list(checkpoints)}

@@ -56,6 +56,10 @@ def test_migrate_and_keys_create(fresh_database_url: str) -> None:
     assert key.startswith("atl_")
     again = _atelier("keys", "create", "--owner", "alice", env=env).stdout.strip()
     assert again != key, "a second key for the same owner"
+    weighted = _atelier("owners", "weight", "--owner", "alice", "--weight", "2.5", env=env)
+    assert weighted.returncode == 0, weighted.stderr
+    assert _atelier("owners", "weight", "--owner", "nobody", "--weight", "2", env=env).returncode == 1
+    assert _atelier("owners", "weight", "--owner", "alice", "--weight", "0", env=env).returncode == 2
 
 
 def test_bad_configuration_is_a_clear_error() -> None:

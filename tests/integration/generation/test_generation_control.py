@@ -217,7 +217,7 @@ async def test_a_retry_collects_the_finished_run_instead_of_running_it_again(
     assert blocker.is_file()
 
 
-async def test_with_every_backend_down_a_retry_waits_for_one_to_come_back(
+async def test_with_every_backend_down_a_retry_waits_queued_for_one_to_come_back(
     held: GenerationService, http: aiohttp.ClientSession, me: Caller
 ) -> None:
     svc = held
@@ -232,10 +232,10 @@ async def test_with_every_backend_down_a_retry_waits_for_one_to_come_back(
             await backend.die()
         await wait_until(
             svc.database_url,
-            "SELECT count(*) = 2 FROM job_events WHERE job_id = $1 AND type = 'job.started'",
+            "SELECT count(*) = 1 FROM job_events WHERE job_id = $1 AND type = 'job.retrying'",
             uuid.UUID(job_id),
         )
-        assert not pool.ready  # attempt 2 has started and waits for a backend
+        assert not pool.ready  # no backend can take it: attempt 2 waits in the queue (no lane to dispatch to)
         await second.revive()
         down.remove(second)
         assert await pool.backend(second.url).connection.wait_connected(15.0)

@@ -1,0 +1,255 @@
+"""Claiming the job the scheduler picks: read a snapshot of the queue, decide (pure), apply the decision.
+
+Why not one SQL statement. The decision -- priority, weighted fair queuing between owners, model affinity with
+deadlines -- was written both ways and measured per claim (``benchmarks/bench_claim_cost.py``, 2-core machine):
+the SQL version needs window functions over every queued job, a second pass to lock the chosen row (window
+functions cannot be combined with ``FOR UPDATE SKIP LOCKED``) and gets no cheaper than reading the snapshot and
+deciding here, while the rules in Python are one small module that a property test can hold to its bound. So a
+claim is two statements: :data:`_SNAPSHOT` (the first ``lookahead`` queued jobs per owner and priority, every
+job passed over before, the owners' shares and the clock) and :data:`_CLAIM`, which re-checks that the job is
+still queued (``SKIP LOCKED``), takes one of its owner's numbered slots when caps apply (a unique index makes
+caps exact across processes: two claims cannot take the same slot), marks the jobs passed over, charges the
+owner's virtual time, advances the clock and writes ``job.started`` -- one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.types import Text
+
+from orchestrator.jobs.records import ClaimedJob
+from orchestrator.jobs.scheduling import Dispatch, Lane, OwnerShare, Policy, QueuedJob, choose
+
+log = logging.getLogger(__name__)
+
+_SNAPSHOT = text(
+    """
+WITH queued AS (
+    SELECT id, owner_id, kind, priority, created_at, affinity_key, passed_over_at,
+           row_number() OVER (PARTITION BY owner_id, priority ORDER BY created_at, id) AS place
+    FROM jobs
+    WHERE status = 'queued' AND kind = ANY(:kinds) AND run_after <= now()
+), running AS (
+    SELECT owner_id, count(*) AS n FROM jobs
+    WHERE :count_running AND status = 'running' AND owner_id IN (SELECT owner_id FROM queued)
+    GROUP BY owner_id
+)
+SELECT q.id, q.owner_id, q.kind, q.priority, extract(epoch FROM q.created_at)::float8 AS created_at,
+       q.affinity_key, extract(epoch FROM q.passed_over_at)::float8 AS passed_over_at,
+       coalesce(s.vtime, 0) AS vtime, coalesce(s.weight, 1) AS weight, coalesce(r.n, 0) AS running,
+       (SELECT vtime FROM fair_clock) AS clock, extract(epoch FROM now())::float8 AS now
+FROM queued q LEFT JOIN owner_shares s USING (owner_id) LEFT JOIN running r USING (owner_id)
+WHERE q.place <= :per_owner OR q.passed_over_at IS NOT NULL
+"""
+).bindparams(bindparam("kinds", type_=ARRAY(Text)))
+
+# The owner's virtual time is charged from what the row holds now (another process may have charged it since the
+# snapshot): max(vtime, clock) + 1 / weight.
+_CLAIM = text(
+    """
+WITH target AS (
+    SELECT id, owner_id, backend AS previous_backend FROM jobs
+    WHERE id = :job_id AND status = 'queued' AND run_after <= now()
+    FOR UPDATE SKIP LOCKED
+), slot AS (
+    SELECT CASE WHEN :cap > 0 THEN (
+        SELECT min(n) FROM generate_series(0, :cap - 1) AS n
+        WHERE n NOT IN (SELECT owner_slot FROM jobs j, target t
+                        WHERE j.owner_id = t.owner_id AND j.status = 'running' AND j.owner_slot IS NOT NULL)
+    ) END AS n
+), job AS (
+    UPDATE jobs j
+    SET status = 'running', attempts = j.attempts + 1, worker_id = :worker_id, heartbeat_at = now(),
+        started_at = now(), updated_at = now(), passed_over_at = NULL, owner_slot = slot.n,
+        backend = coalesce(:backend, j.backend)
+    FROM target, slot
+    WHERE j.id = target.id AND (:cap <= 0 OR slot.n IS NOT NULL)
+    RETURNING j.id, j.owner_id, j.kind, j.payload, j.attempts, j.max_attempts, j.affinity_key,
+              target.previous_backend
+), passed AS (
+    UPDATE jobs SET passed_over_at = now() + make_interval(secs => p.position * 1e-6)
+    FROM unnest(CAST(:passed AS uuid[])) WITH ORDINALITY AS p(id, position)
+    WHERE jobs.id = p.id AND jobs.status = 'queued' AND jobs.passed_over_at IS NULL AND EXISTS (SELECT FROM job)
+    RETURNING jobs.id
+), share AS (
+    INSERT INTO owner_shares AS s (owner_id, vtime)
+    SELECT owner_id, :clock + 1 FROM job
+    ON CONFLICT (owner_id) DO UPDATE SET vtime = greatest(s.vtime, :clock) + 1.0 / s.weight
+    RETURNING s.vtime
+), clock AS (
+    UPDATE fair_clock SET vtime = greatest(vtime, :new_clock) WHERE EXISTS (SELECT FROM job)
+    RETURNING vtime
+), event AS (
+    INSERT INTO job_events (job_id, owner_id, type, data)
+    SELECT id, owner_id, 'job.started', jsonb_build_object('attempt', attempts, 'worker', :worker_id)
+    FROM job
+    RETURNING id
+)
+SELECT job.*, pg_notify('atelier_events', event.id::text) AS notified,
+       (SELECT count(*) FROM passed) AS marked, (SELECT count(*) FROM share) AS charged,
+       (SELECT count(*) FROM clock) AS ticked
+FROM job, event
+"""
+).bindparams(bindparam("passed", type_=ARRAY(UUID(as_uuid=True))))
+
+
+@dataclass
+class QueueView:
+    """What the scheduler decides on: queued jobs, owners' shares, the clock and the database's time. Kept
+    between claims and updated with each of this process's own dispatches; read again when it may be stale."""
+
+    kinds: frozenset[str]
+    jobs: dict[uuid.UUID, QueuedJob]
+    shares: dict[uuid.UUID, OwnerShare]
+    clock: float
+    db_now: float
+    read_at: float = field(default_factory=time.monotonic)
+    #: (owner, priority) groups that filled the per-owner limit: more may wait in the database. Value: how many
+    #: of them are left in the view.
+    truncated: dict[tuple[uuid.UUID, int], int] = field(default_factory=dict)
+
+    def now(self) -> float:
+        """The database's time now, as far as this view can tell."""
+        return self.db_now + (time.monotonic() - self.read_at)
+
+    def stale(self, max_age_s: float, per_owner: int) -> bool:
+        """Too old (delayed retries may have become due), or a truncated group ran low."""
+        low = any(left < per_owner // 2 for left in self.truncated.values())
+        return low or time.monotonic() - self.read_at > max_age_s
+
+    def apply(self, dispatch: Dispatch) -> None:
+        """This process dispatched ``dispatch``: the view follows what the claim statement wrote."""
+        job = self.jobs.pop(dispatch.job.id)
+        group = (job.owner_id, job.priority)
+        if group in self.truncated:
+            self.truncated[group] -= 1
+        now = self.now()
+        for position, passed in enumerate(dispatch.passed_over):
+            if passed in self.jobs:
+                self.jobs[passed] = replace(self.jobs[passed], passed_over_at=now + position * 1e-6)
+        share = self.shares.get(job.owner_id, OwnerShare())
+        vtime = max(share.vtime, self.clock) + 1.0 / share.weight
+        self.shares[job.owner_id] = replace(share, vtime=vtime, running=share.running + 1)
+        self.clock = dispatch.clock
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claimed job and the lane it was claimed for."""
+
+    job: ClaimedJob
+    lane: Lane
+
+
+class JobClaims:
+    """The scheduler's reads and writes (one instance per process).
+
+    The view of the queue is kept between claims, so that a claim in steady state is one statement; it is
+    read again when the queue changed elsewhere (:meth:`invalidate`, on a job notification), when a claim finds
+    its job taken by another process, and after ``max_age_s``.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, max_age_s: float = 2.0) -> None:
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._max_age_s = max_age_s
+        self._view: QueueView | None = None
+
+    def invalidate(self) -> None:
+        """Jobs were queued or requeued somewhere: read the queue again before the next decision."""
+        self._view = None
+
+    async def read(self, kinds: frozenset[str], policy: Policy) -> QueueView | None:
+        """The queue as the scheduler needs it; None when nothing of these kinds is ready to run."""
+        params = {"kinds": sorted(kinds), "per_owner": policy.lookahead, "count_running": policy.owner_max_running > 0}
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(_SNAPSHOT, params)).mappings().all()
+        if not rows:
+            return None
+        jobs = {
+            row["id"]: QueuedJob(
+                id=row["id"],
+                owner_id=row["owner_id"],
+                kind=row["kind"],
+                priority=row["priority"],
+                created_at=row["created_at"],
+                affinity_key=row["affinity_key"],
+                passed_over_at=row["passed_over_at"],
+            )
+            for row in rows
+        }
+        shares = {
+            row["owner_id"]: OwnerShare(vtime=row["vtime"], weight=row["weight"], running=row["running"])
+            for row in rows
+        }
+        groups = Counter((job.owner_id, job.priority) for job in jobs.values() if job.passed_over_at is None)
+        truncated = {group: count for group, count in groups.items() if count >= policy.lookahead}
+        return QueueView(kinds, jobs, shares, rows[0]["clock"], rows[0]["now"], truncated=truncated)
+
+    async def claim(
+        self, worker_id: str, lanes: Sequence[Lane], policy: Policy, *, backends: frozenset[str] = frozenset()
+    ) -> Claim | None:
+        """Claim what the scheduler picks for one of ``lanes``; None when nothing fits.
+
+        ``backends`` are the lanes that are engine backends: a job claimed for one records it as its backend.
+        """
+        kinds = frozenset(kind for lane in lanes for kind in lane.kinds)
+        for _ in range(2):  # a second time with a fresh view when another process took the job first
+            view = self._view
+            if view is None or not kinds <= view.kinds or view.stale(self._max_age_s, policy.lookahead):
+                view = self._view = await self.read(kinds, policy)
+            if view is None:
+                return None
+            dispatch = choose(list(view.jobs.values()), lanes, view.shares, view.clock, view.now(), policy)
+            if dispatch is None:
+                return None
+            backend = dispatch.lane.name if dispatch.lane.name in backends else None
+            job = await self.apply(dispatch, worker_id, view.clock, backend=backend, cap=policy.owner_max_running)
+            if job is not None:
+                view.apply(dispatch)
+                return Claim(job, dispatch.lane)
+            self._view = None
+        return None
+
+    async def apply(
+        self, dispatch: Dispatch, worker_id: str, clock: float, *, backend: str | None, cap: int
+    ) -> ClaimedJob | None:
+        """Carry out a decision; None when the job is no longer there to take (or its owner's slots are full)."""
+        params: Mapping[str, Any] = {
+            "job_id": dispatch.job.id,
+            "worker_id": worker_id,
+            "backend": backend,
+            "cap": cap,
+            "passed": list(dispatch.passed_over),
+            "clock": clock,
+            "new_clock": dispatch.clock,
+        }
+        try:
+            async with self._engine.connect() as conn:
+                row = (await conn.execute(_CLAIM, params)).mappings().first()
+        except IntegrityError:
+            log.info("job %s: another claim took its owner's last slot first", dispatch.job.id)
+            return None
+        if row is None:
+            return None
+        return ClaimedJob(
+            id=row["id"],
+            owner_id=row["owner_id"],
+            kind=row["kind"],
+            payload=row["payload"],
+            attempts=row["attempts"],
+            max_attempts=row["max_attempts"],
+            backend=row["previous_backend"],
+            lane=dispatch.lane.name,
+            affinity_key=row["affinity_key"],
+        )

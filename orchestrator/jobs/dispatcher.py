@@ -1,0 +1,197 @@
+"""What this worker runs next, and where: claims for free lanes, and jobs handed over at acceptance.
+
+Two ways a job reaches the worker:
+
+* **Claim.** Whenever a lane has room (a backend can take a prompt, or a worker slot is free) and the queue may
+  have something (a notification, a finished job, the idle poll), the scheduler picks job and lane together
+  (:mod:`orchestrator.jobs.claims`).
+* **Handoff.** A job accepted by this process while one of its lanes is idle is written as running on that lane
+  in its acceptance statement (:mod:`orchestrator.jobs.group_commit`) and started here at once: no notification
+  round trip, no claim statement. It is only offered when no decision is being made (the claim loop is not
+  reading the queue) and owners have no caps (a cap needs the claim's slot check).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from orchestrator.jobs.claims import JobClaims
+from orchestrator.jobs.group_commit import HandoffLane
+from orchestrator.jobs.lanes import LaneBook
+from orchestrator.jobs.records import ClaimedJob, NewJob
+from orchestrator.jobs.scheduling import Policy, QueuedJob, choose
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SchedulingConfig:
+    """The scheduler's knobs (from Settings)."""
+
+    fair: bool = True
+    affinity_max_wait_s: float = 60.0
+    owner_max_running: int = 0
+
+
+@dataclass
+class _Held:
+    lane: str
+    kind: str
+    loads: bool
+
+
+class Dispatcher:
+    """Fills this worker's free lanes, one decision at a time."""
+
+    def __init__(
+        self,
+        claims: JobClaims,
+        book: LaneBook,
+        worker_id: str,
+        config: SchedulingConfig,
+        *,
+        room: Callable[[], int],
+        start: Callable[[ClaimedJob], None],
+        idle_poll_s: float,
+    ) -> None:
+        self.worker_id = worker_id
+        self._claims = claims
+        self._book = book
+        self._config = config
+        self._room = room
+        self._start = start
+        self._idle_poll_s = idle_poll_s
+        self._wake = asyncio.Event()
+        self._deciding = asyncio.Lock()
+        self._held: dict[uuid.UUID, _Held] = {}
+        self._reserved = 0
+        self._stopping = False
+        self._claim_in_flight = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def reserved(self) -> int:
+        """Lanes reserved for handoffs not yet delivered."""
+        return self._reserved
+
+    def wake(self) -> None:
+        """Something may be claimable now (a lane freed, a backend came back)."""
+        self._wake.set()
+
+    def queue_changed(self) -> None:
+        """Jobs were queued or requeued (anywhere): read the queue again, then try to claim."""
+        self._claims.invalidate()
+        self._wake.set()
+
+    def policy(self) -> Policy:
+        """The scheduler's policy with what the book has learnt about run times."""
+        return Policy(
+            fair=self._config.fair,
+            affinity_max_wait_s=self._config.affinity_max_wait_s,
+            owner_max_running=self._config.owner_max_running,
+            expected_run_s=self._book.expected_run_s(),
+            expected_load_s=self._book.expected_load_s(),
+        )
+
+    def start(self) -> None:
+        """Start claiming."""
+        self._task = asyncio.create_task(self._claim_loop(), name="worker-claim")
+
+    async def stop(self) -> None:
+        """Stop claiming and handing off; a claim already sent to the database is waited for, so its job is known."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is None:
+            return
+        if not self._claim_in_flight:
+            self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    # -- claims -------------------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            if await self._claim_once():
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._idle_poll_s):
+                    await self._wake.wait()
+
+    async def _claim_once(self) -> bool:
+        if self._room() <= 0:
+            return False
+        lanes = self._book.free()
+        if not lanes:
+            return False
+        async with self._deciding:
+            self._claim_in_flight = True
+            try:
+                backends = frozenset(lane.name for lane in lanes if self._book.is_backend(lane.name))
+                claim = await self._claims.claim(self.worker_id, lanes, self.policy(), backends=backends)
+            except Exception:
+                log.exception("claim failed; retrying after the idle poll")
+                return False
+            finally:
+                self._claim_in_flight = False
+            if claim is None:
+                return False
+            self._hold(claim.job, claim.lane.name)
+            self._start(claim.job)
+        return True
+
+    # -- handoffs (orchestrator.jobs.group_commit.Handoff) -------------------------------------------
+
+    def offer(self, job: NewJob) -> HandoffLane | None:
+        """Reserve a free lane for a job being accepted, when this worker would start it at once."""
+        if self._stopping or self._deciding.locked() or self._config.owner_max_running > 0 or self._room() <= 0:
+            return None
+        lanes = [lane for lane in self._book.free() if job.kind in lane.kinds]
+        if not lanes:
+            return None
+        queued = QueuedJob(job.id, job.owner_id, job.kind, job.priority, time.time(), job.affinity_key)
+        dispatch = choose([queued], lanes, {}, 0.0, time.time(), self.policy())
+        if dispatch is None:
+            return None
+        self._reserved += 1
+        self._hold_lane(job.id, job.kind, dispatch.lane.name, job.affinity_key)
+        backend = dispatch.lane.name if self._book.is_backend(dispatch.lane.name) else None
+        return HandoffLane(dispatch.lane.name, backend)
+
+    def deliver(self, job: ClaimedJob) -> None:
+        """Run a job written as running on the lane reserved for it."""
+        self._reserved -= 1
+        self._start(job)
+
+    def decline(self, job: NewJob, lane: HandoffLane) -> None:
+        """The job was queued instead: free its lane and look at the queue."""
+        self._reserved -= 1
+        self.release(job.id)
+        self._wake.set()
+
+    # -- lanes ----------------------------------------------------------------------------------------
+
+    def _hold(self, job: ClaimedJob, lane: str) -> None:
+        self._hold_lane(job.id, job.kind, lane, job.affinity_key)
+
+    def _hold_lane(self, job_id: uuid.UUID, kind: str, lane: str, affinity_key: str | None) -> None:
+        loads = self._book.take(lane, affinity_key)
+        self._held[job_id] = _Held(lane, kind, loads)
+
+    def release(self, job_id: uuid.UUID, run_s: float | None = None) -> None:
+        """The job no longer needs its lane (its engine run ended, or the job did); learns its run time."""
+        held = self._held.pop(job_id, None)
+        if held is None:
+            return
+        self._book.give_back(held.lane)
+        if self._config.owner_max_running > 0:
+            self._claims.invalidate()  # its owner has one running job less
+        if run_s is not None:
+            self._book.record_run(held.kind, run_s, loaded=held.loads)
+        self._wake.set()
