@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from orchestrator.api import docs_ui
@@ -27,6 +27,7 @@ from orchestrator.api.auth import (
 )
 from orchestrator.api.cors import install_cors
 from orchestrator.api.health import READINESS_CHECKS
+from orchestrator.api.hygiene import hygiene_middleware
 from orchestrator.api.problems import problem_middleware
 from orchestrator.api.request_log import request_context_middleware, send_request_id
 from orchestrator.api.routing import ROUTERS, Router
@@ -52,6 +53,7 @@ from orchestrator.generation import feature as generation_feature
 from orchestrator.jobs.dispatcher import SchedulingConfig
 from orchestrator.jobs.kinds import JobKind, NoopKind
 from orchestrator.jobs.store import CANCEL_CHANNEL, EVENTS_CHANNEL, JOBS_CHANNEL, JobStore
+from orchestrator.jobs.webhook_targets import targets_for, webhook_session
 from orchestrator.jobs.webhooks import WEBHOOKS_CHANNEL, WebhookConfig, WebhookDispatcher
 from orchestrator.jobs.worker import Worker, WorkerConfig
 from orchestrator.loras import feature as loras_feature
@@ -79,15 +81,25 @@ FEATURES: list[Feature] = [
 ]
 
 
+CLIENT_CLOSED = 499  # nginx's code for "the client closed the connection before the answer"
+
+
 @web.middleware
 async def metrics_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Count requests by route template and status; time the non-streaming ones."""
+    """Count requests by route template and status; time the non-streaming ones.
+
+    A client that goes away (an SSE subscriber disconnecting, a cancelled request) is counted as 499,
+    not as a server error.
+    """
     started = time.perf_counter()
     status = 500
     try:
         response: web.StreamResponse = await handler(request)
         status = response.status
         return response
+    except (asyncio.CancelledError, ConnectionResetError):
+        status = CLIENT_CLOSED
+        raise
     finally:
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
@@ -197,7 +209,7 @@ async def _worker(app: web.Application) -> AsyncIterator[None]:
     listener.on(CANCEL_CHANNEL, worker.cancel_requested)
     listener.on_reconnect(worker.job_available)
     app[WORKER] = worker
-    async with aiohttp.ClientSession() as session:
+    async with webhook_session(targets_for(tuple(settings.webhook_allow_hosts))) as session:
         outcomes = app[METRICS].webhook_deliveries
         webhooks = WebhookDispatcher(
             app[ENGINE], session, _webhook_config(settings), lambda outcome: outcomes.labels(outcome).inc()
@@ -217,6 +229,7 @@ def _webhook_config(settings: Settings) -> WebhookConfig:
         max_attempts=settings.webhook_max_attempts,
         base_delay_s=settings.webhook_retry_base_s,
         secret=settings.webhook_secret,
+        allow_hosts=tuple(settings.webhook_allow_hosts),
     )
 
 
@@ -229,7 +242,13 @@ def create_app(settings: Settings, *, serve_http: bool = True) -> web.Applicatio
     """
     app = web.Application(
         client_max_size=settings.max_upload_bytes,
-        middlewares=[request_context_middleware, metrics_middleware, problem_middleware, auth_middleware],
+        middlewares=[
+            request_context_middleware,
+            metrics_middleware,
+            problem_middleware,
+            auth_middleware,
+            hygiene_middleware,
+        ],
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 PROBLEM_BASE = "https://lora-atelier.dev/problems/"
+DEFAULT_ERROR_TYPE = "invalid"
 
 
 class AtelierError(Exception):
@@ -48,11 +49,14 @@ class MalformedJson(BadRequest):
 
 
 class ValidationFailed(AtelierError):
-    """The body parsed but broke the contract. ``errors`` name each field and reason."""
+    """The body parsed but broke the contract. ``errors`` items are ``{field, reason, type}``: the field's
+    path, the reason in plain words and a machine-readable type (``invalid`` when nothing more precise
+    is known)."""
 
     status, slug, title = 422, "validation-failed", "Validation failed"
 
     def __init__(self, errors: list[dict[str, Any]], detail: str | None = None) -> None:
+        errors = [{"type": DEFAULT_ERROR_TYPE, **error} for error in errors]
         first = errors[0] if errors else {"field": "", "reason": "invalid"}
         summary = detail or f"{first['field'] or 'body'}: {first['reason']}"
         super().__init__(summary, extra={"errors": errors})
@@ -105,12 +109,12 @@ def field_path(loc: tuple[int | str, ...]) -> str:
 
 
 def validation_errors(exc: ValidationError, prefix: tuple[int | str, ...] = ()) -> list[dict[str, Any]]:
-    """pydantic errors as ``[{field, reason}]``."""
+    """pydantic errors as ``[{field, reason, type}]`` (``type`` is pydantic's error type)."""
     errors = []
     for err in exc.errors(include_url=False, include_input=False):
         loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         reason = err["msg"]
         if err["type"] == "extra_forbidden":
             reason = "unknown field"
-        errors.append({"field": field_path(loc), "reason": reason})
+        errors.append({"field": field_path(loc), "reason": reason, "type": err["type"]})
     return errors

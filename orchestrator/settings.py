@@ -163,6 +163,10 @@ class Settings(BaseSettings):
         None,
         description="Deprecated (one release): also sign webhooks the old way, X-Atelier-Signature: sha256=<HMAC>.",
     )
+    webhook_allow_hosts: CommaList = Field(
+        default_factory=list,
+        description="Hosts webhooks may target although internal (names, addresses or CIDR networks; comma list).",
+    )
     webhook_max_attempts: int = Field(8, ge=1, le=50, description="Deliveries tried before a webhook is given up.")
     webhook_retry_base_s: float = Field(2.0, gt=0, description="First retry delay of a failed webhook (doubles).")
     max_json_body_bytes: int = Field(1 << 20, gt=0, description="Largest JSON request body.")
@@ -195,6 +199,7 @@ class Settings(BaseSettings):
         "raw_workflow_extra_classes",
         "raw_workflow_url_hosts",
         "cors_origins",
+        "webhook_allow_hosts",
         mode="before",
     )
     @classmethod

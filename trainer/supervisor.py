@@ -6,7 +6,9 @@ come back: the protocol records (JSON lines on an inherited fd), stdout and stde
 log file and to bounded tails; records become typed events (:mod:`trainer.supervisor_events`), delivered to
 a callback and to :meth:`TrainingProcess.events`. The last event is always an :class:`Outcome`.
 
-Stopping (cancel or the wall-clock limit) signals the whole group: SIGINT (sd-scripts stops with a
+The child starts with default signal dispositions and an empty signal mask, whatever ours are
+(:func:`trainer.supervisor_process.restore_default_signals`). Stopping (cancel or the wall-clock limit)
+signals the whole group: SIGINT (sd-scripts stops with a
 KeyboardInterrupt), then SIGTERM, then SIGKILL, each after a grace period. Whenever the leader has exited,
 whatever is left of its group is killed and waited for. Our pipes are the child's stdout/stderr: if this
 service dies, the training process gets EPIPE at its next write, so an orphan does not outlive it for
@@ -44,7 +46,7 @@ from trainer.supervisor_events import (
     StateSaved,
     SupervisorEvent,
 )
-from trainer.supervisor_process import kill_group_and_wait, signal_group
+from trainer.supervisor_process import kill_group_and_wait, restore_default_signals, signal_group
 
 logger = logging.getLogger("atelier.trainer.supervisor")
 
@@ -130,6 +132,7 @@ class TrainingProcess:
                 stderr=err_w,
                 pass_fds=(events_w,),
                 start_new_session=True,
+                preexec_fn=restore_default_signals,
                 env=self._child_env(),
                 cwd=layout.run_dir,
             )

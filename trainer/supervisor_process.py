@@ -38,6 +38,25 @@ def become_subreaper(enabled: bool = True) -> bool:
     return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, int(enabled), 0, 0, 0) == 0)
 
 
+_UNCATCHABLE = frozenset({signal.SIGKILL, signal.SIGSTOP})
+
+
+def restore_default_signals() -> None:
+    """``preexec_fn`` of a training process: every signal back to its default action, none blocked.
+
+    Ignored signals and the signal mask survive ``exec`` (handlers do not). A service started as a
+    background job of a non-interactive shell has SIGINT ignored, and so would sd-scripts: Python only
+    installs its KeyboardInterrupt handler where SIGINT is not ignored, so a cancel's SIGINT would do
+    nothing. ``subprocess``'s ``restore_signals`` covers only SIGPIPE, SIGXFZ and SIGXFSZ. Runs in the
+    forked child before ``exec``: only ``sigprocmask`` and ``sigaction`` calls, no locks.
+    """
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    for sig in signal.valid_signals():
+        if sig not in _UNCATCHABLE:
+            with contextlib.suppress(OSError, ValueError):  # signals reserved by the C library
+                signal.signal(sig, signal.SIG_DFL)
+
+
 def group_members(pgid: int) -> list[psutil.Process]:
     """Live (non-zombie) processes whose process group is ``pgid``."""
     members = []

@@ -42,7 +42,7 @@ class LoraRequest(BaseModel):
 
     lora: str = Field(min_length=1, max_length=200, description="Name of a LoRA known to Atelier.")
     version: int | None = Field(
-        default=None, ge=1, description="Version of the LoRA to use; the latest version when absent."
+        default=None, ge=1, le=2**31 - 1, description="Version of the LoRA to use; the latest version when absent."
     )
     strength_model: float = Field(
         default=1.0, ge=-10.0, le=10.0, description="How strongly the LoRA changes the diffusion model."

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+import json
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from orchestrator.api.hygiene import check_json_document
 from orchestrator.app_keys import SETTINGS
 from orchestrator.errors import (
     MalformedJson,
@@ -19,27 +21,54 @@ from orchestrator.errors import (
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-async def _read_limited(request: web.Request, limit: int) -> bytes:
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, read to its end; 413 as soon as it is known to be larger than ``limit``.
+
+    ``StreamReader.read(n)`` answers with what has arrived so far, so a body that comes in several
+    TCP segments must be read in a loop until EOF (or past the limit).
+    """
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"the body has {request.content_length} bytes; this endpoint accepts {limit}")
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise PayloadTooLarge(f"the body is larger than the {limit} bytes this endpoint accepts")
-    return raw
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is larger than the {limit} bytes this endpoint accepts")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json_document(raw: bytes) -> Any:
+    """The parsed body; 400 when it is not JSON (NaN and Infinity are not), 422 when hygiene refuses it."""
+    if not raw.strip():
+        raise MalformedJson("the body is empty; send a JSON object")
+    try:
+        document = json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError as exc:
+        raise MalformedJson("the body is nested too deeply") from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, a refused constant, a huge integer
+        raise MalformedJson(f"the body is not valid JSON: {exc}") from exc
+    check_json_document(document)
+    return document
 
 
 async def read_json_body(request: web.Request, model: type[ModelT], *, limit: int | None = None) -> ModelT:
     """Read and validate a JSON body. 415 when not JSON, 400 when malformed, 413 too big, 422 invalid.
 
-    ``limit`` defaults to ``ATELIER_MAX_JSON_BODY_BYTES``.
+    ``limit`` defaults to ``ATELIER_MAX_JSON_BODY_BYTES``. Validation is strict: a JSON ``false`` is not
+    an integer, ``"1"`` is not a boolean, ``2.0`` is not an integer.
     """
     if request.content_type != "application/json":
         raise UnsupportedMediaType(f"send the body as application/json, not {request.content_type or 'nothing'}")
-    raw = await _read_limited(request, limit or request.app[SETTINGS].max_json_body_bytes)
-    if not raw.strip():
-        raise MalformedJson("the body is empty; send a JSON object")
+    raw = await read_body(request, limit or request.app[SETTINGS].max_json_body_bytes)
+    parse_json_document(raw)
     try:
-        return model.model_validate_json(raw)
+        return model.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         if any(e["type"] == "json_invalid" for e in exc.errors()):
             first = exc.errors()[0]

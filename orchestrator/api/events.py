@@ -1,5 +1,8 @@
 """SSE streams of job events, resumable with ``Last-Event-ID`` (or ``?after=N``).
 
+``/v1/jobs/{id}/events`` starts with the job's whole history; ``/v1/events`` (all of the caller's jobs)
+starts live, and replays only from a ``Last-Event-ID`` or ``?after=`` the client sends.
+
 A stream subscribes to the live feed *first* (buffering), notes the feed's cursor, replays
 ``(after, cursor]`` from the table, then goes live: buffered and later events above what was sent
 are written straight into the connection by the broadcaster. The feed releases ids in order and
@@ -26,15 +29,18 @@ from orchestrator.events.model import JobEventRecord
 from orchestrator.jobs.queries import REPLAY_PAGE, get_job, last_terminal_event_id, replay_events
 
 router = Router()
+MAX_EVENT_ID = 2**63 - 1
 
 
-def resume_point(request: web.Request) -> int:
-    """The last event id the client has: ``Last-Event-ID`` header, else ``?after=``, else 0."""
+def resume_point(request: web.Request) -> int | None:
+    """The last event id the client has: ``Last-Event-ID`` header, else ``?after=``; None when it sent neither."""
     header = request.headers.get("Last-Event-ID")
-    name, raw = ("Last-Event-ID", header) if header is not None else ("after", request.query.get("after", "0"))
+    name, raw = ("Last-Event-ID", header) if header is not None else ("after", request.query.get("after"))
+    if raw is None:
+        return None
     raw = raw.strip() or "0"
-    if not raw.isdigit():
-        raise ValidationFailed([{"field": name, "reason": "must be a non-negative event id"}])
+    if not (raw.isascii() and raw.isdigit() and int(raw) <= MAX_EVENT_ID):
+        raise ValidationFailed([{"field": name, "reason": "must be a non-negative event id", "type": "event_id"}])
     return int(raw)
 
 
@@ -58,14 +64,16 @@ class _Stream:
 async def _stream(request: web.Request, job_id: uuid.UUID | None) -> web.StreamResponse:
     app = request.app
     owner_id = request[OWNER]
-    after = resume_point(request)
+    resume = resume_point(request)
     if job_id is not None:
         await get_job(app[ENGINE], job_id, owner_id)  # 404 for another owner's job
-        if after and await _has_terminal(request, job_id, after):
+        if resume and await _has_terminal(request, job_id, resume):
             # 204 is how a server tells EventSource not to reconnect: this stream has nothing more to say
             return web.Response(status=204)
     subscription = app[BROADCASTER].subscribe(owner_id, job_id)  # buffers live events from here on
     upto = app[FEED].cursor
+    # A job's stream starts with its history; the all-jobs stream is live unless the client resumes.
+    after = resume if resume is not None else (0 if job_id is not None else upto)
     # Clients that connected together must not all ping together: spread each one's interval by ±10 %.
     response = EventSourceResponse(ping_interval=app[SETTINGS].sse_ping_interval_s * random.uniform(0.9, 1.1))
     response.headers["X-Accel-Buffering"] = "no"

@@ -15,9 +15,9 @@ from orchestrator.api.schemas import Accepted, ListQuery, Page
 from orchestrator.app_keys import ENGINE, METRICS, SETTINGS, STORE
 from orchestrator.jobs.kinds import NoopPayload
 from orchestrator.jobs.queries import get_job, list_jobs
-from orchestrator.jobs.states import Status
 from orchestrator.jobs.store import NewJob
 from orchestrator.jobs.views import JobOut
+from orchestrator.jobs.webhook_targets import accepted_webhook_url
 
 router = Router()
 
@@ -62,7 +62,7 @@ async def create_job(request: web.Request) -> web.Response:
         payload=body.payload.model_dump(),
         priority=body.priority,
         max_attempts=request.app[SETTINGS].max_attempts,
-        webhook_url=str(body.webhook_url) if body.webhook_url else None,
+        webhook_url=accepted_webhook_url(body.webhook_url, request.app[SETTINGS].webhook_allow_hosts),
     )
     await request.app[STORE].create(job)
     request.app[METRICS].jobs_accepted.labels(job.kind).inc()
@@ -110,8 +110,9 @@ async def get_one_job(request: web.Request) -> web.Response:
     errors=(401, 404, 409),
 )
 async def cancel_job(request: web.Request) -> web.Response:
-    """Queued jobs are cancelled at once; running ones are stopped by their worker (job.cancelled follows)."""
+    """202 with the job: a queued job is already cancelled in it; a running one is stopped by its worker
+    (job.cancelled follows on the events stream)."""
     job_id = path_uuid(request, "job")
-    status = await request.app[STORE].request_cancel(job_id, request[OWNER])
+    await request.app[STORE].request_cancel(job_id, request[OWNER])
     job = await get_job(request.app[ENGINE], job_id, request[OWNER])
-    return json_response(JobOut.of(job), 200 if status is Status.CANCELLED else 202)
+    return json_response(JobOut.of(job), 202)

@@ -36,7 +36,7 @@ _ERROR_TEXT = {
 _PATH_SCHEMAS: dict[str, dict[str, Any]] = {
     "id": {"type": "string", "format": "uuid"},
     "photo_id": {"type": "string", "format": "uuid"},
-    "n": {"type": "integer", "minimum": 0},
+    "n": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
 }
 _SSE_PARAMETERS: list[dict[str, Any]] = [
     {
@@ -50,7 +50,7 @@ _SSE_PARAMETERS: list[dict[str, Any]] = [
         "name": "after",
         "in": "query",
         "required": False,
-        "schema": {"type": "integer", "minimum": 0},
+        "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
         "description": "Resume after this event id, for clients that cannot set headers; the header wins.",
     },
     {
@@ -72,7 +72,9 @@ Train LoRA adapters from a handful of photos and generate images with them on he
 Each key belongs to one owner; another owner's resource answers 404.
 
 **Errors** are `application/problem+json` (RFC 9457): `type`, `title`, `status`, `detail`, and for a request
-that broke the contract `errors: [{field, reason}]` naming each field.
+that broke the contract `errors: [{field, reason, type}]` naming each field. Control characters in any
+string (path, query, JSON, multipart names) are a 422; while the database is unreachable or restarting,
+requests answer 503 with `Retry-After`.
 
 **Jobs and events.** Creating a generation, a training or an erasure answers `202` with the job's `id` and
 `events_url`. The events are Server-Sent Events; a client that lost its connection resumes with
@@ -131,6 +133,20 @@ def _query_parameters(model: type[BaseModel] | None) -> list[dict[str, Any]]:
     ]
 
 
+def documented_errors(op: Operation) -> list[int]:
+    """The error statuses of an operation: its own, plus what every operation of its shape can answer.
+
+    Authenticated operations can answer 401 (no or a bad key) and 503 (the database is unavailable);
+    any operation with path or query parameters can answer 422 (a control character in one of them).
+    """
+    errors = set(op.errors)
+    if op.auth:
+        errors |= {401, 503}
+    if op.query is not None or op.event_stream or "{" in op.path:
+        errors.add(422)
+    return sorted(errors)
+
+
 def _parameters(op: Operation) -> list[dict[str, Any]]:
     path = [
         {"name": name, "in": "path", "required": True, "schema": _PATH_SCHEMAS.get(name, {"type": "string"})}
@@ -156,8 +172,7 @@ def _success(op: Operation) -> dict[str, Any]:
 def _responses(op: Operation) -> dict[str, Any]:
     responses: dict[str, Any] = {str(op.status): _success(op)}
     problem = {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}}
-    statuses = set(op.errors) | ({401} if op.auth else set())
-    for status in sorted(statuses):
+    for status in documented_errors(op):
         responses[str(status)] = {"description": _ERROR_TEXT.get(status, "Error"), "content": problem}
     for status, text in op.extra_responses.items():
         responses[str(status)] = {"description": text}

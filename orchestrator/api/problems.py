@@ -7,8 +7,8 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.exc import DBAPIError
 
+from orchestrator.db.errors import RETRY_AFTER_S, is_database_error, is_unavailable
 from orchestrator.errors import PROBLEM_BASE, AtelierError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -53,27 +53,40 @@ def _from_http_exception(exc: web.HTTPException, instance: str) -> web.Response:
 
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Render AtelierError, aiohttp's HTTP errors and anything unexpected as problem+json."""
+    """Render AtelierError, aiohttp's HTTP errors and anything unexpected as problem+json.
+
+    The database being unreachable or restarting (:func:`orchestrator.db.errors.is_unavailable`) is a
+    503 with ``Retry-After``, not a 500.
+    """
     try:
         response: web.StreamResponse = await handler(request)
         return response
     except AtelierError as exc:
         headers = {"WWW-Authenticate": 'Bearer realm="atelier"'} if exc.status == 401 else None
+        if exc.status == 503:
+            headers = {"Retry-After": str(RETRY_AFTER_S)}
         return problem_response(exc.problem(request.path), headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         return _from_http_exception(exc, request.path)
-    except (DBAPIError, OSError) as exc:
-        if isinstance(exc, DBAPIError) and not exc.connection_invalidated:
-            log.exception("database error on %s %s", request.method, request.path)
-            return problem_response(_internal(request))
-        log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
-        unavailable = ServiceUnavailable("the database is unavailable; retry shortly").problem(request.path)
-        return problem_response(unavailable, {"Retry-After": "1"})
-    except Exception:
+    except ConnectionResetError:
+        if request.transport is None or request.transport.is_closing():
+            raise  # the client went away: nobody to answer
+        log.warning("unavailable on %s %s: connection reset", request.method, request.path)
+        return _unavailable(request, ConnectionResetError())
+    except Exception as exc:
+        if is_unavailable(exc):
+            log.warning("unavailable on %s %s: %r", request.method, request.path, exc)
+            return _unavailable(request, exc)
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem_response(_internal(request))
+
+
+def _unavailable(request: web.Request, exc: BaseException) -> web.Response:
+    what = "the database is" if is_database_error(exc) else "a service this request needs is"
+    body = ServiceUnavailable(f"{what} unavailable; retry shortly").problem(request.path)
+    return problem_response(body, {"Retry-After": str(RETRY_AFTER_S)})
 
 
 def _internal(request: web.Request) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,18 @@ class Operation:
     extra_responses: dict[int, str] = field(default_factory=dict)
     multipart: dict[str, Any] | None = None  # JSON schema of a multipart/form-data body
     event_stream: bool = False  # text/event-stream, resumable with Last-Event-ID / ?after=
+    patterns: dict[str, str] = field(default_factory=dict)
+    """Regular expressions some path parameters must match for the route to match at all (so that
+    ``/photos/presign`` is not taken for ``/photos/{photo_id}``, and a 405's ``Allow`` lists only the
+    methods of the resource the path names)."""
+
+    @property
+    def route_path(self) -> str:
+        """The path as aiohttp's router takes it: ``{name:regex}`` where a pattern is set."""
+        path = self.path
+        for name, pattern in self.patterns.items():
+            path = path.replace("{" + name + "}", "{" + name + ":" + pattern + "}")
+        return path
 
 
 @dataclass(frozen=True)
@@ -65,7 +78,7 @@ class Router:
     def install(self, app: web.Application) -> None:
         """Add every operation to ``app``'s router."""
         for op in self.operations:
-            app.router.add_route(op.method, op.path, op.handler)
+            app.router.add_route(op.method, op.route_path, op.handler)
 
     def find(self, method: str, path_template: str) -> Operation | None:
         """The operation registered for a method and path template."""

@@ -10,8 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from orchestrator.jobs.states import Status
 
 
+class ProblemItem(BaseModel):
+    """One field a validation problem (422) found wrong."""
+
+    field: str = Field(description="The field's path: ``loras[1].strength_model``, a query or path parameter name.")
+    reason: str = Field(description="What is wrong, in plain words.")
+    type: str = Field(description="Machine-readable error type (``invalid`` when nothing more precise is known).")
+
+
 class Problem(BaseModel):
-    """An RFC 9457 problem document; validation problems list each field and reason in ``errors``."""
+    """An RFC 9457 problem document; validation problems (422) list each field in ``errors``."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -20,6 +28,7 @@ class Problem(BaseModel):
     status: int
     detail: str
     instance: str | None = None
+    errors: list[ProblemItem] | None = Field(None, description="Validation problems: one item per field.")
 
 
 class Accepted(BaseModel):

@@ -77,9 +77,13 @@ class PgListener:
 
     async def _connect(self) -> None:
         conn = await asyncpg.connect(self._dsn)
+        try:
+            for channel in self._channels:
+                await conn.add_listener(channel, self._dispatch)
+        except BaseException:
+            conn.terminate()
+            raise
         conn.add_termination_listener(lambda _conn: self._mark_lost())
-        for channel in self._channels:
-            await conn.add_listener(channel, self._dispatch)
         self._conn = conn
         self._lost.clear()
         self._connected.set()
@@ -112,8 +116,8 @@ class PgListener:
             async with self.connection_lock, asyncio.timeout(self._health_interval_s):
                 await self.connection.fetchval("SELECT 1")
             return True
-        except (OSError, asyncpg.PostgresError, ConnectionError, TimeoutError):
-            log.warning("the LISTEN connection stopped answering")
+        except Exception as exc:  # whatever broke, the answer is "reconnect"; this loop must not die
+            log.warning("the LISTEN connection stopped answering (%r)", exc)
             return False
 
     async def _reconnect(self) -> None:
@@ -125,7 +129,7 @@ class PgListener:
                 await self._connect()
                 log.info("LISTEN connection re-established")
                 return
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("LISTEN reconnect failed (%s); retrying in %.1fs", exc, delay)
+            except Exception as exc:  # refused, starting up, recovering, timed out: try again later
+                log.warning("LISTEN reconnect failed (%r); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 10.0)

@@ -37,8 +37,8 @@ from orchestrator.generation.schemas import (
 )
 from orchestrator.generation.workflows import accept_workflow
 from orchestrator.jobs.queries import get_job
-from orchestrator.jobs.states import Status
 from orchestrator.jobs.store import NewJob
+from orchestrator.jobs.webhook_targets import accepted_webhook_url
 
 router = Router()
 TAG = "generations"
@@ -95,17 +95,17 @@ async def create_generation(request: web.Request) -> web.Response:
     """Checks the request against a ready backend (422 naming the field), then queues it; follow events_url."""
     job_id = uuid.uuid4()
     payload, body = await _payload(request, job_id)
-    job = NewJob(
-        owner_id=request[OWNER],
-        kind=KIND,
-        payload=payload.model_dump(mode="json"),
-        priority=body.priority,
-        max_attempts=request.app[SETTINGS].max_attempts,
-        webhook_url=str(body.webhook_url) if body.webhook_url else None,
-        affinity_key=payload.affinity_key(),
-        id=job_id,
-    )
     try:
+        job = NewJob(
+            owner_id=request[OWNER],
+            kind=KIND,
+            payload=payload.model_dump(mode="json"),
+            priority=body.priority,
+            max_attempts=request.app[SETTINGS].max_attempts,
+            webhook_url=accepted_webhook_url(body.webhook_url, request.app[SETTINGS].webhook_allow_hosts),
+            affinity_key=payload.affinity_key(),
+            id=job_id,
+        )
         await request.app[STORE].create(job)
     except BaseException:
         if payload.uploads:
@@ -161,7 +161,7 @@ async def get_generation(request: web.Request) -> web.Response:
 async def get_generation_image(request: web.Request) -> web.StreamResponse:
     """The n-th image (0-based) of a generation."""
     index = request.match_info["n"]
-    if not index.isdigit():
+    if not (index.isascii() and index.isdigit() and len(index) <= 4):  # a batch holds at most 4 images
         raise NotFound(f"no image {index!r}")
     found = await image_key(request.app[ENGINE], path_uuid(request, "generation"), request[OWNER], int(index))
     if found is None:
@@ -198,13 +198,14 @@ async def get_generation_preview(request: web.Request) -> web.StreamResponse:
     errors=(401, 404, 409),
 )
 async def cancel_generation(request: web.Request) -> web.Response:
-    """Queued: cancelled at once (200). Running: ComfyUI is told to stop it; job.cancelled follows (202)."""
+    """202 with the generation: a queued one is already cancelled in it; for a running one ComfyUI is told
+    to stop, and job.cancelled follows on the events stream."""
     engine, owner = request.app[ENGINE], request[OWNER]
     job_id = path_uuid(request, "generation")
     await get_job(engine, job_id, owner, kind=KIND)
-    status = await request.app[STORE].request_cancel(job_id, owner)
+    await request.app[STORE].request_cancel(job_id, owner)
     job = await get_job(engine, job_id, owner, kind=KIND)
-    return json_response(GenerationOut.of(job), 200 if status is Status.CANCELLED else 202)
+    return json_response(GenerationOut.of(job), 202)
 
 
 @router.route(

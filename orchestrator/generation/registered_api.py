@@ -63,7 +63,7 @@ async def register_template(request: web.Request) -> web.Response:
             policy=services.policy,
         )  # fmt: skip
     except RegistrationError as exc:
-        errors = [{"field": _problem_field(p), "reason": p.message, "kind": p.kind} for p in exc.problems]
+        errors = [{"field": _problem_field(p), "reason": p.message, "type": p.kind} for p in exc.problems]
         raise ValidationFailed(errors) from exc
     created = await save_template(request.app[ENGINE], request[OWNER], template)
     summary = summary_of(template.name, template.description, template.input_schema())

@@ -118,7 +118,7 @@ class NoopPayload(BaseModel):
 
     steps: int = Field(3, ge=0, le=10_000, description="How many progress events to emit.")
     step_ms: float = Field(0.0, ge=0, le=60_000, description="Simulated work per step, in milliseconds.")
-    fail_at_step: int | None = Field(None, ge=1, description="Fail (not retryable) when reaching this step.")
+    fail_at_step: int | None = Field(None, ge=1, le=10_000, description="Fail (not retryable) when reaching this step.")
 
 
 class NoopKind:

@@ -28,6 +28,7 @@ from standardwebhooks import Webhook
 from orchestrator.db.models import Job
 from orchestrator.jobs.views import JobOut, WebhookPayload
 from orchestrator.jobs.webhook_secrets import SigningSecret, ensure_secrets
+from orchestrator.jobs.webhook_targets import WebhookTargetRefused, targets_for
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class WebhookConfig:
     timeout_s: float = 10.0
     secret: str | None = None
     idle_poll_s: float = 30.0
+    allow_hosts: tuple[str, ...] = ()
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -174,12 +176,16 @@ class WebhookDispatcher:
         if self._config.secret:
             headers["X-Atelier-Signature"] = signature(self._config.secret, body)
         try:
+            targets_for(self._config.allow_hosts).check_url(delivery["url"])  # IP literals skip the resolver
             timeout = aiohttp.ClientTimeout(total=self._config.timeout_s)
-            async with self._session.post(delivery["url"], data=body, headers=headers, timeout=timeout) as response:
+            post = self._session.post(
+                delivery["url"], data=body, headers=headers, timeout=timeout, allow_redirects=False
+            )
+            async with post as response:
                 if 200 <= response.status < 300:
                     return None
                 return f"HTTP {response.status}"
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError, WebhookTargetRefused) as exc:
             return f"{type(exc).__name__}: {exc}"
 
     async def _body(self, delivery: dict[str, Any]) -> tuple[bytes, list[SigningSecret]]:

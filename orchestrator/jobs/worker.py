@@ -160,6 +160,10 @@ class Worker:
                 seconds = time.monotonic() - started
                 log.info("job %s %s after %.3f s", job.id, outcome, seconds, extra={"outcome": outcome})
             self._observe(job.kind, outcome, seconds)
+        except Exception:
+            # Recording the outcome failed (the database went away): the job stays running without a
+            # heartbeat, so the reaper requeues it. Nobody awaits this task, so the error ends here.
+            log.exception("job %s: its outcome could not be recorded; it will be reclaimed", job.id)
         finally:
             self._running.pop(job.id, None)
             self.dispatcher.release(job.id)

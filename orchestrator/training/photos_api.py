@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from orchestrator.api.auth import OWNER
 from orchestrator.api.bodies import json_response
+from orchestrator.api.multipart import FilePart
+from orchestrator.api.multipart import file_parts as multipart_files
 from orchestrator.api.paths import path_uuid
-from orchestrator.api.routing import Router
+from orchestrator.api.routing import UUID_PATTERN, Router
 from orchestrator.app_keys import ENGINE, SETTINGS, STORAGE
-from orchestrator.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from orchestrator.training import photos
 from orchestrator.training.photo_intake import IncomingFile
 from orchestrator.training.subject_schemas import PhotoList, PhotoOut, PhotoUploadResult
@@ -28,40 +29,27 @@ PHOTO_FORM = {
         }
     },
 }
-CHUNK = 64 * 1024
 
 
-async def read_file_part(part: BodyPartReader, limit: int, budget: list[int]) -> IncomingFile:
+async def read_file_part(part: FilePart, limit: int) -> IncomingFile:
     """Read one file part in chunks; keep at most ``limit`` bytes (a larger file is counted and dropped as it
-    streams, never held whole). ``budget[0]`` is what the request may still send.
+    streams, never held whole). The request's total is bounded by :class:`FilePart` itself.
     """
     chunks: list[bytes] = []
     size = 0
-    while chunk := await part.read_chunk(CHUNK):
+    while chunk := await part.read_chunk():
         size += len(chunk)
-        budget[0] -= len(chunk)
-        if budget[0] < 0:
-            raise PayloadTooLarge("the upload is larger than ATELIER_MAX_UPLOAD_BYTES; send fewer files per request")
         if size <= limit:
             chunks.append(chunk)
         else:
             chunks.clear()
-    return IncomingFile(part.filename or "", b"".join(chunks) if size <= limit else None, size)
+    return IncomingFile(part.filename, b"".join(chunks) if size <= limit else None, size)
 
 
 async def file_parts(request: web.Request, limit: int, total_limit: int) -> AsyncIterator[IncomingFile]:
     """The file parts of a multipart/form-data request (fields without a filename are skipped)."""
-    if request.content_type != "multipart/form-data":
-        raise UnsupportedMediaType("send photos as multipart/form-data (one file part per photo)")
-    reader = await request.multipart()
-    budget = [total_limit]
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader):
-            raise ValidationFailed([{"field": "body", "reason": "nested multipart bodies are not supported"}])
-        if part.filename is None:
-            await part.release()
-            continue
-        yield await read_file_part(part, limit, budget)
+    async for part in multipart_files(request, total_limit, "photos (one file part per photo)"):
+        yield await read_file_part(part, limit)
 
 
 @router.route(
@@ -108,6 +96,7 @@ async def list_subject_photos(request: web.Request) -> web.Response:
     "/v1/subjects/{id}/photos/{photo_id}",
     summary="Get one photo's record",
     tag="photos",
+    patterns={"photo_id": UUID_PATTERN},
     response=PhotoOut,
     errors=(401, 404),
 )
@@ -124,6 +113,7 @@ async def get_one_photo(request: web.Request) -> web.Response:
     "/v1/subjects/{id}/photos/{photo_id}",
     summary="Delete one photo",
     tag="photos",
+    patterns={"photo_id": UUID_PATTERN},
     status=204,
     errors=(401, 404),
 )

@@ -161,7 +161,7 @@ class PresignFile(BaseModel):
 
     filename: str = Field(min_length=1, max_length=255)
     content_type: str = Field(pattern=r"^image/(jpeg|png|webp)$", description="image/jpeg, image/png or image/webp.")
-    size_bytes: int = Field(gt=0, description="The file's size; at most ATELIER_PHOTO_MAX_BYTES.")
+    size_bytes: int = Field(gt=0, le=2**31 - 1, description="The file's size; at most ATELIER_PHOTO_MAX_BYTES.")
 
 
 class PresignRequest(BaseModel):

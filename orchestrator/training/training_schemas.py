@@ -62,8 +62,8 @@ class TrainingCreate(BaseModel):
     batch_size: int | None = Field(None, ge=1, le=32)
     captions: CaptionOptions | None = None
     sample_prompts: list[SamplePromptIn] = Field(default_factory=list, max_length=8)
-    sample_every_n_steps: int | None = Field(None, ge=1, description="Default with prompts: at every save.")
-    save_every_n_steps: int | None = Field(None, ge=1, description="Checkpoint + resumable state interval.")
+    sample_every_n_steps: int | None = Field(None, ge=1, le=100_000, description="Default with prompts: at every save.")
+    save_every_n_steps: int | None = Field(None, ge=1, le=100_000, description="Checkpoint + resumable state interval.")
     seed: int = Field(42, ge=0, le=2**32 - 1)
     lora_name: str | None = Field(
         None, description="Registry name (letters, digits, . _ -; 64 at most); default: from the subject's name."

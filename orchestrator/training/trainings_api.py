@@ -13,8 +13,8 @@ from orchestrator.api.schemas import Accepted, ListQuery
 from orchestrator.app_keys import ENGINE, METRICS, SETTINGS, STORAGE, STORE
 from orchestrator.errors import NotFound
 from orchestrator.jobs.queries import get_job, list_jobs
-from orchestrator.jobs.states import Status
 from orchestrator.jobs.store import NewJob
+from orchestrator.jobs.webhook_targets import accepted_webhook_url
 from orchestrator.training.kind import KIND
 from orchestrator.training.submission import build_payload
 from orchestrator.training.supervisor_relay import ARTIFACT_KINDS, artifact_key
@@ -64,7 +64,7 @@ async def _queue(request: web.Request, payload: TrainingPayload) -> web.Response
         payload=payload.model_dump(mode="json"),
         priority=payload.priority,
         max_attempts=request.app[SETTINGS].max_attempts,
-        webhook_url=str(payload.webhook_url) if payload.webhook_url else None,
+        webhook_url=accepted_webhook_url(payload.webhook_url, request.app[SETTINGS].webhook_allow_hosts),
     )
     await request.app[STORE].create(job)
     request.app[METRICS].jobs_accepted.labels(KIND).inc()
@@ -113,12 +113,13 @@ async def get_training(request: web.Request) -> web.Response:
     errors=(401, 404, 409),
 )
 async def cancel_training(request: web.Request) -> web.Response:
-    """Queued: cancelled at once (200). Running: its process group is stopped, then job.cancelled (202)."""
+    """202 with the training: a queued one is already cancelled in it; a running one's process group is
+    stopped, and job.cancelled follows on the events stream."""
     engine, owner = request.app[ENGINE], request[OWNER]
     job_id = path_uuid(request, "training")
     await get_job(engine, job_id, owner, kind=KIND)
-    status = await request.app[STORE].request_cancel(job_id, owner)
-    return json_response(await training_view(engine, owner, job_id), 200 if status is Status.CANCELLED else 202)
+    await request.app[STORE].request_cancel(job_id, owner)
+    return json_response(await training_view(engine, owner, job_id), 202)
 
 
 @router.route(

@@ -68,6 +68,7 @@ def service_settings(database_url: str, tmp_path_factory: pytest.TempPathFactory
         max_json_body_bytes=64 * 1024,
         webhook_secret=WEBHOOK_SECRET,
         webhook_retry_base_s=0.1,
+        webhook_allow_hosts=["127.0.0.1"],  # the tests' receivers listen there
         auth="apikey",
         comfyui_urls=[],
         comfyui_dir=None,

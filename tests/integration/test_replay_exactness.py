@@ -92,7 +92,8 @@ async def _read_with_disconnects(
     cuts = list(cuts)
     terminals = 0
     while terminals < wanted_terminals:
-        resume = {"Last-Event-ID": str(received[-1].id)} if received else {}
+        # the first connection asks for everything (the all-jobs stream is otherwise live only)
+        resume = {"Last-Event-ID": str(received[-1].id) if received else "0"}
         budget = cuts.pop(0) if cuts else None
         async with http.get(url, headers={**headers, **resume}) as response:
             assert response.status == 200

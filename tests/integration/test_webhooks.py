@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -14,10 +16,15 @@ import aiohttp
 import pytest
 import standardwebhooks.webhooks as standard
 from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
+from sqlalchemy import text
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from orchestrator.jobs.webhooks import signature
+from orchestrator.db.engine import create_engine
+from orchestrator.jobs.webhook_targets import GuardedResolver, WebhookTargets
+from orchestrator.jobs.webhooks import WebhookConfig, WebhookDispatcher, signature
 from tests.integration.conftest import WEBHOOK_SECRET, Caller, Service
+from tests.support.service import running_owner
 
 
 @dataclass(frozen=True)
@@ -229,3 +236,76 @@ async def test_a_cancelled_job_is_posted_too(service: Service, caller: Caller, r
     assert status in (200, 202)
     delivery = await receiver.next()
     assert delivery.payload["type"] == "job.cancelled"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest",
+        "http://127.0.0.2:8080/hook",
+        "http://[::1]/hook",
+        "http://10.0.0.7/hook",
+        "http://192.168.0.1/hook",
+        "http://localhost/hook",
+        "http://0x7f.0.0.3/hook",
+        "http://2130706434/hook",
+        "gopher://example.org/",
+    ],
+)
+async def test_internal_webhook_targets_are_refused_at_submit(service: Service, caller: Caller, url: str) -> None:
+    """Issue 8, item 4 (the service allows only 127.0.0.1, where the test receivers listen)."""
+    body = {"kind": "noop", "payload": {"steps": 1}, "webhook_url": url}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{service.url}/v1/jobs", json=body, headers=caller.headers) as response,
+    ):
+        problem = await response.json()
+        assert response.status == 422, problem
+    assert [e["field"] for e in problem["errors"]] == ["webhook_url"]
+    async with aiohttp.ClientSession() as http, http.get(f"{service.url}/v1/jobs", headers=caller.headers) as listed:
+        assert (await listed.json())["items"] == []
+
+
+class _NameOfTheReceiver(AbstractResolver):
+    """DNS for ``hooks.example.test``: it names the test receiver's loopback address (as after rebinding)."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [ResolveResult(hostname=host, host="127.0.0.1", port=port, family=family, proto=0, flags=0)]
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_delivery_is_refused_when_the_name_resolves_to_an_internal_address(
+    fresh_database_url: str, receiver: Receiver
+) -> None:
+    """A name passes at submit; at delivery it resolves to loopback: the connection is never made."""
+    engine = create_engine(fresh_database_url, pool_size=2)
+    url = receiver.url.replace("127.0.0.1", "hooks.example.test")
+    WebhookTargets().check_url(url)  # what the submit check sees
+    try:
+        owner = await running_owner(engine)
+        job_id = uuid.uuid4()
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("INSERT INTO jobs (id, owner_id, kind, payload, status) VALUES (:j, :o, 'noop', '{}', 'failed')"),
+                {"j": job_id, "o": owner},
+            )
+            await conn.execute(
+                text("INSERT INTO webhook_deliveries (job_id, url, job_status) VALUES (:j, :u, 'failed')"),
+                {"j": job_id, "u": url},
+            )
+        connector = aiohttp.TCPConnector(resolver=GuardedResolver(WebhookTargets(), _NameOfTheReceiver()))
+        async with aiohttp.ClientSession(connector=connector) as session:
+            dispatcher = WebhookDispatcher(engine, session, WebhookConfig(max_attempts=1))
+            assert await dispatcher.deliver_due() == 1
+        async with engine.connect() as conn:
+            row = (await conn.execute(text("SELECT status, last_error FROM webhook_deliveries"))).one()
+    finally:
+        await engine.dispose()
+    assert receiver.calls == 0
+    assert row.status == "failed"
+    assert "127.0.0.1" in row.last_error
+    assert "loopback" in row.last_error

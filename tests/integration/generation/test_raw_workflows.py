@@ -121,7 +121,7 @@ async def test_bad_values_and_unknown_nodes_name_the_workflow_path(
     sampler = _node(graph, "KSampler")
     graph[sampler]["inputs"]["steps"] = 100_000
     errors = await _refused(http, svc, me, {"workflow": graph, "inputs": {"nope": {"x": 1}}})
-    assert errors == [{"field": "inputs.nope", "reason": "the workflow has no node 'nope'"}]
+    assert errors == [{"field": "inputs.nope", "reason": "the workflow has no node 'nope'", "type": "invalid"}]
     errors = await _refused(http, svc, me, {"workflow": graph})
     assert errors[0]["field"] == f"workflow.{sampler}.inputs.steps"
     assert errors[0]["type"] == "value_bigger_than_max"

@@ -96,8 +96,9 @@ async def test_registration_reports_every_problem_with_its_node(
     graph["103"] = {"class_type": "AtelierIntInput", "inputs": {"name": "steps", "value": 2, "min": 1, "max": 8}}
     status, problem = await _register(http, generation_service, me, "Bad Name", graph)
     assert status == 422
-    kinds = {e["kind"] for e in problem["errors"]}
-    assert {"bad_name", "duplicate_field"} <= kinds
+    types = {e["type"] for e in problem["errors"]}  # the same item keys as every other 422: field, reason, type
+    assert all(set(e) == {"field", "reason", "type"} for e in problem["errors"])
+    assert {"bad_name", "duplicate_field"} <= types
     assert "name" in [e["field"] for e in problem["errors"]]
 
 

@@ -294,3 +294,38 @@ def test_find_and_terminate_an_orphaned_group(tmp_path: Path) -> None:
         if leader.poll() is None:
             os.killpg(leader.pid, signal.SIGKILL)
             leader.wait()
+
+
+def _signal_state(pid: int) -> tuple[int, int]:
+    """(ignored, blocked) signal bit masks of a process."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["SigIgn"], 16), int(fields["SigBlk"], 16)
+
+
+def _bit(sig: signal.Signals) -> int:
+    return 1 << (sig - 1)
+
+
+async def test_the_run_starts_with_default_signals_whatever_ours_are(tmp_path: Path) -> None:
+    """Issue 8, item 7: we ignore SIGINT and SIGQUIT (a background job of a non-interactive shell) and block
+    SIGTERM; the run gets none of that, so a cancel's SIGINT still raises KeyboardInterrupt in it."""
+    spec = standin_spec(tmp_path, steps=1000)
+    process = TrainingProcess(spec, standin_options(FAKE_SD_STEP_DELAY=0.2, sigint_grace_s=60))
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGQUIT)}
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        await process.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    ignored, masked = _signal_state(process.pid)
+    assert not ignored & (_bit(signal.SIGINT) | _bit(signal.SIGQUIT))
+    assert masked == 0
+    await first_step(process)
+    await process.cancel()
+    outcome = await process.wait()
+    assert outcome.signals_sent == ("SIGINT",)  # SIGTERM would have come only after 60 s
+    assert outcome.returncode == -signal.SIGINT
+    assert outcome.status is OutcomeStatus.CANCELLED
+    assert_group_gone(process.pgid)
