@@ -26,6 +26,7 @@ class IssueKind(StrEnum):
     MALFORMED = "malformed_workflow"
     CLASS_NOT_ALLOWED = "node_class_not_allowed"
     REMOTE_URL = "remote_url_not_allowed"
+    FILE_PATH = "file_path_not_allowed"
 
 
 @dataclass(frozen=True)

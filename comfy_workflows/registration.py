@@ -21,14 +21,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, create_model
 from pydantic import Field as ModelField
 
-from comfy_workflows._policy import policy_issues
+from comfy_workflows._policy import file_input_issues, policy_issues
 from comfy_workflows.graph import ApiGraph, FieldMap
 from comfy_workflows.issues import ValidationIssue
 from comfy_workflows.markers import (
@@ -153,23 +153,41 @@ def render(
     filename_prefix: str | None = None,
     seed_source: SeedSource | None = None,
     policy: RawWorkflowPolicy | None = None,
+    uploaded: Collection[str] = (),
 ) -> Rendered:
     """Build ``template`` with ``values`` and validate the graph (issues name the request field that set a value).
+
+    ``uploaded`` are the file names this request uploads (its image fields): loaders may name those besides
+    the files the backend lists.
 
     Raises ``pydantic.ValidationError`` when ``values`` break the input schema.
     """
     built = template.build(values, filename_prefix=filename_prefix, seed_source=seed_source)
-    return Rendered(built, _validate(built.graph, as_object_info(object_info), built.field_map, policy))
+    info = as_object_info(object_info)
+    issues = _validate(built.graph, info, built.field_map, policy, FileInputs(uploaded=uploaded))
+    return Rendered(built, issues)
+
+
+@dataclasses.dataclass(frozen=True)
+class FileInputs:
+    """What loaders' file inputs may name besides the backend's files: files uploaded with the request, and
+    inputs whose values each request supplies (checked when it is rendered)."""
+
+    uploaded: Collection[str] = ()
+    per_request: Collection[tuple[str, str]] = ()
 
 
 def _validate(
-    graph: Mapping[str, Any], info: ObjectInfo, field_map: FieldMap, policy: RawWorkflowPolicy | None
+    graph: Mapping[str, Any], info: ObjectInfo, field_map: FieldMap, policy: RawWorkflowPolicy | None, files: FileInputs
 ) -> list[ValidationIssue]:
     issues = validate_graph(graph, info, field_map)
     issues.extend(choice_issues(graph, info, field_map))
     if policy is not None:  # the raw-workflow allowlists, with our node classes allowed
         ours = dataclasses.replace(policy, allowed_classes=policy.allowed_classes | ATELIER_NODE_CLASSES)
         issues.extend(policy_issues(graph, ours))
+        for issue in file_input_issues(graph, info, files.uploaded, files.per_request):
+            field = field_map.get((issue.node_id or "", issue.input_name or ""))
+            issues.append(dataclasses.replace(issue, field=field) if field else issue)
     return issues
 
 
@@ -194,7 +212,7 @@ def register_workflow(
     fields = read_markers(graph, problems)
     field_map = {(f.node_id, f.input): f.name for f in fields}
     if not problems:
-        for issue in _validate(graph, info, field_map, policy):
+        for issue in _validate(graph, info, field_map, policy, FileInputs(per_request=field_map.keys())):
             problems.append(RegistrationProblem(issue.kind.value, issue.message, issue.node_id, issue.input_name))
     if problems:
         raise RegistrationError(problems)

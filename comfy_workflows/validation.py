@@ -9,18 +9,19 @@ remote URLs in string inputs (see :func:`validate_raw_workflow`).
 Two deliberate differences from ComfyUI: every node is checked, not only those an output depends on; and
 numbers must be JSON numbers (ComfyUI would convert the string ``"4"`` to an INT). Inputs a node does not
 declare are ignored, as ComfyUI does. Combos that list uploaded files (``image_upload`` and the like) are not
-checked against their list, since the upload may be newer than the cached ``/object_info``; ComfyUI checks
-those files itself.
+checked against their list by :func:`validate_graph` (our templates upload their images just before the
+prompt); :func:`validate_raw_workflow` checks them: a plain file name the backend lists, or one uploaded with
+the request.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from comfy_workflows._policy import DEFAULT_ALLOWED_CLASSES, RawWorkflowPolicy, policy_issues
+from comfy_workflows._policy import DEFAULT_ALLOWED_CLASSES, RawWorkflowPolicy, file_input_issues, policy_issues
 from comfy_workflows.issues import IssueKind, ValidationIssue
 from comfy_workflows.object_info import InputDef, NodeDef, ObjectInfo, as_object_info
 from comfy_workflows.templates.base import BuiltWorkflow
@@ -101,13 +102,18 @@ def validate_built(built: BuiltWorkflow, object_info: ObjectInfo | Mapping[str, 
 
 
 def validate_raw_workflow(
-    graph: Mapping[str, Any], object_info: ObjectInfo | Mapping[str, Any], policy: RawWorkflowPolicy
+    graph: Mapping[str, Any],
+    object_info: ObjectInfo | Mapping[str, Any],
+    policy: RawWorkflowPolicy,
+    uploaded: Collection[str] = (),
 ) -> list[ValidationIssue]:
-    """:func:`validate_graph` plus ``policy``: node classes outside its allowlist, URLs to hosts outside its
-    host allowlist."""
-    issues = validate_graph(graph, object_info)
+    """:func:`validate_graph` plus ``policy`` (node classes outside its allowlist, URLs that are not http(s) to
+    an allowed host) and the loaders' file inputs: plain file names the backend lists, or in ``uploaded``."""
+    info = as_object_info(object_info)
+    issues = validate_graph(graph, info)
     if isinstance(graph, Mapping):
         issues.extend(policy_issues(graph, policy))
+        issues.extend(file_input_issues(graph, info, uploaded))
     return issues
 
 

@@ -132,13 +132,14 @@ async def accept_registered(
     if images.errors:
         raise ValidationFailed(images.errors)
     seed = random.randrange(2**53)  # drawn once, so every backend's check sees the same graph
+    uploaded = frozenset(values[name] for name, _ in images.images)
     checker = services.checker
     assert checker is not None
     try:
         outcome = await checker.check(
             lambda info: render(
                 template, values, info, filename_prefix=filename_prefix(job_id), seed_source=lambda: seed,
-                policy=services.policy,
+                policy=services.policy, uploaded=uploaded,
             ).issues
         )  # fmt: skip
     except ValidationError as exc:

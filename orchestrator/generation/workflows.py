@@ -3,8 +3,9 @@
 
 The graph may be in API format or in the editor's UI format (converted with the backend's ``/object_info``).
 ``inputs`` sets values on it (``{node_id: {input: value}}``); a data URL set on a LoadImage ``image`` input is
-an image to upload. The graph is then checked like a template's, plus the node-class allowlist and the
-allowed URL hosts; errors name ``workflow.<node>.inputs.<input>`` or ``inputs.<node>.<input>``. Every
+an image to upload. The graph is then checked like a template's, plus the node-class allowlist, the
+allowed URL hosts and the loaders' file inputs (a file the backend lists, or one this request uploads);
+errors name ``workflow.<node>.inputs.<input>`` or ``inputs.<node>.<input>``. Every
 SaveImage writes under the job's own file name prefix.
 """
 
@@ -25,7 +26,7 @@ from orchestrator.generation.payload import GenerationPayload, Upload, filename_
 from orchestrator.generation.schemas import MAX_WORKFLOW_NODES, WorkflowBody
 from orchestrator.storage import Storage
 
-_POLICY_KINDS = frozenset({IssueKind.CLASS_NOT_ALLOWED, IssueKind.REMOTE_URL})
+_POLICY_KINDS = frozenset({IssueKind.CLASS_NOT_ALLOWED, IssueKind.REMOTE_URL, IssueKind.FILE_PATH})
 _IMAGE_LOADERS = frozenset({"LoadImage", "LoadImageMask", "AtelierImageInput"})
 """Nodes whose ``image`` takes an upload (the node pack's image marker loads its image like LoadImage)."""
 _SEED_INPUTS = ("seed", "noise_seed")
@@ -110,6 +111,10 @@ class _Inputs:
         self.graph[node_id]["inputs"][name] = filename
         self.images.append((node_id, name, image))
 
+    def uploaded_names(self) -> frozenset[str]:
+        """The file names the images of this request are uploaded as (loaders may name them)."""
+        return frozenset(self.graph[node_id]["inputs"][name] for node_id, name, _ in self.images)
+
     async def store(self, storage: Storage) -> list[Upload]:
         """Keep the images in storage; what the worker uploads to the backend."""
         uploads = []
@@ -158,7 +163,8 @@ async def accept_workflow(
         if isinstance(node, dict) and node.get("class_type") == "SaveImage" and isinstance(node.get("inputs"), dict):
             node["inputs"]["filename_prefix"] = filename_prefix(job_id)
     policy = services.policy
-    outcome = await checker.check(lambda info: validate_raw_workflow(graph, info, policy))
+    uploaded = applied.uploaded_names()
+    outcome = await checker.check(lambda info: validate_raw_workflow(graph, info, policy, uploaded))
     if outcome.issues:
         raise ValidationFailed(raw_issue_errors(outcome.issues, applied.fields))
     uploads = await applied.store(storage)

@@ -87,6 +87,7 @@ def _settings(database_url: str, comfyui: StandinComfyUI, tmp: pytest.TempPathFa
         sse_retry_ms=100,
         db_pool_size=4,  # the shared Postgres serves many test runs at once
         webhook_retry_base_s=0.1,
+        webhook_allow_hosts=["127.0.0.1"],  # the test receiver listens there
         photo_max_bytes=2_000_000,
     )
 

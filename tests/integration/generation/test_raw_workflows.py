@@ -7,6 +7,7 @@ import copy
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.integration.conftest import Caller
 from tests.integration.generation.conftest import (
@@ -127,3 +128,35 @@ async def test_bad_values_and_unknown_nodes_name_the_workflow_path(
     assert errors[0]["type"] == "value_bigger_than_max"
     errors = await _refused(http, svc, me, {"workflow": {}})
     assert errors[0]["field"] == "workflow"
+
+
+@pytest.mark.parametrize("path", ["../../../../etc/passwd", "/etc/passwd", "..\\..\\secrets.png", "sub/x.png"])
+async def test_loader_file_inputs_are_never_paths_directly_or_through_inputs(
+    generation_service: GenerationService, http: aiohttp.ClientSession, me: Caller, path: str
+) -> None:
+    """Issue 8, item 3: nothing of it reaches ComfyUI; a file neither listed nor uploaded is refused too."""
+    svc = generation_service
+    graph, _ = await _example_graph(http, svc, me, "img2img")
+    loader = _node(graph, "LoadImage")
+    graph[loader]["inputs"]["image"] = path
+    errors = await _refused(http, svc, me, {"workflow": graph})
+    assert (errors[0]["field"], errors[0]["type"]) == (f"workflow.{loader}.inputs.image", "file_path_not_allowed")
+    graph[loader]["inputs"]["image"] = "fine.png"
+    errors = await _refused(http, svc, me, {"workflow": graph, "inputs": {loader: {"image": path}}})
+    assert (errors[0]["field"], errors[0]["type"]) == (f"inputs.{loader}.image", "file_path_not_allowed")
+    errors = await _refused(http, svc, me, {"workflow": graph})
+    assert (errors[0]["field"], errors[0]["type"]) == (f"workflow.{loader}.inputs.image", "value_not_in_list")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["see //169.254.169.254/latest", "see http:\\\\169.254.169.254\\x", "see http://2852039166/x", "file:///etc/x"],
+)
+async def test_urls_are_parsed_not_pattern_matched(
+    generation_service: GenerationService, http: aiohttp.ClientSession, me: Caller, text: str
+) -> None:
+    svc = generation_service
+    graph, _ = await _example_graph(http, svc, me, "txt2img")
+    encoder = _node(graph, "CLIPTextEncode")
+    errors = await _refused(http, svc, me, {"workflow": graph, "inputs": {encoder: {"text": text}}})
+    assert (errors[0]["field"], errors[0]["type"]) == (f"inputs.{encoder}.text", "remote_url_not_allowed")

@@ -160,6 +160,41 @@ def test_uploaded_file_combos_are_not_checked_against_the_stale_list(raw_object_
     assert only(validate_graph(graph, raw_object_info)).kind is IssueKind.WRONG_TYPE
 
 
+def _with_listed_images(raw_object_info: dict[str, Any], *names: str) -> dict[str, Any]:
+    info = copy.deepcopy(raw_object_info)
+    info["LoadImage"]["input"]["required"]["image"][0] = list(names)
+    return info
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("../../../../etc/passwd", IssueKind.FILE_PATH),
+        ("/etc/passwd", IssueKind.FILE_PATH),
+        ("sub/listed.png", IssueKind.FILE_PATH),
+        ("..\\..\\boot.ini", IssueKind.FILE_PATH),
+        ("C:secret.png", IssueKind.FILE_PATH),
+        ("~root", IssueKind.FILE_PATH),
+        ("..", IssueKind.FILE_PATH),
+        ("a..b.png", IssueKind.FILE_PATH),
+        ("someone_elses.png", IssueKind.VALUE_NOT_IN_LIST),
+        ("listed.png [output]", IssueKind.VALUE_NOT_IN_LIST),
+    ],
+)
+def test_a_raw_workflow_loads_only_files_the_backend_lists_or_the_request_uploads(
+    raw_object_info: dict[str, Any], value: str, kind: IssueKind
+) -> None:
+    """Issue 8, item 3: a loader's file input never reaches ComfyUI as a path or a file not offered."""
+    info = _with_listed_images(raw_object_info, "listed.png")
+    graph = recorded()
+    graph["8"] = {"class_type": "LoadImage", "inputs": {"image": value}}
+    issue = only(validate_raw_workflow(graph, info, RawWorkflowPolicy(), uploaded={"atelier_job_8.png"}))
+    assert (issue.kind, issue.node_id, issue.input_name) == (kind, "8", "image")
+    for fine in ("listed.png", "atelier_job_8.png"):
+        graph["8"]["inputs"]["image"] = fine
+        assert validate_raw_workflow(graph, info, RawWorkflowPolicy(), uploaded={"atelier_job_8.png"}) == []
+
+
 def test_optional_inputs_may_be_left_out_but_are_checked_when_given(raw_object_info: dict[str, Any]) -> None:
     graph = recorded()
     graph["8"] = {"class_type": "DualCLIPLoader", "inputs": {"clip_name1": "a", "clip_name2": "b", "type": "flux"}}
@@ -238,14 +273,22 @@ def test_default_allowlist_names_real_classes(raw_object_info: dict[str, Any]) -
 @pytest.mark.parametrize(
     ("text", "hosts", "bad"),
     [
-        ("a cat, see https://evil.example/x.png", (), ["evil.example"]),
+        ("a cat, see https://evil.example/x.png", (), ["'evil.example'"]),
         ("http://cdn.models.example/a", ("models.example",), []),
-        ("http://models.example.evil/a", ("models.example",), ["models.example.evil"]),
-        ("ftp://10.0.0.1/x and https://ok.example/y", ("ok.example",), ["10.0.0.1"]),
-        ("file:///etc/passwd and plain words: 3:4", (), []),
+        ("http://models.example.evil/a", ("models.example",), ["'models.example.evil'"]),
+        ("ftp://10.0.0.1/x and https://ok.example/y", ("ok.example",), ["'ftp://10.0.0.1/x'"]),
+        ("file:///etc/passwd and plain words: 3:4", (), ["'file:///etc/passwd'"]),
+        # issue 8, item 3: scheme-less, backslashes, IP literals in other spellings
+        ("//169.254.169.254/latest/meta-data", (), ["169.254.169.254"]),
+        ("http:\\\\169.254.169.254\\x", (), ["'169.254.169.254'"]),
+        ("see (http://0xa9.0xfe.0xa9.0xfe/x)", ("169.254.169.254",), []),
+        ("http://2852039166/x", (), ["'169.254.169.254'"]),
+        ("http://[::ffff:a9fe:a9fe]/x", (), ["'169.254.169.254'"]),
+        ("HTTPS://IMAGES.example.ORG./a.png", ("images.example.org",), []),
+        ("a ratio of 3:4, a path C:\\models and a time 12:30", (), []),
     ],
 )
-def test_remote_urls_in_strings_need_an_allowed_host(
+def test_urls_in_strings_must_be_http_to_an_allowed_host(
     raw_object_info: dict[str, Any], text: str, hosts: tuple[str, ...], bad: list[str]
 ) -> None:
     graph = recorded()
@@ -253,9 +296,9 @@ def test_remote_urls_in_strings_need_an_allowed_host(
     policy = RawWorkflowPolicy(allowed_url_hosts=frozenset(hosts))
     issues = validate_raw_workflow(graph, raw_object_info, policy)
     assert [i.kind for i in issues] == [IssueKind.REMOTE_URL] * len(bad)
-    for issue, host in zip(issues, bad, strict=True):
+    for issue, shown in zip(issues, bad, strict=True):
         assert (issue.node_id, issue.input_name) == ("2", "text")
-        assert repr(host) in issue.message
+        assert shown in issue.message
 
 
 def test_urls_hidden_in_lists_and_extra_inputs_are_found(raw_object_info: dict[str, Any]) -> None:
