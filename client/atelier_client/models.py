@@ -12,7 +12,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PositiveInt,
     RootModel,
     confloat,
     conint,
@@ -211,7 +210,7 @@ class LoraRequest(BaseModel):
     """
     Name of a LoRA known to Atelier.
     """
-    version: conint(ge=1) | None = Field(None, title="Version")
+    version: conint(ge=1, le=2147483647) | None = Field(None, title="Version")
     """
     Version of the LoRA to use; the latest version when absent.
     """
@@ -290,7 +289,7 @@ class NoopPayload(BaseModel):
     """
     Simulated work per step, in milliseconds.
     """
-    fail_at_step: conint(ge=1) | None = Field(None, title="Fail At Step")
+    fail_at_step: conint(ge=1, le=10000) | None = Field(None, title="Fail At Step")
     """
     Fail (not retryable) when reaching this step.
     """
@@ -366,7 +365,7 @@ class PresignFile(BaseModel):
     """
     image/jpeg, image/png or image/webp.
     """
-    size_bytes: PositiveInt = Field(..., title="Size Bytes")
+    size_bytes: conint(le=2147483647, gt=0) = Field(..., title="Size Bytes")
     """
     The file's size; at most ATELIER_PHOTO_MAX_BYTES.
     """
@@ -416,19 +415,23 @@ class PreviewData(BaseModel):
     step: int | None = Field(None, title="Step")
 
 
-class Problem(BaseModel):
+class ProblemItem(BaseModel):
     """
-    An RFC 9457 problem document; validation problems list each field and reason in `errors`.
+    One field a validation problem (422) found wrong.
     """
 
-    model_config = ConfigDict(
-        extra="allow",
-    )
+    field: str = Field(..., title="Field")
+    """
+    The field's path: `loras[1].strength_model`, a query or path parameter name.
+    """
+    reason: str = Field(..., title="Reason")
+    """
+    What is wrong, in plain words.
+    """
     type: str = Field(..., title="Type")
-    title: str = Field(..., title="Title")
-    status: int = Field(..., title="Status")
-    detail: str = Field(..., title="Detail")
-    instance: str | None = Field(None, title="Instance")
+    """
+    Machine-readable error type (`invalid` when nothing more precise is known).
+    """
 
 
 class ProgressData(BaseModel):
@@ -771,11 +774,11 @@ class TrainingCreate(BaseModel):
     batch_size: conint(ge=1, le=32) | None = Field(None, title="Batch Size")
     captions: CaptionOptions | None = None
     sample_prompts: list[SamplePromptIn] | None = Field(None, max_length=8, title="Sample Prompts")
-    sample_every_n_steps: conint(ge=1) | None = Field(None, title="Sample Every N Steps")
+    sample_every_n_steps: conint(ge=1, le=100000) | None = Field(None, title="Sample Every N Steps")
     """
     Default with prompts: at every save.
     """
-    save_every_n_steps: conint(ge=1) | None = Field(None, title="Save Every N Steps")
+    save_every_n_steps: conint(ge=1, le=100000) | None = Field(None, title="Save Every N Steps")
     """
     Checkpoint + resumable state interval.
     """
@@ -1234,6 +1237,25 @@ class PresignResult(BaseModel):
 
     uploads: list[PresignedUpload] = Field(..., title="Uploads")
     expires_in_s: int = Field(..., title="Expires In S")
+
+
+class Problem(BaseModel):
+    """
+    An RFC 9457 problem document; validation problems (422) list each field in `errors`.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    type: str = Field(..., title="Type")
+    title: str = Field(..., title="Title")
+    status: int = Field(..., title="Status")
+    detail: str = Field(..., title="Detail")
+    instance: str | None = Field(None, title="Instance")
+    errors: list[ProblemItem] | None = Field(None, title="Errors")
+    """
+    Validation problems: one item per field.
+    """
 
 
 class SubjectCreate(BaseModel):

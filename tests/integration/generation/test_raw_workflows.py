@@ -137,7 +137,7 @@ async def test_loader_file_inputs_are_never_paths_directly_or_through_inputs(
     """Issue 8, item 3: nothing of it reaches ComfyUI; a file neither listed nor uploaded is refused too."""
     svc = generation_service
     graph, _ = await _example_graph(http, svc, me, "img2img")
-    loader = _node(graph, "LoadImage")
+    loader = _node(graph, "AtelierImageInput")  # the example loads its image with the pack's image marker
     graph[loader]["inputs"]["image"] = path
     errors = await _refused(http, svc, me, {"workflow": graph})
     assert (errors[0]["field"], errors[0]["type"]) == (f"workflow.{loader}.inputs.image", "file_path_not_allowed")
@@ -146,6 +146,10 @@ async def test_loader_file_inputs_are_never_paths_directly_or_through_inputs(
     assert (errors[0]["field"], errors[0]["type"]) == (f"inputs.{loader}.image", "file_path_not_allowed")
     errors = await _refused(http, svc, me, {"workflow": graph})
     assert (errors[0]["field"], errors[0]["type"]) == (f"workflow.{loader}.inputs.image", "value_not_in_list")
+    graph[loader]["inputs"]["image"] = png_data_url(8, 8)
+    graph["90"] = {"class_type": "LoadImage", "inputs": {"image": path}}  # ComfyUI's own loader alike
+    errors = await _refused(http, svc, me, {"workflow": graph, "inputs": {loader: {"image": png_data_url(8, 8)}}})
+    assert (errors[0]["field"], errors[0]["type"]) == ("workflow.90.inputs.image", "file_path_not_allowed")
 
 
 @pytest.mark.parametrize(
