@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.devtools.architecture import VARIANTS, Variant
-from orchestrator.devtools.models import write_kohya_lora, write_sd15_checkpoint
+from orchestrator.devtools.models import write_kohya_lora, write_sd15_checkpoint, write_sdxl_checkpoint
 
 DEFAULT_CHECKPOINT_DIR = Path("models/checkpoints")
 DEFAULT_LORA_DIR = Path("models/loras")
 
 
-def default_checkpoint_path(variant: Variant) -> Path:
+def default_checkpoint_path(variant: Variant, family: str = "sd15") -> Path:
     """Where ``make-checkpoint`` writes when no ``--out`` is given."""
-    return DEFAULT_CHECKPOINT_DIR / f"sd15-{variant}-random.safetensors"
+    return DEFAULT_CHECKPOINT_DIR / f"{family}-{variant}-random.safetensors"
 
 
 def default_lora_path(variant: Variant, rank: int) -> Path:
@@ -49,7 +49,12 @@ def _run(make: Callable[[], Path]) -> int:
 def make_checkpoint_command(args: argparse.Namespace) -> int:
     """Handler of ``make-checkpoint``."""
     variant: Variant = "full" if args.full else "slim"
-    out = args.out or default_checkpoint_path(variant)
+    out = args.out or default_checkpoint_path(variant, args.family)
+    if args.family == "sdxl":
+        if not args.full:
+            sys.stderr.write("error: SDXL is only made with --full (its exact shapes are how engines recognise it)\n")
+            return 2
+        return _run(lambda: write_sdxl_checkpoint(out, seed=args.seed))
     return _run(lambda: write_sd15_checkpoint(out, variant=variant, seed=args.seed))
 
 
@@ -77,11 +82,14 @@ def register_dev_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add ``make-checkpoint`` and ``make-lora`` to ``subparsers``."""
     ckpt = subparsers.add_parser(
         "make-checkpoint",
-        help="write a random-weight SD1.5 checkpoint (slim by default)",
-        description="Write a random-weight SD1.5 single-file checkpoint; skipped when already up to date.",
+        help="write a random-weight SD1.5 (slim by default) or SDXL (--full) checkpoint",
+        description="Write a random-weight single-file checkpoint; skipped when already up to date.",
     )
-    ckpt.add_argument("--full", action="store_true", help="exact SD1.5 shapes (~2.1 GB) instead of slim")
-    ckpt.add_argument("--out", type=Path, help="output file (default: models/checkpoints/sd15-<variant>-random…)")
+    ckpt.add_argument("--family", choices=("sd15", "sdxl"), default="sd15", help="model family (default sd15)")
+    ckpt.add_argument(
+        "--full", action="store_true", help="exact shapes (SD1.5 ~2.1 GB, SDXL ~6.9 GB) instead of slim (SD1.5 only)"
+    )
+    ckpt.add_argument("--out", type=Path, help="output file (default: models/checkpoints/<family>-<variant>-random…)")
     ckpt.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
     ckpt.set_defaults(func=make_checkpoint_command)
 

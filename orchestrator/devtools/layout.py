@@ -11,11 +11,13 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 
-from orchestrator.devtools.architecture import ClipArch, SD15Arch, VaeArch
-from orchestrator.devtools.unet_plan import UNetPlan, plan_unet
+from orchestrator.devtools.architecture import ClipArch, OpenClipArch, SD15Arch, SDXLArch, UNetArch, VaeArch
+from orchestrator.devtools.unet_plan import TransformerSite, UNetPlan, plan_unet
 
 UNET_PREFIX = "model.diffusion_model."
 CLIP_PREFIX = "cond_stage_model.transformer.text_model."
+SDXL_CLIP_L_PREFIX = "conditioner.embedders.0.transformer.text_model."
+SDXL_CLIP_G_PREFIX = "conditioner.embedders.1.model."
 VAE_PREFIX = "first_stage_model."
 
 # Residual branches end in a projection whose output is added to the stream; keeping those small keeps a
@@ -81,23 +83,29 @@ class _Collector:
         self.add(f"{name}.bias", (channels,), Init.ZEROS)
 
 
-def checkpoint_layout(arch: SD15Arch) -> list[TensorSpec]:
-    """Every tensor of the checkpoint, U-Net first, then text encoder, then VAE."""
-    return [*unet_layout(arch), *clip_layout(arch.clip), *vae_layout(arch.vae)]
+def checkpoint_layout(arch: SD15Arch | SDXLArch) -> list[TensorSpec]:
+    """Every tensor of the checkpoint, U-Net first, then the text encoder(s), then VAE."""
+    if isinstance(arch, SDXLArch):
+        encoders = [*clip_layout(arch.clip_l, SDXL_CLIP_L_PREFIX), *openclip_layout(arch.clip_g)]
+    else:
+        encoders = clip_layout(arch.clip)
+    return [*unet_layout(arch.unet), *encoders, *vae_layout(arch.vae)]
 
 
-def unet_layout(arch: SD15Arch) -> list[TensorSpec]:
+def unet_layout(unet: UNetArch) -> list[TensorSpec]:
     """The denoising U-Net's tensors (``model.diffusion_model.*``)."""
-    plan = plan_unet(arch.unet)
+    plan = plan_unet(unet)
     col = _Collector(UNET_PREFIX)
-    unet = arch.unet
     col.linear("time_embed.0", unet.model_channels, unet.time_embed_dim)
     col.linear("time_embed.2", unet.time_embed_dim, unet.time_embed_dim)
+    if unet.adm_in_channels is not None:
+        col.linear("label_emb.0.0", unet.adm_in_channels, unet.time_embed_dim)
+        col.linear("label_emb.0.2", unet.time_embed_dim, unet.time_embed_dim)
     col.conv("input_blocks.0.0", unet.in_channels, unet.model_channels, 3)
     for res in plan.res_blocks:
         _unet_res_block(col, res.ldm, res.c_in, res.c_out, unet.time_embed_dim)
     for site in plan.transformers:
-        _spatial_transformer(col, site.ldm, site.channels, plan)
+        _spatial_transformer(col, site, plan)
     for name, channels in plan.resamplers:
         col.conv(name, channels, channels, 3)
     col.norm("out.0", plan.out_channels_in)
@@ -122,11 +130,11 @@ def _projection(col: _Collector, name: str, channels: int, linear: bool, gain: f
         col.conv(name, channels, channels, 1, gain=gain)
 
 
-def _spatial_transformer(col: _Collector, name: str, ch: int, plan: UNetPlan) -> None:
-    unet = plan.arch
+def _spatial_transformer(col: _Collector, site: TransformerSite, plan: UNetPlan) -> None:
+    unet, name, ch = plan.arch, site.ldm, site.channels
     col.norm(f"{name}.norm", ch)
     _projection(col, f"{name}.proj_in", ch, unet.linear_projections, 1.0)
-    for depth in range(unet.transformer_depth):
+    for depth in range(site.depth):
         block = f"{name}.transformer_blocks.{depth}"
         for attn, context in (("attn1", ch), ("attn2", unet.context_dim)):
             col.linear(f"{block}.{attn}.to_q", ch, ch, bias=False)
@@ -141,9 +149,9 @@ def _spatial_transformer(col: _Collector, name: str, ch: int, plan: UNetPlan) ->
     _projection(col, f"{name}.proj_out", ch, unet.linear_projections, RESIDUAL_GAIN)
 
 
-def clip_layout(clip: ClipArch) -> list[TensorSpec]:
-    """The CLIP text encoder's tensors, Hugging Face ``CLIPTextModel`` names under the LDM prefix."""
-    col = _Collector(CLIP_PREFIX)
+def clip_layout(clip: ClipArch, prefix: str = CLIP_PREFIX) -> list[TensorSpec]:
+    """The CLIP text encoder's tensors, Hugging Face ``CLIPTextModel`` names under ``prefix``."""
+    col = _Collector(prefix)
     col.add("embeddings.token_embedding.weight", (clip.vocab_size, clip.hidden), Init.EMBEDDING, 0.02)
     col.add("embeddings.position_embedding.weight", (clip.max_positions, clip.hidden), Init.EMBEDDING, 0.01)
     for index in range(clip.layers):
@@ -156,6 +164,28 @@ def clip_layout(clip: ClipArch) -> list[TensorSpec]:
         col.linear(f"{layer}.mlp.fc2", clip.intermediate, clip.hidden, gain=RESIDUAL_GAIN)
         col.norm(f"{layer}.layer_norm2", clip.hidden)
     col.norm("final_layer_norm", clip.hidden)
+    return col.specs
+
+
+def openclip_layout(clip: OpenClipArch, prefix: str = SDXL_CLIP_G_PREFIX) -> list[TensorSpec]:
+    """SDXL's OpenCLIP ViT-bigG text encoder in OpenCLIP's key names (fused q/k/v ``in_proj``), as the
+    single-file SDXL checkpoints store it; sd-scripts and ComfyUI both convert it on load.
+    """
+    col = _Collector(prefix)
+    width = clip.width
+    col.add("token_embedding.weight", (clip.vocab_size, width), Init.EMBEDDING, 0.02)
+    col.add("positional_embedding", (clip.max_positions, width), Init.EMBEDDING, 0.01)
+    for index in range(clip.layers):
+        block = f"transformer.resblocks.{index}"
+        col.norm(f"{block}.ln_1", width)
+        col.add(f"{block}.attn.in_proj_weight", (3 * width, width), Init.WEIGHT)
+        col.add(f"{block}.attn.in_proj_bias", (3 * width,), Init.ZEROS)
+        col.linear(f"{block}.attn.out_proj", width, width, gain=RESIDUAL_GAIN)
+        col.norm(f"{block}.ln_2", width)
+        col.linear(f"{block}.mlp.c_fc", width, clip.intermediate)
+        col.linear(f"{block}.mlp.c_proj", clip.intermediate, width, gain=RESIDUAL_GAIN)
+    col.norm("ln_final", width)
+    col.add("text_projection", (width, clip.projection), Init.WEIGHT)
     return col.specs
 
 

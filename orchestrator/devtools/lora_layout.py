@@ -51,7 +51,7 @@ def _module_pairs(arch: SD15Arch) -> list[tuple[str, str]]:
     """(kohya key stem, checkpoint weight name) for every adapted module."""
     pairs: list[tuple[str, str]] = []
     for site in plan_unet(arch.unet).transformers:
-        for path in _unet_module_paths(arch.unet.transformer_depth):
+        for path in _unet_module_paths(site.depth):
             kohya = "lora_unet_" + f"{site.diffusers}.{path}".replace(".", "_")
             pairs.append((kohya, f"{UNET_PREFIX}{site.ldm}.{path}.weight"))
     for layer in range(arch.clip.layers):

@@ -1,8 +1,8 @@
-"""Random-weight SD1.5 checkpoints and matching kohya LoRAs for tests (numpy + safetensors, no torch).
+"""Random-weight SD1.5 and SDXL checkpoints and matching kohya LoRAs for tests (numpy + safetensors, no torch).
 
 Nothing here downloads weights: the tensors are drawn from seeded normal distributions whose scales keep
 images and training losses finite, in the exact key layout real SD1.5 files use, so that ComfyUI and kohya
-sd-scripts load them as they would a real model. Files are written atomically and are not rewritten when
+sd-scripts load them as they would a real model (the SDXL one in SDXL base 1.0's layout and shapes). Files are written atomically and are not rewritten when
 the target already holds a file generated from the same parameters (kept in the safetensors metadata).
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.devtools.architecture import SD15Arch, Variant, arch_for
+from orchestrator.devtools.architecture import SDXL_FULL, SD15Arch, SDXLArch, Variant, arch_for
 from orchestrator.devtools.layout import Init, TensorSpec, checkpoint_layout
 from orchestrator.devtools.lora_layout import LoraTarget, lora_targets
 from orchestrator.devtools.safetensors_io import TensorEntry, write_atomically
@@ -41,6 +41,12 @@ def checkpoint_params(variant: Variant, seed: int) -> dict[str, Any]:
         "seed": seed,
         "arch": arch_for(variant).to_dict(),
     }
+
+
+def sdxl_checkpoint_params(seed: int) -> dict[str, Any]:
+    """The parameters an SDXL checkpoint file is generated from (stored in its metadata)."""
+    return {"kind": "sdxl-checkpoint", "format": FORMAT_VERSION, "variant": "full", "seed": seed,
+            "arch": SDXL_FULL.to_dict()}  # fmt: skip
 
 
 def lora_params(variant: Variant, rank: int, seed: int) -> dict[str, Any]:
@@ -71,7 +77,7 @@ def tensor_values(spec: TensorSpec, seed: int, dtype: np.dtype[Any]) -> np.ndarr
     return values.astype(dtype, copy=False)
 
 
-def checkpoint_entries(arch: SD15Arch, seed: int) -> list[TensorEntry]:
+def checkpoint_entries(arch: SD15Arch | SDXLArch, seed: int) -> list[TensorEntry]:
     """The tensors of a checkpoint of architecture ``arch``, each produced only when written."""
     dtype = np.dtype(arch.dtype)
     return [
@@ -136,6 +142,22 @@ def write_sd15_checkpoint(path: Path, *, variant: Variant, seed: int = 0) -> Pat
         {"modelspec.architecture": "stable-diffusion-v1", "atelier.devtools.variant": variant},
     )
     log.info("checkpoint %s ready after %.1f s", written, time.perf_counter() - started)
+    return written
+
+
+def write_sdxl_checkpoint(path: Path, *, seed: int = 0) -> Path:
+    """Write a random-weight SDXL single-file checkpoint with SDXL base 1.0's keys and shapes (fp16, ~6.9 GB).
+
+    Returns ``path``; does nothing when ``path`` already holds a file generated from the same seed and format.
+    """
+    started = time.perf_counter()
+    written = write_atomically(
+        Path(path),
+        checkpoint_entries(SDXL_FULL, seed),
+        sdxl_checkpoint_params(seed),
+        {"modelspec.architecture": "stable-diffusion-xl-v1-base", "atelier.devtools.variant": "full"},
+    )
+    log.info("SDXL checkpoint %s ready after %.1f s", written, time.perf_counter() - started)
     return written
 
 

@@ -23,11 +23,12 @@ class ResBlockSite:
 
 @dataclass(frozen=True)
 class TransformerSite:
-    """A spatial transformer: LDM name, diffusers name and width."""
+    """A spatial transformer: LDM name, diffusers name, width and number of transformer blocks."""
 
     ldm: str
     diffusers: str
     channels: int
+    depth: int
 
 
 @dataclass
@@ -63,7 +64,8 @@ def _plan_down(plan: UNetPlan) -> tuple[list[int], int]:
             channels = width
             if arch.attention_levels[level]:
                 diffusers = f"down_blocks.{level}.attentions.{block}"
-                plan.transformers.append(TransformerSite(f"input_blocks.{index}.1", diffusers, channels))
+                site = TransformerSite(f"input_blocks.{index}.1", diffusers, channels, arch.depth_at(level))
+                plan.transformers.append(site)
             skips.append(channels)
             index += 1
         if level != last:
@@ -77,7 +79,8 @@ def _plan_middle(plan: UNetPlan, channels: int) -> int:
     # Without a transformer the LDM middle block is a single residual block.
     plan.res_blocks.append(ResBlockSite("middle_block.0", channels, channels))
     if plan.arch.middle_attention:
-        plan.transformers.append(TransformerSite("middle_block.1", "mid_block.attentions.0", channels))
+        depth = plan.arch.middle_transformer_depth
+        plan.transformers.append(TransformerSite("middle_block.1", "mid_block.attentions.0", channels, depth))
         plan.res_blocks.append(ResBlockSite("middle_block.2", channels, channels))
     return channels
 
@@ -95,7 +98,8 @@ def _plan_up(plan: UNetPlan, skips: list[int], channels: int) -> int:
             sub = 1
             if arch.attention_levels[level]:
                 diffusers = f"up_blocks.{up_level}.attentions.{block}"
-                plan.transformers.append(TransformerSite(f"output_blocks.{index}.1", diffusers, channels))
+                site = TransformerSite(f"output_blocks.{index}.1", diffusers, channels, arch.depth_at(level))
+                plan.transformers.append(site)
                 sub = 2
             if level != 0 and block == arch.num_res_blocks:
                 plan.resamplers.append((f"output_blocks.{index}.{sub}.conv", channels))
