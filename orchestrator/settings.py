@@ -125,6 +125,19 @@ class Settings(BaseSettings):
     training_flux_ae: Path | None = Field(
         None, description="Flux training: ae (VAE) weights (under models_dir or absolute)."
     )
+    captioner: str | None = Field(
+        None,
+        description="Captioning model for captions 'auto' (BLIP or Florence-2): a directory, or a hub id (org/name) "
+        "pulled into <models_dir>/captioners/; unset = no auto-captioning.",
+    )
+    captioner_device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where the captioner runs; auto = CUDA when torch sees a GPU."
+    )
+    captioner_batch_size: int = Field(8, ge=1, le=256, description="Photos the captioner describes per model call.")
+    captioner_max_new_tokens: int = Field(40, ge=1, le=300, description="Longest description, in tokens.")
+    captioner_threads: int = Field(
+        0, ge=0, le=256, description="CPU threads for the captioner's torch (0 = torch's default, one per core)."
+    )
     photo_max_bytes: int = Field(20 << 20, gt=0, description="Largest photo file accepted, in bytes.")
     photo_max_pixels: int = Field(
         40_000_000, gt=0, description="Most pixels a photo may have (decompression-bomb guard)."

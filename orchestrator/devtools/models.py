@@ -1,9 +1,10 @@
 """Random-weight SD1.5 and SDXL checkpoints and matching kohya LoRAs for tests (numpy + safetensors, no torch).
 
 Nothing here downloads weights: the tensors are drawn from seeded normal distributions whose scales keep
-images and training losses finite, in the exact key layout real SD1.5 files use, so that ComfyUI and kohya
-sd-scripts load them as they would a real model (the SDXL one in SDXL base 1.0's layout and shapes). Files are written atomically and are not rewritten when
-the target already holds a file generated from the same parameters (kept in the safetensors metadata).
+images and training losses finite, in the exact key layout real SD1.5 (and SDXL base 1.0) files use, so
+that ComfyUI and kohya sd-scripts load them as they would a real model. Files are written atomically and
+are not rewritten when the target already holds a file generated from the same parameters (kept in the
+safetensors metadata).
 """
 
 from __future__ import annotations

@@ -21,23 +21,28 @@ from orchestrator.jobs.kinds import JobContext, JobFailed
 from orchestrator.storage import Storage
 from orchestrator.training.hashing import canonical_sha256
 from orchestrator.training.run_queries import update_run
-from orchestrator.training.training_schemas import TrainingPayload
+from orchestrator.training.training_schemas import CaptionOptions, TrainingPayload
 from orchestrator.training.training_services import TrainingServices
 from trainer.dataset import (
     Box,
+    Captioner,
     CaptionError,
+    CaptionMode,
     CaptionTemplate,
     DatasetError,
     DatasetManifest,
     DatasetPhoto,
     PrepareOptions,
+    ProgressCallback,
     SubjectKind,
     prepare_dataset,
 )
+from trainer.dataset.captioner import CaptionerError
 from trainer.dataset.manifest import MANIFEST_NAME
 
 DATASET_DIR = "dataset"
 PREPARE_WORKERS = 2
+PROGRESS_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,26 @@ def _captions(payload: TrainingPayload, photos: list[Photo]) -> dict[str, str]:
     return {pid: text for pid, text in captions.items() if pid in known}
 
 
+def _captioner(services: TrainingServices, mode: CaptionMode) -> Captioner | None:
+    if mode is not CaptionMode.AUTO:
+        return None
+    if services.captioner is None:  # configured when the job was queued, not on this worker
+        reason = services.captioner_problem or "no captioner is configured on this worker (ATELIER_CAPTIONER)"
+        raise JobFailed("not_configured", f"captions 'auto': {reason}", retryable=False)
+    return services.captioner
+
+
+def progress_from_thread(ctx: JobContext, loop: asyncio.AbstractEventLoop) -> ProgressCallback:
+    """A progress callback for the preparing thread: each event is written before the thread goes on, so
+    events keep their order and an error writing one (the job was cancelled) stops the preparation.
+    """
+
+    def report(stage: str, done: int, total: int) -> None:
+        asyncio.run_coroutine_threadsafe(ctx.progress(stage, done, total), loop).result(timeout=PROGRESS_TIMEOUT_S)
+
+    return report
+
+
 async def prepare(
     ctx: JobContext,
     engine: AsyncEngine,
@@ -98,7 +123,7 @@ async def prepare(
     payload: TrainingPayload,
     resolution: int,
 ) -> PreparedDataset:
-    """Prepare (or reuse) the job's dataset; progress is reported as stage ``dataset``."""
+    """Prepare (or reuse) the job's dataset; progress is reported as stages ``dataset`` and ``captioning``."""
     reused = load_prepared(run)
     if reused is not None:
         return reused
@@ -109,13 +134,17 @@ async def prepare(
     loaded = await _load(storage, photos)
     if not loaded:
         raise JobFailed("bad_dataset", "none of the subject's photos is left to train on", retryable=False)
-    template = payload.captions.template if payload.captions else None
+    captions = payload.captions or CaptionOptions(mode=CaptionMode.TRIGGER)  # queued before modes existed
+    mode = captions.mode or CaptionMode.TRIGGER
     options = PrepareOptions(
         resolution=resolution,
         class_word=subject.class_word,
-        template=CaptionTemplate(template) if template else None,
+        template=CaptionTemplate(captions.template) if captions.template else None,
         limits=services.limits,
+        caption_mode=mode,
+        caption_batch_size=services.settings.captioner_batch_size,
     )
+    captioner = _captioner(services, mode)
     try:
         manifest = await asyncio.to_thread(
             prepare_dataset,
@@ -125,11 +154,15 @@ async def prepare(
             kind=SubjectKind(subject.kind),
             options=options,
             user_captions=_captions(payload, photos),
+            captioner=captioner,
             detector=services.detector,
             workers=PREPARE_WORKERS,
+            on_progress=progress_from_thread(ctx, asyncio.get_running_loop()),
         )
     except (DatasetError, CaptionError) as exc:
         raise JobFailed("bad_dataset", str(exc), retryable=False) from exc
+    except CaptionerError as exc:
+        raise JobFailed("captioning_failed", str(exc), retryable=False) from exc
     digest = canonical_sha256(manifest.to_dict())
     await update_run(engine, run.job_id, dataset_manifest=manifest.to_dict(), manifest_sha256=digest)
     await ctx.progress("dataset", len(photos), len(photos), images=len(loaded))

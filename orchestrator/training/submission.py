@@ -2,8 +2,9 @@
 
 Everything that would make the run fail for a reason known now is refused here, with the field named:
 the subject (yours, not being erased, with consent that allows training and at least one accepted photo),
-captions for photos it does not have, the LoRA name (not another subject's), the base model (in the store,
-of a family we can train), the parameters (as sd-scripts would see them) and the service's own set-up.
+captions (for photos it does not have, a mode this service cannot honour: :mod:`.caption_choice`), the
+LoRA name (not another subject's), the base model (in the store, of a family we can train), the
+parameters (as sd-scripts would see them) and the service's own set-up.
 Nothing is written until all of it passed; then the job row and its event are one statement.
 """
 
@@ -19,12 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from orchestrator.db.models import Lora, Subject
 from orchestrator.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from orchestrator.training.base_models import UnknownBaseModel, checkpoint_path, detect_family
+from orchestrator.training.caption_choice import decide_captions
 from orchestrator.training.consent import consent_problems
 from orchestrator.training.planning import plan_training
 from orchestrator.training.subject_queries import list_photos, writable_subject
 from orchestrator.training.training_schemas import TrainingCreate, TrainingPayload
 from orchestrator.training.training_services import TrainingServices
-from trainer.dataset import CaptionError, CaptionTemplate, SubjectKind
+from trainer.dataset import SubjectKind
 
 
 def default_lora_name(subject: Subject) -> str:
@@ -58,23 +60,6 @@ async def check_lora_name(conn: AsyncConnection, owner_id: uuid.UUID, name: str,
         )
 
 
-def _check_captions(body: TrainingCreate, photo_ids: set[uuid.UUID]) -> None:
-    if body.captions is None:
-        return
-    errors = [
-        {"field": f"captions.per_photo.{pid}", "reason": "not an accepted photo of this subject"}
-        for pid in body.captions.per_photo
-        if pid not in photo_ids
-    ]
-    if body.captions.template is not None:
-        try:
-            CaptionTemplate(body.captions.template)
-        except CaptionError as exc:
-            errors.append({"field": "captions.template", "reason": str(exc)})
-    if errors:
-        raise ValidationFailed(errors)
-
-
 async def _family(services: TrainingServices, body: TrainingCreate) -> str:
     if body.base_family is not None:
         return body.base_family.value
@@ -101,7 +86,7 @@ async def build_payload(
         if len(photos) < services.limits.min_photos:
             reason = f"the subject has {len(photos)} accepted photos; upload at least {services.limits.min_photos}"
             raise ValidationFailed([{"field": "subject_id", "reason": reason}])
-        _check_captions(body, {p.id for p in photos})
+        captions = decide_captions(body.captions, services, photos)
         lora_name = body.lora_name or default_lora_name(subject)
         await check_lora_name(conn, owner_id, lora_name, subject.id)
     values = body.model_dump(mode="json", exclude={"base_family", "lora_name"})
@@ -109,6 +94,7 @@ async def build_payload(
         base_family=await _family(services, body),
         lora_name=lora_name,
         photo_ids=[str(p.id) for p in photos],
+        captions=captions.model_dump(mode="json"),
     )
     payload = TrainingPayload.model_validate(values)
     plan_training(payload, services, subject.trigger_word)

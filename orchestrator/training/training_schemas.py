@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from orchestrator.api.schemas import Page
 from orchestrator.jobs.views import JobOut
+from trainer.dataset import CaptionMode
 from trainer.presets import ModelFamily, Optimizer, Preset
 
 LORA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -29,17 +30,32 @@ class SamplePromptIn(BaseModel):
     seed: int | None = Field(None, ge=0, le=2**32 - 1)
 
 
+CAPTION_MODES = [mode.value for mode in CaptionMode]
+
+
 class CaptionOptions(BaseModel):
-    """How training captions are written. Default: ``<trigger> <class word>``, plus the photo's caption."""
+    """How training captions are written: the mode, the template and per-photo captions (which always win)."""
 
     model_config = ConfigDict(extra="forbid")
 
+    mode: CaptionMode | None = Field(
+        None,
+        description="auto: the service's captioner describes photos without a user caption; trigger: trigger and "
+        "class word (plus user captions); manual: every photo needs a user caption. Default: auto when the "
+        "service has a captioner (ATELIER_CAPTIONER), else trigger.",
+    )
     template: str | None = Field(
         None, max_length=300, description="Pattern with {trigger}, {class} and {caption}, e.g. 'photo of {trigger}'."
     )
     per_photo: dict[uuid.UUID, str] = Field(
         default_factory=dict, description="Captions by photo id (override the photo's stored caption)."
     )
+
+
+def _mode_or_options(schema: dict[str, Any]) -> None:
+    """The OpenAPI form of ``captions``: also a bare mode string (the validator turns it into the object)."""
+    choices = schema.setdefault("anyOf", [])
+    choices.insert(0, {"type": "string", "enum": CAPTION_MODES})
 
 
 class TrainingCreate(BaseModel):
@@ -60,7 +76,11 @@ class TrainingCreate(BaseModel):
     resolution: int | None = Field(None, ge=64, le=2048, multiple_of=64, description="Training image size.")
     optimizer: Optimizer | None = None
     batch_size: int | None = Field(None, ge=1, le=32)
-    captions: CaptionOptions | None = None
+    captions: CaptionOptions | None = Field(
+        None,
+        description="A caption mode ('auto' | 'trigger' | 'manual') or {mode, template, per_photo}.",
+        json_schema_extra=_mode_or_options,
+    )
     sample_prompts: list[SamplePromptIn] = Field(default_factory=list, max_length=8)
     sample_every_n_steps: int | None = Field(None, ge=1, le=100_000, description="Default with prompts: at every save.")
     save_every_n_steps: int | None = Field(None, ge=1, le=100_000, description="Checkpoint + resumable state interval.")
@@ -70,6 +90,11 @@ class TrainingCreate(BaseModel):
     )
     priority: int = Field(0, ge=-100, le=100, description="Higher runs first.")
     webhook_url: HttpUrl | None = Field(None, description="Called with the job when it ends.")
+
+    @field_validator("captions", mode="before")
+    @classmethod
+    def _bare_mode(cls, value: Any) -> Any:
+        return {"mode": value} if isinstance(value, str) else value
 
     @field_validator("sample_prompts", mode="before")
     @classmethod

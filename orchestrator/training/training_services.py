@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,10 +10,14 @@ from pathlib import Path
 from aiohttp import web
 
 from orchestrator.settings import Settings
+from orchestrator.training.captioners import CaptionerUnavailable, captioner_from_settings
 from orchestrator.training.hashing import FileHashCache
 from trainer.config import LAUNCHER_PATH, SdScriptsInstall
 from trainer.dataset import DatasetLimits, FaceDetector
+from trainer.dataset.captioner import TransformersCaptioner
 from trainer.supervisor import SupervisorOptions
+
+log = logging.getLogger(__name__)
 
 
 def tokenizer_cache_dir(settings: Settings) -> Path:
@@ -53,11 +58,21 @@ class TrainingServices:
     install: SdScriptsInstall | None
     var_dir: Path
     models_dir: Path
+    captioner: TransformersCaptioner | None = None
+    captioner_problem: str | None = None  # why the configured captioner cannot be used
 
     @classmethod
     def create(cls, settings: Settings) -> TrainingServices:
-        """Build the services (loads nothing heavy: the face detector loads its model per thread on use)."""
+        """Build the services (loads nothing heavy: the face detector loads its model per thread on use, the
+        captioner its model on the first photos it describes).
+        """
         var_dir = settings.var_dir.absolute()
+        captioner, problem = None, None
+        try:
+            captioner = captioner_from_settings(settings)
+        except CaptionerUnavailable as exc:
+            problem = str(exc)
+            log.error("auto-captioning is unavailable: %s", problem)
         return cls(
             settings=settings,
             limits=photo_limits(settings),
@@ -66,7 +81,14 @@ class TrainingServices:
             install=sd_scripts_install(settings),
             var_dir=var_dir,
             models_dir=settings.models_dir.absolute(),
+            captioner=captioner,
+            captioner_problem=problem,
         )
+
+    @property
+    def captioner_configured(self) -> bool:
+        """Whether ``ATELIER_CAPTIONER`` is set (the default caption mode is then ``auto``)."""
+        return bool(self.settings.captioner)
 
     @property
     def loras_dir(self) -> Path:

@@ -1,16 +1,18 @@
-"""Training captions: trigger word + class word, per-photo user captions, and caption templates.
+"""Training captions: trigger word + class word, per-photo user captions, written descriptions, templates.
 
-Automatic captioning is pluggable through :class:`Captioner`, but none ships with the service: no captioning
-model weights are available offline here, and a captioner that invents text would poison the training data.
-A deployment that has a captioning model implements the protocol and passes it to dataset preparation.
+Three ways to caption (:class:`CaptionMode`): ``trigger`` (trigger + class word, plus the user's caption where
+one is given), ``auto`` (a :class:`Captioner` describes every photo the user did not caption) and ``manual``
+(every photo must carry a user caption). In every mode a user caption wins and the template keeps the trigger
+word first. :mod:`trainer.dataset.captioner` implements the protocol with a transformers captioning model.
 """
 
 from __future__ import annotations
 
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from PIL import Image
@@ -32,15 +34,33 @@ class CaptionError(ValueError):
     """A caption template, trigger word or caption that cannot be used."""
 
 
+class CaptionMode(StrEnum):
+    """How a training's captions are written (see the module docstring)."""
+
+    AUTO = "auto"
+    TRIGGER = "trigger"
+    MANUAL = "manual"
+
+
+class CaptionSource(StrEnum):
+    """Where the descriptive part of one photo's caption came from."""
+
+    USER = "user"  # the photo's stored caption or the request's per-photo caption
+    AUTO = "auto"  # written by the captioner
+    NONE = "none"  # trigger and class word only
+
+
 @runtime_checkable
 class Captioner(Protocol):
-    """Describes an image in words (the part of a caption after the trigger and class words).
+    """Describes images in words (the part of a caption after the trigger and class words)."""
 
-    No implementation ships with the service (see the module docstring).
-    """
+    @property
+    def name(self) -> str:
+        """Which model describes (kept in the dataset manifest as provenance)."""
+        ...
 
-    def describe(self, image: Image.Image) -> str:
-        """Return a short description of ``image``; an empty string when there is nothing to add."""
+    def describe_batch(self, images: Sequence[Image.Image]) -> list[str]:
+        """One short description per image, in order; an empty string where there is nothing to add."""
         ...
 
 

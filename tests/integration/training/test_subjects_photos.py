@@ -192,6 +192,8 @@ async def test_training_is_refused_before_queueing_with_the_field_named(
         "sample_every_n_steps": {"sample_every_n_steps": 2},
         "optimizer": {"optimizer": "AdamW8bit"},
         "captions.template": {"captions": {"template": "no trigger here"}},
+        "captions.mode": {"captions": "bogus"},
+        "captions": {"captions": "auto"},  # this service has no captioner
     }
     for field, overrides in refused.items():
         status, problem = await submit(http, training_service, me, subject["id"], **overrides)

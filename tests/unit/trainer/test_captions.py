@@ -76,8 +76,15 @@ def test_blank_class_word_falls_back_to_default() -> None:
 
 def test_captioner_is_a_protocol() -> None:
     class Fixed:
+        name = "fixed"
+
+        def describe_batch(self, images: object) -> list[str]:
+            return ["a red mug"]
+
+    class OnePhotoAtATime:  # the interface before batches
         def describe(self, image: object) -> str:
             return "a red mug"
 
     assert isinstance(Fixed(), Captioner)
+    assert not isinstance(OnePhotoAtATime(), Captioner)
     assert not isinstance(object(), Captioner)

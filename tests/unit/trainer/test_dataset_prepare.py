@@ -94,30 +94,6 @@ def test_bucket_mode_keeps_aspect(tmp_path: Path) -> None:
     assert entry.width > entry.height
 
 
-def test_captioner_fills_in_missing_captions(tmp_path: Path) -> None:
-    class Describes:
-        def __init__(self) -> None:
-            self.sizes: list[tuple[int, int]] = []
-
-        def describe(self, image: Image.Image) -> str:
-            self.sizes.append(image.size)
-            return "a textured square"
-
-    captioner = Describes()
-    photos = [DatasetPhoto("a", encode(noise_image(400, 400, 1))), DatasetPhoto("b", encode(noise_image(400, 400, 2)))]
-    manifest = prepare_dataset(
-        tmp_path / "ds",
-        photos,
-        trigger="stx",
-        kind=SubjectKind.STYLE,
-        options=PrepareOptions(resolution=256),
-        user_captions={"b": "given"},
-        captioner=captioner,
-    )
-    assert [e.caption for e in manifest.entries] == ["stx style, a textured square", "stx style, given"]
-    assert captioner.sizes == [(256, 256)]
-
-
 def test_refuses_a_used_directory_and_bad_inputs(tmp_path: Path) -> None:
     photo = DatasetPhoto("a", encode(noise_image(300, 300)))
     (tmp_path / "used").mkdir()
