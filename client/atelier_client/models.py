@@ -51,12 +51,16 @@ class BackendList(BaseModel):
 
 class CaptionOptions(BaseModel):
     """
-    How training captions are written. Default: `<trigger> <class word>`, plus the photo's caption.
+    How training captions are written: the mode, the template and per-photo captions (which always win).
     """
 
     model_config = ConfigDict(
         extra="forbid",
     )
+    mode: Literal["auto", "trigger", "manual"] | None = None
+    """
+    auto: the service's captioner describes photos without a user caption; trigger: trigger and class word (plus user captions); manual: every photo needs a user caption. Default: auto when the service has a captioner (ATELIER_CAPTIONER), else trigger.
+    """
     template: constr(max_length=300) | None = Field(None, title="Template")
     """
     Pattern with {trigger}, {class} and {caption}, e.g. 'photo of {trigger}'.
@@ -772,7 +776,10 @@ class TrainingCreate(BaseModel):
     """
     optimizer: Literal["AdamW", "AdamW8bit", "Adafactor", "Lion", "Prodigy"] | None = None
     batch_size: conint(ge=1, le=32) | None = Field(None, title="Batch Size")
-    captions: CaptionOptions | None = None
+    captions: Literal["auto", "trigger", "manual"] | CaptionOptions | None = None
+    """
+    A caption mode ('auto' | 'trigger' | 'manual') or {mode, template, per_photo}.
+    """
     sample_prompts: list[SamplePromptIn] | None = Field(None, max_length=8, title="Sample Prompts")
     sample_every_n_steps: conint(ge=1, le=100000) | None = Field(None, title="Sample Every N Steps")
     """
