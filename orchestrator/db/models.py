@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     SmallInteger,
     Text,
@@ -219,6 +220,7 @@ class Photo(Base):
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(Text)
     phash: Mapped[str | None] = mapped_column(Text)
+    fingerprint: Mapped[bytes | None] = mapped_column(LargeBinary)  # trainer.dataset.dedupe.Fingerprint
     blur_score: Mapped[float | None] = mapped_column(Float)
     face_box: Mapped[list[int] | None] = mapped_column(JSONB)
     caption: Mapped[str | None] = mapped_column(Text)

@@ -29,6 +29,7 @@ from trainer.dataset import (
     RejectReason,
     SubjectKind,
 )
+from trainer.dataset.dedupe import Fingerprint
 from trainer.dataset.probe import ImageFormat
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class PhotoIntake:
     storage: Storage
     limits: DatasetLimits
     detector: FaceDetector
-    existing: Mapping[str, str]  # accepted photo id -> phash hex
+    existing: Mapping[str, Fingerprint]  # accepted photo id -> its duplicate-check fingerprint
     stored_keys: list[str] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     verdicts: list[PhotoVerdictOut] = field(default_factory=list)
@@ -133,6 +134,7 @@ class PhotoIntake:
             "size_bytes": len(checked.image.data),
             "sha256": checked.image.sha256,
             "phash": checked.phash,
+            "fingerprint": checked.fingerprint.to_bytes(),
             "blur_score": checked.blur_score,
             "face_box": checked.face_box.as_list() if checked.face_box else None,
         }
@@ -172,6 +174,18 @@ async def take_uploads(intake: PhotoIntake, files: AsyncIterator[IncomingFile]) 
             await asyncio.wait([pending])  # let the thread finish before the request's memory goes
 
 
-def existing_hashes(photos: list[Photo]) -> dict[str, str]:
-    """Accepted photos' perceptual hashes by id, for duplicate checks across requests."""
-    return {str(p.id): p.phash for p in photos if p.phash}
+def existing_fingerprints(photos: list[Photo]) -> dict[str, Fingerprint]:
+    """Accepted photos' fingerprints by id, for duplicate checks across requests (the perceptual hash only
+    for photos stored before fingerprints, or whose fingerprint cannot be read).
+    """
+    out = {}
+    for photo in photos:
+        if photo.fingerprint:
+            try:
+                out[str(photo.id)] = Fingerprint.from_bytes(photo.fingerprint)
+                continue
+            except ValueError:
+                log.warning("photo %s has an unreadable fingerprint; its hash alone is compared", photo.id)
+        if photo.phash:
+            out[str(photo.id)] = Fingerprint.hash_only(photo.phash)
+    return out

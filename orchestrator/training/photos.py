@@ -20,7 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from orchestrator.db.models import Photo
 from orchestrator.errors import Conflict, ValidationFailed
 from orchestrator.storage import Storage
-from orchestrator.training.photo_intake import IncomingFile, PhotoIntake, existing_hashes, subject_prefix, take_uploads
+from orchestrator.training.photo_intake import (
+    IncomingFile,
+    PhotoIntake,
+    existing_fingerprints,
+    subject_prefix,
+    take_uploads,
+)
 from orchestrator.training.subject_queries import (
     delete_photo_row,
     get_photo,
@@ -54,7 +60,7 @@ async def upload_photos(
     """
     async with engine.connect() as conn:
         subject = await writable_subject(conn, owner_id, subject_id)
-        existing = existing_hashes(await list_photos(conn, subject_id))
+        existing = existing_fingerprints(await list_photos(conn, subject_id))
     intake = PhotoIntake(subject, storage, services.limits, services.detector, existing)
     try:
         await take_uploads(intake, files)
@@ -174,7 +180,7 @@ async def complete_uploads(
     if unknown:
         raise ValidationFailed(unknown)
     accepted = [p for p in photos if p.status == "accepted"]
-    intake = PhotoIntake(subject, storage, services.limits, services.detector, existing_hashes(accepted))
+    intake = PhotoIntake(subject, storage, services.limits, services.detector, existing_fingerprints(accepted))
     finished: list[Photo] = []
     for photo_id in photo_ids:
         photo = pending[photo_id]

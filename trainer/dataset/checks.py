@@ -7,8 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 
-import imagehash
-
+from trainer.dataset.dedupe import Fingerprint, find_duplicate
 from trainer.dataset.faces import Box, FaceDetector
 from trainer.dataset.images import DecodeError, EncodedImage, analyse, decode_upright_rgb, encode_clean, rgb_array
 from trainer.dataset.limits import DEFAULT_LIMITS, DatasetLimits, SubjectKind
@@ -37,6 +36,7 @@ class CheckedPhoto:
     phash: str
     blur_score: float
     face_box: Box | None
+    fingerprint: Fingerprint
 
 
 @dataclass(frozen=True)
@@ -79,19 +79,28 @@ class PhotoVerdict:
 
 
 class _Rejected(Exception):
-    def __init__(self, reason: RejectReason, message: str, duplicate_of: str | None = None) -> None:
+    def __init__(
+        self,
+        reason: RejectReason,
+        message: str,
+        duplicate_of: str | None = None,
+        fingerprint: Fingerprint | None = None,
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
         self.duplicate_of = duplicate_of
+        self.fingerprint = fingerprint  # set when the pixels were read: a duplicate is said before the rest
 
 
 class PhotoChecker:
     """Checks the uploads of one subject, remembering accepted photos so that later duplicates are caught.
 
     ``accepted`` maps the ids of photos accepted earlier (for example loaded from the database) to their
-    perceptual hashes (hex, as in :attr:`CheckedPhoto.phash`). Not thread-safe: use one checker per upload
-    request, or guard it.
+    fingerprints (:class:`~trainer.dataset.dedupe.Fingerprint`), or only their perceptual hashes (hex, as
+    in :attr:`CheckedPhoto.phash`) for photos stored before fingerprints existed. Duplicates are copies
+    that are turned, mirrored, cropped, slightly rotated or re-saved (:mod:`trainer.dataset.dedupe`).
+    Not thread-safe: use one checker per upload request, or guard it.
     """
 
     def __init__(
@@ -99,12 +108,14 @@ class PhotoChecker:
         kind: SubjectKind,
         *,
         limits: DatasetLimits = DEFAULT_LIMITS,
-        accepted: Mapping[str, str] | None = None,
+        accepted: Mapping[str, Fingerprint | str] | None = None,
         detector: FaceDetector | None = None,
     ) -> None:
         self.kind = kind
         self.limits = limits
-        self._accepted = {pid: imagehash.hex_to_hash(h) for pid, h in (accepted or {}).items()}
+        self._accepted = {
+            pid: Fingerprint.hash_only(fp) if isinstance(fp, str) else fp for pid, fp in (accepted or {}).items()
+        }
         self._detector = detector if detector is not None or kind is not SubjectKind.PERSON else FaceDetector()
 
     @property
@@ -136,24 +147,25 @@ class PhotoChecker:
     def _decide(self, measured: CheckedPhoto | _Rejected, filename: str, photo_id: str) -> PhotoVerdict:
         try:
             if isinstance(measured, _Rejected):
+                if measured.fingerprint is not None:  # a sideways copy has "no face": "duplicate" says more
+                    self._reject_duplicate(measured.fingerprint)
                 raise measured
             if len(self._accepted) >= self.limits.max_photos:
                 raise _Rejected(RejectReason.TOO_MANY_PHOTOS, f"a subject has at most {self.limits.max_photos} photos")
-            self._reject_duplicate(imagehash.hex_to_hash(measured.phash))
+            self._reject_duplicate(measured.fingerprint)
         except _Rejected as rejected:
             return PhotoVerdict(filename, photo_id, rejected.reason, rejected.message, None, rejected.duplicate_of)
-        self._accepted[photo_id] = imagehash.hex_to_hash(measured.phash)
+        self._accepted[photo_id] = measured.fingerprint
         size = f"{measured.image.width}x{measured.image.height}"
         return PhotoVerdict(filename, photo_id, None, f"accepted ({size})", measured)
 
-    def _reject_duplicate(self, phash: imagehash.ImageHash) -> None:
-        best: tuple[int, str] | None = None
-        for photo_id, other in self._accepted.items():
-            distance = int(phash - other)
-            if distance <= self.limits.duplicate_distance and (best is None or distance < best[0]):
-                best = (distance, photo_id)
-        if best is not None:
-            raise _Rejected(RejectReason.DUPLICATE, f"duplicate of photo {best[1]}", duplicate_of=best[1])
+    def _reject_duplicate(self, fingerprint: Fingerprint) -> None:
+        found = find_duplicate(fingerprint, self._accepted, hash_distance=self.limits.duplicate_distance)
+        if found is not None:
+            photo_id, match = found
+            how = match.describe()
+            message = f"duplicate of photo {photo_id}" + (f" ({how})" if how else "")
+            raise _Rejected(RejectReason.DUPLICATE, message, duplicate_of=photo_id)
 
 
 @dataclass(frozen=True)
@@ -191,8 +203,8 @@ def measure_photo(
 ) -> CheckedPhoto:
     """Every check that does not depend on other photos; raises ``_Rejected``. Thread-safe.
 
-    Order: byte size, header (format, pixel count, shorter side; nothing decoded yet), decode, sharpness,
-    face (people only), then the metadata-free re-encode.
+    Order: byte size, header (format, pixel count, shorter side; nothing decoded yet), decode and the
+    duplicate-check fingerprint, sharpness, face (people only), then the metadata-free re-encode.
     """
     header = _check_header(data, limits)
     try:
@@ -200,18 +212,19 @@ def measure_photo(
     except DecodeError as exc:
         raise _Rejected(RejectReason.TRUNCATED, f"the image data is cut short or corrupt: {exc}") from exc
     analysis = analyse(rgb_array(image), limits.analysis_side)
+    fingerprint = Fingerprint.of(analysis.grey)
     blur = analysis.blur_score()
     if blur < limits.blur_threshold:
-        raise _Rejected(
-            RejectReason.TOO_BLURRY, f"too blurry (sharpness {blur:.1f}, needs {limits.blur_threshold:.1f})"
-        )
+        message = f"too blurry (sharpness {blur:.1f}, needs {limits.blur_threshold:.1f})"
+        raise _Rejected(RejectReason.TOO_BLURRY, message, fingerprint=fingerprint)
     face = None
     if detector is not None:
         face = detector.largest_face(analysis)
         if face is None and kind is SubjectKind.PERSON:
-            raise _Rejected(RejectReason.NO_FACE, "no face found; use photos that show the face clearly")
+            message = "no face found; use photos that show the face clearly"
+            raise _Rejected(RejectReason.NO_FACE, message, fingerprint=fingerprint)
     encoded = encode_clean(image, header.format, jpeg_quality=limits.jpeg_quality)
-    return CheckedPhoto(encoded, str(analysis.phash()), blur, face)
+    return CheckedPhoto(encoded, str(fingerprint.phash), blur, face, fingerprint)
 
 
 def check_photo(
@@ -220,10 +233,10 @@ def check_photo(
     *,
     kind: SubjectKind,
     photo_id: str = "",
-    accepted: Mapping[str, str] | None = None,
+    accepted: Mapping[str, Fingerprint | str] | None = None,
     limits: DatasetLimits = DEFAULT_LIMITS,
     detector: FaceDetector | None = None,
 ) -> PhotoVerdict:
-    """One-off check of a single upload against the subject's ``accepted`` photos (id -> phash hex)."""
+    """One-off check of a single upload against the subject's ``accepted`` photos (id -> fingerprint or hash)."""
     checker = PhotoChecker(kind, limits=limits, accepted=accepted, detector=detector)
     return checker.check(data, filename, photo_id or filename)

@@ -8,6 +8,7 @@ names say SD1.5. The stand-in's FAKE_SD_* knobs reach it through the environment
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import sys
@@ -20,7 +21,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image
 from safetensors.numpy import save_file
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,8 +29,9 @@ from orchestrator.db.engine import create_engine
 from orchestrator.settings import Settings
 from tests.integration.conftest import Caller, new_caller
 from tests.support.db import scratch_database
+from tests.support.dedupe_set import same_person
 from tests.support.service import running_app
-from tests.unit.trainer.images import astronaut, encode
+from tests.unit.trainer.images import encode
 from trainer.tokenizer_cache import build_tokenizer_cache
 
 STANDIN = Path(__file__).resolve().parents[2] / "standin" / "fake_sd_trainer.py"
@@ -118,16 +120,13 @@ async def me(training_service: TrainingService, request: pytest.FixtureRequest) 
     return await new_caller(training_service.engine, f"{request.node.name[:40]}-{uuid.uuid4().hex[:6]}")
 
 
+@functools.cache
 def face_photos() -> list[bytes]:
-    """Four distinct photos of one face (scikit-image's astronaut): crops and mirror images."""
-    a = astronaut()
-    variants = [
-        a,
-        ImageOps.mirror(a),
-        a.crop((40, 0, 440, 400)).resize((512, 512)),
-        ImageOps.mirror(a.crop((60, 20, 420, 380))).resize((480, 480)),
-    ]
-    return [encode(v, "JPEG", quality=90) for v in variants]
+    """Four distinct photos of one person: the astronaut's head in four other scenes.
+
+    Not crops or mirror images of one photo: those are duplicates of it (trainer.dataset.dedupe).
+    """
+    return [encode(photo, "JPEG", quality=90) for photo in same_person(4)]
 
 
 def png_bytes(image: Image.Image) -> bytes:

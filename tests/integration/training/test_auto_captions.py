@@ -43,6 +43,7 @@ def captioning_settings(training_settings: Settings, tmp_path_factory: pytest.Te
                 "captioner_device": "cpu",
                 "captioner_batch_size": 2,
                 "captioner_max_new_tokens": 6,
+                "db_pool_size": 3,  # a second service on the shared Postgres: keep its footprint small
             }
         )
 

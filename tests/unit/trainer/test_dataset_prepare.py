@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.support.dedupe_set import same_person
 from tests.unit.trainer.images import astronaut, encode, noise_image
 from trainer.dataset import (
     CaptionTemplate,
@@ -23,13 +24,15 @@ from trainer.dataset import (
 
 
 def checked_person_photos() -> list[DatasetPhoto]:
-    """Two accepted person photos: the astronaut on a wide canvas, and a plain one."""
+    """Two accepted person photos: the astronaut on a wide canvas, and her head in another scene (a rotated
+    copy of the first would be a duplicate of it).
+    """
     wide = Image.new("RGB", (1200, 700), (30, 60, 90))
     wide.paste(noise_image(1200, 200), (0, 500))
     wide.paste(astronaut(), (600, 50))
     checker = PhotoChecker(SubjectKind.PERSON)
     photos = []
-    for photo_id, image in [("wide", wide), ("plain", astronaut().rotate(5))]:
+    for photo_id, image in [("wide", wide), ("plain", same_person(1)[0])]:
         verdict = checker.check(encode(image), f"{photo_id}.jpg", photo_id)
         assert verdict.photo is not None, verdict.message
         photos.append(DatasetPhoto(photo_id, verdict.photo.image.data, verdict.photo.face_box))
