@@ -4,16 +4,16 @@ A compact per-photo record (hash, grey thumbnail, ORB keypoints and descriptors;
 trainer.dataset.dedupe) so that an upload is checked against a subject's photos without reading them back.
 Photos stored before this have none and take part through their perceptual hash only.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-04
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
