@@ -49,15 +49,16 @@ def _is_file(option: object) -> bool:
     return isinstance(option, str) and "." in option
 
 
-def _empty_file_lists(entry: dict[str, Any]) -> dict[str, Any]:
-    """``entry`` with every combo's file names left out (built-in options such as ``pixel_space`` kept)."""
+def _empty_file_lists(entry: dict[str, Any], everything: bool = False) -> dict[str, Any]:
+    """``entry`` with every combo's file names left out (built-in options such as ``pixel_space`` kept), or
+    with every combo emptied (``everything``: the pack's lists all depend on the install)."""
     entry = copy.deepcopy(entry)
     for section in ("required", "optional"):
         for name, spec in (entry.get("input", {}).get(section) or {}).items():
             item = parse_input(name, spec, True)
-            if item.options is None or not (item.is_upload_list or any(map(_is_file, item.options))):
+            if item.options is None or not (everything or item.is_upload_list or any(map(_is_file, item.options))):
                 continue
-            kept = [option for option in item.options if not _is_file(option)]
+            kept = [] if everything else [option for option in item.options if not _is_file(option)]
             if isinstance(spec[0], list):
                 spec[0] = kept
             else:
@@ -67,10 +68,10 @@ def _empty_file_lists(entry: dict[str, Any]) -> dict[str, Any]:
 
 def known_definitions(object_info: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a live ``/object_info`` this module keeps: :data:`CORE_CLASSES` and every ``Atelier…``
-    class, file lists emptied."""
+    class, file lists emptied (the pack's lists all)."""
     wanted = [name for name in CORE_CLASSES if name in object_info]
     wanted += sorted(name for name in object_info if name.startswith("Atelier"))
-    return {name: _empty_file_lists(object_info[name]) for name in wanted}
+    return {name: _empty_file_lists(object_info[name], name.startswith("Atelier")) for name in wanted}
 
 
 @functools.cache

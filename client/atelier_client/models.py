@@ -228,29 +228,6 @@ class LoraRequest(BaseModel):
     """
 
 
-class LoraVersionOut(BaseModel):
-    """
-    One published file of a LoRA.
-    """
-
-    version: int = Field(..., title="Version")
-    comfy_name: str = Field(..., title="Comfy Name")
-    """
-    Name in ComfyUI's LoRA list (path under models/loras).
-    """
-    sha256: str = Field(..., title="Sha256")
-    size_bytes: int = Field(..., title="Size Bytes")
-    base_model: str = Field(..., title="Base Model")
-    base_model_sha256: str | None = Field(None, title="Base Model Sha256")
-    training_job_id: UUID | None = Field(None, title="Training Job Id")
-    metadata: dict[str, Any] = Field(..., title="Metadata")
-    """
-    The file's safetensors metadata: sd-scripts' ss_* and atelier_*.
-    """
-    created_at: AwareDatetime = Field(..., title="Created At")
-    file_url: str = Field(..., title="File Url")
-
-
 class LoraVersionRef(BaseModel):
     """
     The LoRA version a training produced.
@@ -586,6 +563,16 @@ class RunInfo(BaseModel):
     SHA-256 of the dataset manifest (canonical JSON).
     """
     dataset_images: int | None = Field(None, title="Dataset Images")
+
+
+class SampleOut(BaseModel):
+    """
+    A sample image a training made while it trained.
+    """
+
+    url: str = Field(..., title="Url")
+    step: int | None = Field(None, title="Step")
+    prompt: str | None = Field(None, title="Prompt")
 
 
 class SamplePromptIn(BaseModel):
@@ -1199,24 +1186,31 @@ class JobOut(BaseModel):
     """
 
 
-class LoraOut(BaseModel):
+class LoraVersionOut(BaseModel):
     """
-    A LoRA of a subject and its versions (oldest first).
+    One published file of a LoRA.
     """
 
-    id: UUID = Field(..., title="Id")
-    name: str = Field(..., title="Name")
+    version: int = Field(..., title="Version")
+    comfy_name: str = Field(..., title="Comfy Name")
     """
-    Use it (or the id) in generations: loras[].lora.
+    Name in ComfyUI's LoRA list (path under models/loras).
     """
-    subject_id: UUID | None = Field(None, title="Subject Id")
-    base_family: str = Field(..., title="Base Family")
-    trigger_word: str | None = Field(None, title="Trigger Word")
+    sha256: str = Field(..., title="Sha256")
+    size_bytes: int = Field(..., title="Size Bytes")
+    base_model: str = Field(..., title="Base Model")
+    base_model_sha256: str | None = Field(None, title="Base Model Sha256")
+    training_job_id: UUID | None = Field(None, title="Training Job Id")
+    metadata: dict[str, Any] = Field(..., title="Metadata")
     """
-    Added to generation prompts that lack it.
+    The file's safetensors metadata: sd-scripts' ss_* and atelier_*.
     """
     created_at: AwareDatetime = Field(..., title="Created At")
-    versions: list[LoraVersionOut] = Field(..., title="Versions")
+    file_url: str = Field(..., title="File Url")
+    samples: list[SampleOut] | None = Field(None, title="Samples")
+    """
+    The sample images its training made (GET each url), oldest first.
+    """
 
 
 class PhotoList(BaseModel):
@@ -1376,6 +1370,26 @@ class JobList(BaseModel):
     """
     Pass it as `cursor` for the next page; none on the last.
     """
+
+
+class LoraOut(BaseModel):
+    """
+    A LoRA of a subject and its versions (oldest first).
+    """
+
+    id: UUID = Field(..., title="Id")
+    name: str = Field(..., title="Name")
+    """
+    Use it (or the id) in generations: loras[].lora.
+    """
+    subject_id: UUID | None = Field(None, title="Subject Id")
+    base_family: str = Field(..., title="Base Family")
+    trigger_word: str | None = Field(None, title="Trigger Word")
+    """
+    Added to generation prompts that lack it.
+    """
+    created_at: AwareDatetime = Field(..., title="Created At")
+    versions: list[LoraVersionOut] = Field(..., title="Versions")
 
 
 class LoraList(BaseModel):

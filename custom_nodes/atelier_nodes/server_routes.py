@@ -41,13 +41,17 @@ def install_routes() -> bool:
     instance = getattr(PromptServer, "instance", None)
     if instance is None:
         return False
-    routes = instance.routes
+    add_routes(instance.routes)
+    return True
+
+
+def add_routes(routes: Any) -> None:
+    """Add the sidebar's routes to an aiohttp ``RouteTableDef`` (ComfyUI's, or a test's)."""
     routes.get("/atelier/connection")(connection_status)
     routes.post("/atelier/connection")(save_connection_settings)
     routes.get("/atelier/remote-loras")(remote_loras)
     for method in ("GET", "POST", "DELETE"):
         routes.route(method, "/atelier/api/{tail:.*}")(forward)
-    return True
 
 
 def _json(body: Any, status: int = 200) -> Any:

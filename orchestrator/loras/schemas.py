@@ -12,6 +12,14 @@ from orchestrator.api.schemas import Page, PageQuery
 from orchestrator.loras.store import LoraWithVersions
 
 
+class SampleOut(BaseModel):
+    """A sample image a training made while it trained."""
+
+    url: str
+    step: int | None = None
+    prompt: str | None = None
+
+
 class LoraVersionOut(BaseModel):
     """One published file of a LoRA."""
 
@@ -25,6 +33,9 @@ class LoraVersionOut(BaseModel):
     metadata: dict[str, Any] = Field(description="The file's safetensors metadata: sd-scripts' ss_* and atelier_*.")
     created_at: datetime
     file_url: str
+    samples: list[SampleOut] = Field(
+        default_factory=list, description="The sample images its training made (GET each url), oldest first."
+    )
 
 
 class LoraOut(BaseModel):
@@ -54,6 +65,9 @@ class LoraOut(BaseModel):
                 metadata=v.metadata_,
                 created_at=v.created_at,
                 file_url=f"/v1/loras/{lora.id}/versions/{v.version}/file",
+                samples=[SampleOut(**s) for s in found.samples.get(v.training_job_id, [])]
+                if v.training_job_id is not None
+                else [],
             )
             for v in found.versions
         ]

@@ -7,7 +7,7 @@ import logging
 import shutil
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,7 +16,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from orchestrator.db.models import Base, Lora, LoraVersion
+from orchestrator.db.models import Base, JobEvent, Lora, LoraVersion
 from orchestrator.db.paging import newest_first, page
 from orchestrator.storage import Storage
 
@@ -26,10 +26,12 @@ ModelT = TypeVar("ModelT", bound=Base)
 
 @dataclass(frozen=True)
 class LoraWithVersions:
-    """A LoRA and its versions, oldest version first."""
+    """A LoRA and its versions, oldest version first, with the sample images their trainings made."""
 
     lora: Lora
     versions: list[LoraVersion]
+    samples: dict[uuid.UUID, list[dict[str, Any]]] = field(default_factory=dict)
+    """Training job id -> its ``job.artifact`` events of kind sample (url, step, prompt), oldest first."""
 
 
 @dataclass(frozen=True)
@@ -110,8 +112,8 @@ async def get_lora(conn: AsyncConnection, owner_id: uuid.UUID, lora_id: uuid.UUI
     row = (await conn.execute(select(Lora).where(Lora.id == lora_id, Lora.owner_id == owner_id))).first()
     if row is None:
         return None
-    found = await versions_of(conn, [lora_id])
-    return LoraWithVersions(lora_from_row(row), found.get(lora_id, []))
+    versions = (await versions_of(conn, [lora_id])).get(lora_id, [])
+    return LoraWithVersions(lora_from_row(row), versions, await training_samples(conn, versions))
 
 
 async def versions_of(conn: AsyncConnection, lora_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[LoraVersion]]:
@@ -141,7 +143,26 @@ async def list_loras(
     rows = (await conn.execute(newest_first(stmt, Lora, cursor=cursor, limit=limit))).all()
     loras, next_cursor = page([lora_from_row(r) for r in rows], limit)
     versions = await versions_of(conn, [lora.id for lora in loras])
-    return [LoraWithVersions(lora, versions.get(lora.id, [])) for lora in loras], next_cursor
+    samples = await training_samples(conn, [v for found in versions.values() for v in found])
+    return [LoraWithVersions(lora, versions.get(lora.id, []), samples) for lora in loras], next_cursor
+
+
+async def training_samples(
+    conn: AsyncConnection, versions: Sequence[LoraVersion]
+) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """The sample images the trainings of ``versions`` recorded, by training job, oldest first."""
+    job_ids = [v.training_job_id for v in versions if v.training_job_id is not None]
+    if not job_ids:
+        return {}
+    stmt = (
+        select(JobEvent.job_id, JobEvent.data)
+        .where(JobEvent.job_id.in_(job_ids), JobEvent.type == "job.artifact", JobEvent.data["kind"].astext == "sample")
+        .order_by(JobEvent.id)
+    )
+    out: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for job_id, data in (await conn.execute(stmt)).all():
+        out.setdefault(job_id, []).append({key: data.get(key) for key in ("url", "step", "prompt")})
+    return out
 
 
 async def versions_by_training_job(

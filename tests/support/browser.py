@@ -35,8 +35,9 @@ def chromium_path() -> str | None:
 
 
 @asynccontextmanager
-async def chromium_page() -> AsyncIterator[tuple[Any, list[str]]]:
-    """A fresh page in headless Chromium and the list of URLs it was refused (non-loopback hosts)."""
+async def chromium_page(viewport: dict[str, int] | None = None) -> AsyncIterator[tuple[Any, list[str]]]:
+    """A fresh page in headless Chromium (``viewport``: its size) and the list of URLs it was refused
+    (non-loopback hosts)."""
     try:
         from playwright.async_api import async_playwright
     except ImportError:
@@ -56,7 +57,7 @@ async def chromium_page() -> AsyncIterator[tuple[Any, list[str]]]:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
-            context = await browser.new_context()
+            context = await browser.new_context(viewport=viewport)
             await context.route("**/*", only_loopback)
             yield await context.new_page(), refused
         finally:

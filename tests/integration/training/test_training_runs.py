@@ -111,6 +111,9 @@ async def test_a_training_streams_progress_and_samples_then_publishes_a_lora_wit
     assert {k: metadata.get(k) for k in expected} == expected
     registry = await _get(http, svc, me, f"/v1/loras/{lora['lora_id']}")
     assert registry["versions"][0]["metadata"] == metadata
+    assert registry["versions"][0]["samples"] == [
+        {"url": s["url"], "step": s["step"], "prompt": s["prompt"]} for s in _of(events, "job.artifact", kind="sample")
+    ]
     assert registry["trigger_word"] == "zxq"
     assert registry["base_family"] == "sd15"
     found = await resolve_lora(svc.engine, me.owner_id, "Ada-Lovelace", None)  # type: ignore[arg-type]

@@ -57,10 +57,18 @@ def test_the_service_finds_the_file_behind_an_entry(parts: list[str], trigger: s
     assert markers.lora_file_of_entry(entry) == relative_name
 
 
+COMPARED = (
+    "input", "input_order", "is_input_list", "output", "output_is_list", "output_name", "output_tooltips",
+    "display_name", "description", "category", "output_node", "search_aliases",
+)  # fmt: skip
+"""The ``/object_info`` keys both entry styles report."""
+
+
 def classic_node_info(node_id: str) -> dict[str, Any]:
     """What ComfyUI v0.33.0's ``/object_info`` says about a classic class (its ``node_info``, condensed)."""
     node = NODE_CLASS_MAPPINGS[node_id]
     inputs = node.INPUT_TYPES()
+    tooltips = {"output_tooltips": list(node.OUTPUT_TOOLTIPS)} if hasattr(node, "OUTPUT_TOOLTIPS") else {}
     return {
         "input": inputs,
         "input_order": {section: list(items) for section, items in inputs.items()},
@@ -68,7 +76,7 @@ def classic_node_info(node_id: str) -> dict[str, Any]:
         "output": list(node.RETURN_TYPES),
         "output_is_list": [False] * len(node.RETURN_TYPES),
         "output_name": list(node.RETURN_NAMES),
-        "output_tooltips": list(getattr(node, "OUTPUT_TOOLTIPS", [None] * len(node.RETURN_TYPES))),
+        **tooltips,
         "display_name": NODE_DISPLAY_NAME_MAPPINGS[node_id],
         "description": node.DESCRIPTION,
         "category": node.CATEGORY,
@@ -79,7 +87,7 @@ def classic_node_info(node_id: str) -> dict[str, Any]:
 
 def comparable(entry: dict[str, Any]) -> dict[str, Any]:
     """The parts both styles must agree on, written one way: combos as ``COMBO`` without their options, the
-    V3-only ``multiselect: false`` dropped, no aliases as ``[]``."""
+    V3-only ``multiselect: false`` dropped, no aliases as ``[]``, no output tooltips as ``None`` each."""
     entry = json.loads(json.dumps(entry))
     for section in entry["input"].values():
         for name, spec in section.items():
@@ -88,8 +96,9 @@ def comparable(entry: dict[str, Any]) -> dict[str, Any]:
             if config.get("multiselect") is False:
                 del config["multiselect"]
             section[name] = ["COMBO" if isinstance(spec[0], list) else spec[0], config]
-    kept = {key: entry.get(key) for key in classic_node_info("AtelierSeedInput")}
+    kept = {key: entry.get(key) for key in COMPARED}
     kept["search_aliases"] = kept["search_aliases"] or []
+    kept["output_tooltips"] = kept["output_tooltips"] or [None] * len(entry["output"])
     return kept
 
 
