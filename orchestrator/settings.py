@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/atelier"
+DEFAULT_DATABASE_URL = "auto"
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -40,13 +40,19 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         DEFAULT_DATABASE_URL,
-        description="SQLAlchemy URL of the Postgres database (asyncpg driver); created if missing.",
+        description=(
+            "SQLAlchemy URL of the Postgres database (asyncpg driver; created if missing); auto = Postgres on "
+            "127.0.0.1:5432 when one answers, else an embedded one under <var_dir>/postgres; embedded = always that."
+        ),
     )
     storage_url: str = Field(
         "file://./var/storage",
         description="Where images and LoRA files are kept: file://<dir> or s3://<bucket>/<prefix>.",
     )
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, moto, ...); None = AWS.")
+    s3_public_endpoint_url: str | None = Field(
+        None, description="S3 endpoint as clients reach it, for presigned URLs; None = ATELIER_S3_ENDPOINT_URL."
+    )
     s3_region: str = Field("us-east-1", description="S3 region name.")
     s3_access_key_id: str | None = Field(None, description="S3 access key id.")
     s3_secret_access_key: str | None = Field(None, description="S3 secret access key.")
@@ -60,6 +66,23 @@ class Settings(BaseSettings):
     var_dir: Path = Field(Path("var"), description="Working directory for runtime state.")
     models_dir: Path = Field(Path("models"), description="The model store shared with ComfyUI.")
 
+    engines: Literal["installed", "external"] = Field(
+        "installed",
+        description=(
+            "installed = also run the engines `atelier engines install` put under <var_dir>/engines; "
+            "external = only the servers and checkouts configured below."
+        ),
+    )
+    install_missing: bool = Field(
+        False,
+        description="At start-up, install missing engines and the default model in the background (make run sets it).",
+    )
+    default_model: str = Field(
+        "sd15", description="Base model installed at start-up when missing (a name of `atelier models pull`)."
+    )
+    engines_torch: Literal["auto", "cpu", "cuda", "rocm", "mps"] = Field(
+        "auto", description="Which torch build engine installs take; auto = by the accelerator found."
+    )
     comfyui_urls: CommaList = Field(default_factory=list, description="Running ComfyUI servers (comma list).")
     comfyui_dir: Path | None = Field(None, description="A ComfyUI checkout to launch and supervise.")
     comfyui_python: Path | None = Field(None, description="Python to run ComfyUI with.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,22 +19,34 @@ from orchestrator.storage.base import StoredObject, check_key, describe, file_di
 class S3Storage:
     """Objects in ``bucket`` under ``prefix``; one client for the life of the process."""
 
-    def __init__(self, client: Any, bucket: str, prefix: str) -> None:
+    def __init__(self, client: Any, bucket: str, prefix: str, presign_client: Any = None) -> None:
         self._client = client
+        self._presigner = presign_client or client
         self.bucket = bucket
         self.prefix = prefix
 
     @classmethod
     @asynccontextmanager
     async def connect(cls, settings: Settings, *, bucket: str, prefix: str) -> AsyncIterator[S3Storage]:
-        """Open a client for the configured endpoint and credentials."""
+        """Open a client for the configured endpoint and credentials.
+
+        Presigned URLs are signed for the host that will be asked (the signature covers it), so where
+        clients reach the store by another address than this process does (``ATELIER_S3_PUBLIC_ENDPOINT_URL``,
+        e.g. ``http://localhost:9000`` outside compose's network), a second client signs them for that address.
+        """
         session = aioboto3.Session(
             aws_access_key_id=settings.s3_access_key_id,
             aws_secret_access_key=settings.s3_secret_access_key,
             region_name=settings.s3_region,
         )
-        async with session.client("s3", endpoint_url=settings.s3_endpoint_url) as client:
-            yield cls(client, bucket, prefix)
+        async with contextlib.AsyncExitStack() as stack:
+            client = await stack.enter_async_context(session.client("s3", endpoint_url=settings.s3_endpoint_url))
+            presigner = None
+            if settings.s3_public_endpoint_url:
+                presigner = await stack.enter_async_context(
+                    session.client("s3", endpoint_url=settings.s3_public_endpoint_url)
+                )
+            yield cls(client, bucket, prefix, presigner)
 
     def _key(self, key: str) -> str:
         check_key(key)
@@ -100,13 +113,13 @@ class S3Storage:
 
     async def presigned_get(self, key: str, expires_s: int = 3600) -> str | None:
         """A time-limited GET URL."""
-        return await self._client.generate_presigned_url(
+        return await self._presigner.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires_s
         )
 
     async def presigned_put(self, key: str, content_type: str, expires_s: int = 3600) -> str | None:
         """A time-limited PUT URL; the uploader must send the same Content-Type."""
-        return await self._client.generate_presigned_url(
+        return await self._presigner.generate_presigned_url(
             "put_object",
             Params={"Bucket": self.bucket, "Key": self._key(key), "ContentType": content_type},
             ExpiresIn=expires_s,
