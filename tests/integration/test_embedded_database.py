@@ -81,7 +81,8 @@ async def test_serve_on_the_embedded_database_runs_a_job_and_stops_the_cluster(v
         code = _stop(server) if server.poll() is None else server.returncode
     assert code == 0, log.read_text()[-3000:]
     types = [event.event for event in events]
-    assert types[0] == "job.queued" and types[-1] == "job.succeeded", types
+    assert types[0] == "job.queued", types
+    assert types[-1] == "job.succeeded", types
     assert types.count("job.progress") == 3
     assert "database: embedded Postgres in" in log.read_text()
     assert cluster.running_pid() is None
@@ -105,7 +106,10 @@ def test_a_killed_user_does_not_keep_the_cluster_up(var: Path) -> None:
 
 def test_the_database_choice(tmp_path: Path) -> None:
     given = choose_database("postgresql+asyncpg://u@db.example:5432/x", tmp_path)
-    assert given is not None and given.url.endswith("/x") and not given.embedded
+    assert given is not None
+    assert given.url.endswith("/x")
+    assert not given.embedded
     assert choose_database(EMBEDDED, tmp_path) is None
     auto = choose_database(AUTO, tmp_path)  # the test machine has a Postgres on 127.0.0.1:5432
-    assert auto is not None and "127.0.0.1:5432" in auto.url
+    assert auto is not None
+    assert "127.0.0.1:5432" in auto.url

@@ -80,7 +80,8 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as whl:
         whl.writestr("slow_build_dep/__init__.py", "")
         whl.writestr(info + "/METADATA", "Metadata-Version: 2.1\\nName: slow-build-dep\\nVersion: 1.0\\n")
-        whl.writestr(info + "/WHEEL", "Wheel-Version: 1.0\\nGenerator: t\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n")
+        wheel_file = "Wheel-Version: 1.0\\nGenerator: t\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"
+        whl.writestr(info + "/WHEEL", wheel_file)
         whl.writestr(info + "/RECORD", "")
     return name
 '''

@@ -64,10 +64,13 @@ def test_install_then_a_second_run_changes_nothing(tmp_path: Path, index: Path) 
     assert set(_states(first.stdout).values()) == {"done"}
     layout = EngineLayout.of(var, "comfyui")
     manifest = layout.manifest()
-    assert manifest is not None and manifest["commit"] == head and manifest["torch"] == "cpu"
+    assert manifest is not None
+    assert manifest["commit"] == head
+    assert manifest["torch"] == "cpu"
     assert manifest["torch_version"] == "0.0.1+fake"
     link = layout.src / "custom_nodes" / "atelier_nodes"
-    assert link.is_symlink() and (link / "__init__.py").is_file(), "the node pack is linked into ComfyUI"
+    assert link.is_symlink(), "the node pack is linked into ComfyUI"
+    assert (link / "__init__.py").is_file()
     paths = yaml.safe_load(layout.model_paths.read_text())
     assert paths["atelier"]["base_path"] == str((var / "m").absolute())
     assert not layout.model_paths.is_relative_to(layout.src), "outside the checkout"
@@ -85,12 +88,14 @@ def test_install_then_a_second_run_changes_nothing(tmp_path: Path, index: Path) 
 
     status = _atelier(["engines", "status", "--json"], var, index)
     report = {item["name"]: item for item in json.loads(status.stdout)["engines"]}
-    assert report["comfyui"]["state"] == "installed" and report["comfyui"]["commit"] == head
+    assert report["comfyui"]["state"] == "installed"
+    assert report["comfyui"]["commit"] == head
     assert report["comfyui"]["at_pinned_commit"] is False, "a --ref install is not the pinned commit"
     assert report["sd-scripts"]["state"] == "missing"
 
     settings = with_installed_engines(Settings(var_dir=var))
-    assert settings.comfyui_dir == layout.src and settings.comfyui_python == layout.python
+    assert settings.comfyui_dir == layout.src
+    assert settings.comfyui_python == layout.python
     assert settings.comfyui_cpu, "a CPU torch build runs ComfyUI with --cpu"
     assert with_installed_engines(Settings(var_dir=var, engines="external")).comfyui_dir is None
 
@@ -105,7 +110,8 @@ def test_install_then_a_second_run_changes_nothing(tmp_path: Path, index: Path) 
     assert layout.manifest()["commit"] == newer  # type: ignore[index]
 
     removed = _atelier(["engines", "remove", "comfyui"], var, index)
-    assert removed.returncode == 0 and not layout.root.exists()
+    assert removed.returncode == 0
+    assert not layout.root.exists()
 
 
 def test_sd_scripts_install_builds_the_tokenizer_cache(tmp_path: Path, index: Path) -> None:
@@ -116,7 +122,8 @@ def test_sd_scripts_install_builds_the_tokenizer_cache(tmp_path: Path, index: Pa
     layout = EngineLayout.of(var, "sd-scripts")
     assert (layout.tokenizers / "openai_clip-vit-large-patch14" / "vocab.json").is_file()
     settings = with_installed_engines(Settings(var_dir=var))
-    assert settings.sd_scripts_dir == layout.src and settings.sd_scripts_tokenizer_cache_dir == layout.tokenizers
+    assert settings.sd_scripts_dir == layout.src
+    assert settings.sd_scripts_tokenizer_cache_dir == layout.tokenizers
     assert settings.training_cpu
 
 
@@ -127,10 +134,12 @@ def test_a_failing_requirement_names_the_step_and_how_to_retry(tmp_path: Path, i
     assert result.returncode == 1
     assert "step 'requirements' failed" in result.stderr
     assert "no-such-package-for-atelier" in result.stderr
-    assert "atelier engines install comfyui" in result.stderr and "resumes at 'requirements'" in result.stderr
+    assert "atelier engines install comfyui" in result.stderr
+    assert "resumes at 'requirements'" in result.stderr
     assert str(EngineLayout.of(var, "comfyui").log_path) in result.stderr
     status = json.loads(_atelier(["engines", "status", "--json"], var, index).stdout)["engines"][0]
-    assert status["state"] == "partial" and status["steps_pending"][0] == "requirements"
+    assert status["state"] == "partial"
+    assert status["steps_pending"][0] == "requirements"
     assert with_installed_engines(Settings(var_dir=var)).comfyui_dir is None, "a partial install is not used"
 
 
@@ -158,7 +167,8 @@ def test_an_interrupted_install_resumes_at_the_step_it_was_in(tmp_path: Path, in
         os.killpg(installer.pid, signal.SIGKILL)
         installer.wait()
     layout = EngineLayout.of(var, "comfyui")
-    assert layout.read_marker("torch") is not None and layout.read_marker("requirements") is None
+    assert layout.read_marker("torch") is not None
+    assert layout.read_marker("requirements") is None
     assert layout.manifest() is None
     venv_python = layout.python.stat().st_ino
     (slow / "release").write_text("go")
