@@ -15,6 +15,7 @@ from typing import Any
 
 from orchestrator.devtools.architecture import VARIANTS, Variant
 from orchestrator.devtools.models import write_kohya_lora, write_sd15_checkpoint, write_sdxl_checkpoint
+from orchestrator.devtools.photos import write_photos
 
 DEFAULT_CHECKPOINT_DIR = Path("models/checkpoints")
 DEFAULT_LORA_DIR = Path("models/loras")
@@ -64,6 +65,13 @@ def make_lora_command(args: argparse.Namespace) -> int:
     return _run(lambda: write_kohya_lora(out, variant=args.variant, rank=args.rank, seed=args.seed))
 
 
+def make_photos_command(args: argparse.Namespace) -> int:
+    """Handler of ``make-photos``."""
+    paths = write_photos(args.folder, args.count, size=args.size, seed=args.seed)
+    sys.stdout.write("".join(f"{path}\n" for path in paths))
+    return 0
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -79,7 +87,7 @@ def _non_negative_int(text: str) -> int:
 
 
 def register_dev_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add ``make-checkpoint`` and ``make-lora`` to ``subparsers``."""
+    """Add ``make-checkpoint``, ``make-lora`` and ``make-photos`` to ``subparsers``."""
     ckpt = subparsers.add_parser(
         "make-checkpoint",
         help="write a random-weight SD1.5 (slim by default) or SDXL (--full) checkpoint",
@@ -103,3 +111,14 @@ def register_dev_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     lora.add_argument("--out", type=Path, help="output file (default: models/loras/sd15-<variant>-random-r<rank>…)")
     lora.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
     lora.set_defaults(func=make_lora_command)
+
+    photos = subparsers.add_parser(
+        "make-photos",
+        help="write synthetic photos (random shapes) to train a style LoRA on",
+        description="Write COUNT sharp, distinct PNG pictures of random shapes, 1.png ... COUNT.png.",
+    )
+    photos.add_argument("folder", type=Path, help="where to write them")
+    photos.add_argument("--count", type=_positive_int, default=4, help="how many (default 4)")
+    photos.add_argument("--size", type=_positive_int, default=512, help="side in pixels (default 512)")
+    photos.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
+    photos.set_defaults(func=make_photos_command)

@@ -15,27 +15,9 @@ import signal
 import sys
 from pathlib import Path
 
-import yaml
-
 from tests.standin.comfyui.server import StandinComfyUI, StandinOptions
 
 log = logging.getLogger("tests.standin.comfyui")
-
-
-def models_from_extra_paths(config: Path) -> dict[str, list[str]]:
-    """Model files per folder, listed from an ``extra_model_paths.yaml`` like ComfyUI does (recursively)."""
-    models: dict[str, list[str]] = {}
-    for section in (yaml.safe_load(config.read_text()) or {}).values():
-        base = Path(section.get("base_path", "."))
-        for folder, subdirs in section.items():
-            if folder in ("base_path", "is_default"):
-                continue
-            for sub in str(subdirs).split("\n"):
-                root = base / sub.strip()
-                if sub.strip() and root.is_dir():
-                    names = [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
-                    models.setdefault(folder, []).extend(sorted(names))
-    return models
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -56,12 +38,11 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 async def serve(argv: list[str]) -> None:
     """Serve until SIGTERM/SIGINT."""
     args, _ignored = parse(argv)
-    models = models_from_extra_paths(args.extra_model_paths_config) if args.extra_model_paths_config else None
     root = args.user_directory or args.output_directory
     options = StandinOptions(
         time_scale=args.time_scale,
         previews=not args.no_previews,
-        models=models,
+        model_paths=args.extra_model_paths_config,
         root=root,
         input_dir=args.input_directory,
         output_dir=args.output_directory,

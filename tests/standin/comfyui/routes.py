@@ -186,6 +186,8 @@ class Routes:
         return web.json_response({"name": name, "subfolder": subfolder, "type": kind})
 
     async def object_info(self, request: web.Request) -> web.Response:
+        if self.s.rescan():
+            self.ex.object_info = self.object_info_of(self.s)
         return web.Response(text=json.dumps(self.ex.object_info), content_type="application/json")
 
     async def object_info_one(self, request: web.Request) -> web.Response:

@@ -57,6 +57,9 @@ class StandinOptions:
     input_dir: Path | None = None
     output_dir: Path | None = None
     temp_dir: Path | None = None
+    #: An ``extra_model_paths.yaml``: model files are listed from its folders at every ``/object_info`` and
+    #: ``/models`` request, as ComfyUI rescans its folders (a LoRA trained meanwhile appears). Overrides ``models``.
+    model_paths: Path | None = None
     #: Node classes that raise ``RuntimeError(message)`` when executed.
     fail_classes: dict[str, str] = field(default_factory=dict)
     #: More ``/object_info`` entries, as if custom nodes were installed (e.g. our node pack's recording);
@@ -78,6 +81,9 @@ class StandinComfyUI:
             self._tmp = tempfile.TemporaryDirectory(prefix="comfy-standin-")
             root = Path(self._tmp.name)
         self.models = self.options.models if self.options.models is not None else default_models()
+        if self.options.model_paths is not None:
+            self.models = {}
+            self.rescan()
         self.files = FileStore(
             root, input_dir=self.options.input_dir, output_dir=self.options.output_dir, temp_dir=self.options.temp_dir
         )
@@ -186,7 +192,18 @@ class StandinComfyUI:
 
     def offered(self, folder: str) -> list[str]:
         """Files offered in a model folder."""
+        self.rescan()
         return list(self.models.get(folder, []))
+
+    def rescan(self) -> bool:
+        """Re-list the model folders of ``model_paths``; True when they changed."""
+        if self.options.model_paths is None:
+            return False
+        from tests.standin.comfyui.model_paths import models_from_extra_paths
+
+        listed = models_from_extra_paths(self.options.model_paths)
+        changed, self.models = listed != self.models, listed
+        return changed
 
     def system_stats(self) -> dict[str, Any]:
         """The recorded ``/system_stats`` with this process's argv."""
