@@ -13,6 +13,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from orchestrator.api.key_admin import KeyInfo, list_keys, revoke_key
+from orchestrator.db.embedded import database_in_use
 from orchestrator.db.engine import create_engine, migrate
 from orchestrator.settings import Settings
 
@@ -26,15 +27,16 @@ def _with_engine(work: Callable[..., Awaitable[T]], *args: object) -> T:
         sys.stderr.write(f"atelier: invalid configuration:\n{exc}\n")
         raise SystemExit(2) from exc
 
-    async def run() -> T:
-        await migrate(settings.database_url)
-        engine = create_engine(settings.database_url, pool_size=1)
+    async def run(url: str) -> T:
+        await migrate(url)
+        engine = create_engine(url, pool_size=1)
         try:
             return await work(engine, *args)
         finally:
             await engine.dispose()
 
-    return asyncio.run(run())
+    with database_in_use(settings.database_url, settings.var_dir) as database:
+        return asyncio.run(run(database.url))
 
 
 def _row(key: KeyInfo) -> dict[str, str | None]:

@@ -42,10 +42,12 @@ def cached_checkpoints(models: Path) -> Iterator[None]:
 
 
 def atelier_wrapper(workdir: Path) -> None:
-    """``.venv/bin/atelier`` in ``workdir`` (the README's path), running this checkout's CLI."""
+    """``.venv/bin/atelier`` in ``workdir`` (the README's path): the ``atelier`` command of this environment
+    (the client's, with the server's commands joined), run with this checkout on the path."""
     wrapper = workdir / ".venv" / "bin" / "atelier"
     wrapper.parent.mkdir(parents=True, exist_ok=True)
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m orchestrator.cli "$@"\n')
+    command = "import sys; from atelier_client.cli import main; sys.argv[0] = 'atelier'; sys.exit(main())"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -c "{command}" "$@"\n')
     wrapper.chmod(0o755)
 
 
