@@ -10,11 +10,14 @@ STAMP  := $(VENV)/.installed
 # `make run` starts in single-user mode on the loopback bind unless you say otherwise
 # (ATELIER_AUTH=apikey make run). Only the service gets this default, never the tests.
 RUN_AUTH ?= $(or $(ATELIER_AUTH),disabled)
+# ... and installs what it is missing (engines, the default model) in the background, unless told not to
+# (ATELIER_INSTALL_MISSING=false, or ATELIER_ENGINES=external for engines of your own).
+RUN_INSTALL ?= $(or $(ATELIER_INSTALL_MISSING),true)
 
 .PHONY: run test lint
 
 run: $(STAMP)
-	ATELIER_AUTH=$(RUN_AUTH) $(BIN)/atelier serve
+	ATELIER_AUTH=$(RUN_AUTH) ATELIER_INSTALL_MISSING=$(RUN_INSTALL) $(BIN)/atelier serve
 
 test: $(STAMP) lint
 	$(BIN)/pytest

@@ -30,7 +30,7 @@ from orchestrator.engines.runtime import engines_missing
 from orchestrator.engines.specs import ENGINES
 from orchestrator.modelstore.pull import UNREACHABLE_EXIT
 from orchestrator.modelstore.store import ModelStore
-from orchestrator.settings import Settings
+from orchestrator.settings import Settings, engines_root
 
 log = logging.getLogger(__name__)
 
@@ -105,14 +105,16 @@ class FirstRun:
             self.engines_installed.set()
 
     def _command(self, *args: str) -> list[str]:
-        flags = ["--var-dir", str(self.settings.var_dir)] if args[0] == "engines" else []
+        flags = ["--engines-dir", str(engines_root(self.settings))] if args[0] == "engines" else []
         return [sys.executable, "-m", "orchestrator.cli", *args, *flags, "--models-dir", str(self.settings.models_dir)]
 
     async def _install_engine(self, name: str) -> bool:
         item = self.items[name]
         item.state = "installing"
         argv = self._command("engines", "install", name, "--torch", self.settings.engines_torch)
-        code, last = await _run_child(argv, item, EngineLayout.of(self.settings.var_dir, name).root / "first-run.log")
+        code, last = await _run_child(
+            argv, item, EngineLayout.of(engines_root(self.settings), name).root / "first-run.log"
+        )
         if code != 0:
             item.state, item.detail = "failed", last or f"exit {code}; retry: atelier engines install {name}"
             log.error("first run: %s install failed: %s", name, item.detail)

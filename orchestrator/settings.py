@@ -73,6 +73,9 @@ class Settings(BaseSettings):
             "external = only the servers and checkouts configured below."
         ),
     )
+    engines_dir: Path | None = Field(
+        None, description="Where `atelier engines` installs and the service finds engines; None = <var_dir>/engines."
+    )
     install_missing: bool = Field(
         False,
         description="At start-up, install missing engines and the default model in the background (make run sets it).",
@@ -252,6 +255,11 @@ class Settings(BaseSettings):
         if self.heartbeat_timeout_s <= self.heartbeat_interval_s:
             raise ValueError("ATELIER_HEARTBEAT_TIMEOUT_S must exceed ATELIER_HEARTBEAT_INTERVAL_S")
         return self
+
+
+def engines_root(settings: Settings) -> Path:
+    """The folder installed engines live in."""
+    return settings.engines_dir or settings.var_dir / "engines"
 
 
 def settings_table() -> str:

@@ -14,7 +14,7 @@ from orchestrator.engines.installer import InstallError, default_options, instal
 from orchestrator.engines.layout import EngineLayout, engine_status
 from orchestrator.engines.specs import ENGINES
 from orchestrator.engines.torch_builds import TORCH_BUILDS, TorchBuild, detect_build
-from orchestrator.settings import Settings
+from orchestrator.settings import Settings, engines_root
 
 
 class ConsoleProgress:
@@ -68,10 +68,10 @@ def install_engines(settings: Settings, names: list[str], args: argparse.Namespa
         if fresh_ref:
             given["force_steps"] = {"fetch"}
         options = default_options(spec, build, settings.models_dir, **given)
-        root = EngineLayout.of(settings.var_dir, name).root
+        root = EngineLayout.of(engines_root(settings), name).root
         print(f"{spec.title}: {options.source} at {options.ref[:12]} (torch: {build}) -> {root}")
         try:
-            manifest = install(spec, EngineLayout.of(settings.var_dir, name), options, progress)
+            manifest = install(spec, EngineLayout.of(engines_root(settings), name), options, progress)
         except InstallError as exc:
             print(f"atelier engines install: {exc}", file=sys.stderr)
             return 1
@@ -92,7 +92,7 @@ def cmd_install(args: argparse.Namespace) -> int:
 def cmd_update(args: argparse.Namespace) -> int:
     """Move installed engines to the pinned commit (or --ref), fetching first; requirements follow."""
     settings = settings_from(args)
-    names = [n for n in _names(args.engine) if EngineLayout.of(settings.var_dir, n).src.is_dir()]
+    names = [n for n in _names(args.engine) if EngineLayout.of(engines_root(settings), n).src.is_dir()]
     if not names:
         print("atelier engines update: nothing installed; use `atelier engines install`", file=sys.stderr)
         return 1
@@ -102,7 +102,7 @@ def cmd_update(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """What is installed, at which commit, which steps are still to run."""
     settings = settings_from(args)
-    report = [engine_status(settings.var_dir, name, steps_of(name)) for name in ENGINES]
+    report = [engine_status(engines_root(settings), name, steps_of(name)) for name in ENGINES]
     if args.json:
         print(json.dumps({"engines": report, "engines_setting": settings.engines}, indent=2))
         return 0
@@ -121,7 +121,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     """Delete an installed engine (its checkout, venv and markers)."""
     settings = settings_from(args)
     for name in _names(args.engine):
-        root = EngineLayout.of(settings.var_dir, name).root
+        root = EngineLayout.of(engines_root(settings), name).root
         if root.exists():
             shutil.rmtree(root)
             print(f"removed {root}")
@@ -137,7 +137,7 @@ def _install_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--torch", choices=["auto", *TORCH_BUILDS], help="torch build (default ATELIER_ENGINES_TORCH)")
     parser.add_argument("--torch-index-url", dest="torch_index", help="index to take torch from")
     parser.add_argument("--python", help="Python the engine's venv is made with (default: this one)")
-    add_setting_flags(parser, "var_dir", "models_dir")
+    add_setting_flags(parser, "var_dir", "engines_dir", "models_dir")
 
 
 def register_engine_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -150,9 +150,9 @@ def register_engine_commands(subparsers: argparse._SubParsersAction[Any]) -> Non
         parser.set_defaults(func=func)
     status = sub.add_parser("status", help=cmd_status.__doc__)
     status.add_argument("--json", action="store_true", help="machine-readable")
-    add_setting_flags(status, "var_dir")
+    add_setting_flags(status, "var_dir", "engines_dir")
     status.set_defaults(func=cmd_status)
     remove = sub.add_parser("remove", help=cmd_remove.__doc__)
     remove.add_argument("engine", choices=[*ENGINES, "all"])
-    add_setting_flags(remove, "var_dir")
+    add_setting_flags(remove, "var_dir", "engines_dir")
     remove.set_defaults(func=cmd_remove)

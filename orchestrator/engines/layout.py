@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Where an installed engine lives under ``<var_dir>/engines/<name>`` and what its step markers say.
+"""Where an installed engine lives (``<engines dir>/<name>``, by default ``<var_dir>/engines/<name>``) and what
+its step markers say.
 
 ::
 
@@ -34,9 +35,9 @@ class EngineLayout:
     root: Path
 
     @classmethod
-    def of(cls, var_dir: Path, name: str) -> EngineLayout:
-        """The layout of engine ``name`` under ``var_dir``."""
-        return cls((var_dir / "engines" / name).absolute())
+    def of(cls, engines_dir: Path, name: str) -> EngineLayout:
+        """The layout of engine ``name`` in ``engines_dir``."""
+        return cls((engines_dir / name).absolute())
 
     @property
     def name(self) -> str:
@@ -118,21 +119,21 @@ def write_json(path: Path, value: object) -> None:
     tmp.replace(path)
 
 
-def installed(var_dir: Path, name: str) -> EngineLayout | None:
+def installed(engines_dir: Path, name: str) -> EngineLayout | None:
     """The layout of a complete install of ``name`` whose checkout and Python are still there."""
-    layout = EngineLayout.of(var_dir, name)
+    layout = EngineLayout.of(engines_dir, name)
     if layout.manifest() is None or not layout.python.exists() or not layout.src.is_dir():
         return None
     return layout
 
 
-def engine_status(var_dir: Path, name: str, steps: list[str]) -> dict[str, Any]:
+def engine_status(engines_dir: Path, name: str, steps: list[str]) -> dict[str, Any]:
     """What ``atelier engines status`` shows for one engine."""
-    layout = EngineLayout.of(var_dir, name)
+    layout = EngineLayout.of(engines_dir, name)
     manifest = layout.manifest()
     done = [step for step in steps if layout.read_marker(step) is not None]
     spec = ENGINES[name]
-    state = "installed" if installed(var_dir, name) else ("partial" if done else "missing")
+    state = "installed" if installed(engines_dir, name) else ("partial" if done else "missing")
     status: dict[str, Any] = {
         "name": name,
         "state": state,

@@ -62,7 +62,7 @@ def test_install_then_a_second_run_changes_nothing(tmp_path: Path, index: Path) 
     first = _install("comfyui", repo, var, index, "--ref", head)
     assert first.returncode == 0, first.stdout + first.stderr
     assert set(_states(first.stdout).values()) == {"done"}
-    layout = EngineLayout.of(var, "comfyui")
+    layout = EngineLayout.of(var / "engines", "comfyui")
     manifest = layout.manifest()
     assert manifest is not None
     assert manifest["commit"] == head
@@ -119,7 +119,7 @@ def test_sd_scripts_install_builds_the_tokenizer_cache(tmp_path: Path, index: Pa
     var = tmp_path / "var"
     result = _install("sd-scripts", repo, var, index, "--ref", "main")
     assert result.returncode == 0, result.stdout + result.stderr
-    layout = EngineLayout.of(var, "sd-scripts")
+    layout = EngineLayout.of(var / "engines", "sd-scripts")
     assert (layout.tokenizers / "openai_clip-vit-large-patch14" / "vocab.json").is_file()
     settings = with_installed_engines(Settings(var_dir=var))
     assert settings.sd_scripts_dir == layout.src
@@ -136,7 +136,7 @@ def test_a_failing_requirement_names_the_step_and_how_to_retry(tmp_path: Path, i
     assert "no-such-package-for-atelier" in result.stderr
     assert "atelier engines install comfyui" in result.stderr
     assert "resumes at 'requirements'" in result.stderr
-    assert str(EngineLayout.of(var, "comfyui").log_path) in result.stderr
+    assert str(EngineLayout.of(var / "engines", "comfyui").log_path) in result.stderr
     status = json.loads(_atelier(["engines", "status", "--json"], var, index).stdout)["engines"][0]
     assert status["state"] == "partial"
     assert status["steps_pending"][0] == "requirements"
@@ -166,7 +166,7 @@ def test_an_interrupted_install_resumes_at_the_step_it_was_in(tmp_path: Path, in
     finally:
         os.killpg(installer.pid, signal.SIGKILL)
         installer.wait()
-    layout = EngineLayout.of(var, "comfyui")
+    layout = EngineLayout.of(var / "engines", "comfyui")
     assert layout.read_marker("torch") is not None
     assert layout.read_marker("requirements") is None
     assert layout.manifest() is None
