@@ -171,6 +171,8 @@ async def _run_child(argv: list[str], item: Item, log_path: Path) -> tuple[int, 
                     log.info("first run: %s", line)
                 elif line.startswith("atelier "):
                     last = line
+                elif last and line.startswith("  "):  # the error's hint, log and retry lines
+                    last += " " + line.strip()
         return await proc.wait(), last
     except asyncio.CancelledError:
         with contextlib.suppress(ProcessLookupError):
