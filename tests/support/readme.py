@@ -79,7 +79,7 @@ def _marker_above(lines: list[str], start: int) -> str | None:
         above -= 1
     if above < 0:
         return None
-    match = MARKER.search(lines[above])
+    match = MARKER.match(lines[above].strip())
     return match.group("body") if match else None
 
 
@@ -94,7 +94,7 @@ def problems(text: str) -> list[str]:
             issues.append(f"line {block.line}: a readme-test marker above a {block.lang or 'plain'} block")
     marked = {b.line for b in found if b.marker is not None}
     for number, line in enumerate(text.splitlines(), start=1):
-        if MARKER.search(line) and not any(0 < block_line - number <= 2 for block_line in marked):
+        if MARKER.match(line.strip()) and not any(0 < block_line - number <= 2 for block_line in marked):
             issues.append(f"line {number}: a readme-test marker that is not right above a code block")
     return issues
 
