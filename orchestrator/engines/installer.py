@@ -141,7 +141,9 @@ def _fetch(ctx: _Context) -> None:
     if not (layout.src / ".git").exists():
         staging = layout.root / "src.partial"
         shutil.rmtree(staging, ignore_errors=True)
-        ctx.run(["git", "clone", "--no-checkout", source, staging], what=f"git clone {source}")
+        # a remote's history is fetched without file contents; checkout then fetches only the pinned tree's blobs
+        partial = ["--filter=blob:none"] if "://" in source or source.startswith("git@") else []
+        ctx.run(["git", "clone", "--no-checkout", *partial, source, staging], what=f"git clone {source}")
         staging.replace(layout.src)
     else:
         ctx.run(["git", "-C", layout.src, "fetch", "--tags", source, "+refs/heads/*:refs/remotes/origin/*"],
