@@ -17,7 +17,7 @@ README = (ROOT / "README.md").read_text()
 START, END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
 # Variables the tests and the compose file read that are not service settings.
 NOT_SETTINGS = {"ATELIER_COMFYUI_IMAGE", "ATELIER_SD_SCRIPTS_HOST_DIR", "ATELIER_CLIP_BPE"}
-# The client's own variables (client/atelier_client/config.py).
+# The client's own variables (client/atelier_client/config.py); the node pack reads ATELIER_URL / ATELIER_API_KEY too.
 CLIENT_VARIABLES = {"ATELIER_URL", "ATELIER_API_KEY", "ATELIER_CONFIG"}
 
 
