@@ -35,8 +35,9 @@ from sqlalchemy.types import Text
 from benchmarks.harness import percentile, scratch_database
 from orchestrator.db.engine import create_engine
 from orchestrator.jobs.claims import JobClaims
+from orchestrator.jobs.records import NewJob
 from orchestrator.jobs.scheduling import Lane, Policy
-from orchestrator.jobs.store import JobStore, NewJob
+from orchestrator.jobs.store import JobStore
 
 KIND = "bench-claim"
 

@@ -71,10 +71,6 @@ class NotFound(AtelierError):
     status, slug, title = 404, "not-found", "Not found"
 
 
-class MethodNotAllowed(AtelierError):
-    status, slug, title = 405, "method-not-allowed", "Method not allowed"
-
-
 class Conflict(AtelierError):
     status, slug, title = 409, "conflict", "Conflict"
 

@@ -9,7 +9,7 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "auto"
@@ -44,6 +44,7 @@ class Settings(BaseSettings):
             "SQLAlchemy URL of the Postgres database (asyncpg driver; created if missing); auto = Postgres on "
             "127.0.0.1:5432 when one answers, else an embedded one under <var_dir>/postgres; embedded = always that."
         ),
+        repr=False,  # it may carry a password; SQLAlchemy and asyncpg take it as a string, so it stays one
     )
     storage_url: str = Field(
         "file://./var/storage",
@@ -55,7 +56,7 @@ class Settings(BaseSettings):
     )
     s3_region: str = Field("us-east-1", description="S3 region name.")
     s3_access_key_id: str | None = Field(None, description="S3 access key id.")
-    s3_secret_access_key: str | None = Field(None, description="S3 secret access key.")
+    s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret access key.")
 
     host: str = Field("127.0.0.1", description="Address the HTTP API binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port the HTTP API binds to (0 = any free port).")
@@ -198,7 +199,7 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(20.0, gt=0, description="Grace for running jobs at shutdown.")
     idle_poll_s: float = Field(2.0, gt=0, description="Fallback claim poll when no notification arrives.")
 
-    webhook_secret: str | None = Field(
+    webhook_secret: SecretStr | None = Field(
         None,
         description="Deprecated (one release): also sign webhooks the old way, X-Atelier-Signature: sha256=<HMAC>.",
     )

@@ -125,7 +125,7 @@ class TrainingProcess:
         (events_r, events_w), (out_r, out_w), (err_r, err_w) = os.pipe(), os.pipe(), os.pipe()
         argv = build_argv(self.spec, events_w)
         try:
-            self._proc = await asyncio.create_subprocess_exec(
+            proc = self._proc = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out_w,
@@ -144,10 +144,10 @@ class TrainingProcess:
             for fd in (events_w, out_w, err_w):
                 os.close(fd)
         self._started_monotonic = time.monotonic()
-        self._pgid = self._proc.pid  # a new session's leader leads its own process group
+        self._pgid = proc.pid  # a new session's leader leads its own process group
         self._log = self._open_log(layout.log_file)
         started = Started(
-            pid=self._proc.pid,
+            pid=proc.pid,
             pgid=self._pgid,
             argv=tuple(argv),
             cmdline_marker=self.spec.cmdline_marker,
@@ -161,7 +161,7 @@ class TrainingProcess:
             asyncio.create_task(self._read_output(out_r, self._stdout)),
             asyncio.create_task(self._read_output(err_r, self._stderr)),
         ]
-        self._supervisor = asyncio.create_task(self._supervise())
+        self._supervisor = asyncio.create_task(self._supervise(proc))
         return started
 
     @staticmethod
@@ -199,45 +199,44 @@ class TrainingProcess:
 
     async def cancel(self) -> None:
         """Ask the run to stop (SIGINT -> SIGTERM -> SIGKILL to its group); returns at once, see :meth:`wait`."""
-        if self._proc is None or self._proc.returncode is not None or self._cancel_requested:
+        proc = self._proc
+        if proc is None or proc.returncode is not None or self._cancel_requested:
             return
         self._cancel_requested = True
-        self._start_escalation()
+        self._start_escalation(proc)
 
-    def _start_escalation(self) -> asyncio.Task[None]:
+    def _start_escalation(self, proc: asyncio.subprocess.Process) -> asyncio.Task[None]:
         if self._escalation is None:
-            self._escalation = asyncio.create_task(self._escalate())
+            self._escalation = asyncio.create_task(self._escalate(proc))
         return self._escalation
 
-    async def _escalate(self) -> None:
-        assert self._proc is not None
+    async def _escalate(self, proc: asyncio.subprocess.Process) -> None:
         steps = (
             (signal.SIGINT, self.options.sigint_grace_s),
             (signal.SIGTERM, self.options.sigterm_grace_s),
             (signal.SIGKILL, None),
         )
         for sig, grace in steps:
-            if self._proc.returncode is not None or not signal_group(self._pgid, sig):
+            if proc.returncode is not None or not signal_group(self._pgid, sig):
                 return
             self._signals_sent.append(sig.name)
             logger.info("training pgid %d: sent %s", self._pgid, sig.name)
             if grace is None:
                 return
             try:
-                await asyncio.wait_for(self._proc.wait(), grace)
+                await asyncio.wait_for(proc.wait(), grace)
                 return
             except TimeoutError:
                 continue
 
-    async def _supervise(self) -> Outcome:
-        assert self._proc is not None
-        waiting = asyncio.ensure_future(self._proc.wait())
+    async def _supervise(self, proc: asyncio.subprocess.Process) -> Outcome:
+        waiting = asyncio.ensure_future(proc.wait())
         done, _ = await asyncio.wait({waiting}, timeout=self.options.wall_clock_limit_s)
         if not done and not self._cancel_requested:
             self._timed_out = True
             logger.warning("training pgid %d: wall-clock limit reached", self._pgid)
         if not done:
-            await self._start_escalation()
+            await self._start_escalation(proc)
         returncode = await waiting
         if self._escalation is not None:
             await self._escalation

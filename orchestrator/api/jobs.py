@@ -15,7 +15,7 @@ from orchestrator.api.schemas import Accepted, ListQuery, Page
 from orchestrator.app_keys import ENGINE, METRICS, SETTINGS, STORE
 from orchestrator.jobs.kinds import NoopPayload
 from orchestrator.jobs.queries import get_job, list_jobs
-from orchestrator.jobs.store import NewJob
+from orchestrator.jobs.records import NewJob
 from orchestrator.jobs.views import JobOut
 from orchestrator.jobs.webhook_targets import accepted_webhook_url
 

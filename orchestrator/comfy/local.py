@@ -139,25 +139,21 @@ class LocalComfyUI:
         """Start the child and wait until it answers ``/system_stats``; returns its URL."""
         self._prepare()
         self._stopping = False
-        await self._spawn_and_wait()
-        self._supervisor = asyncio.create_task(self._supervise(), name="comfy-local-supervisor")
+        proc = await self._spawn_and_wait()
+        self._supervisor = asyncio.create_task(self._supervise(proc), name="comfy-local-supervisor")
         return self.url
-
-    async def wait_ready(self, timeout_s: float) -> None:
-        """Wait until the child is up (again, after a restart)."""
-        await asyncio.wait_for(self._up.wait(), timeout_s)
 
     async def wait_started(self, count: int, timeout_s: float) -> None:
         """Wait until the child has come up ``count`` times in all (1 = the first start)."""
         async with self._started:
             await asyncio.wait_for(self._started.wait_for(lambda: self.starts >= count), timeout_s)
 
-    async def _spawn_and_wait(self) -> None:
+    async def _spawn_and_wait(self) -> asyncio.subprocess.Process:
         env = dict(os.environ if self.config.env is None else self.config.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
         log_file = await asyncio.to_thread(self._open_log)
         with log_file:
-            self._proc = await asyncio.create_subprocess_exec(
+            proc = self._proc = await asyncio.create_subprocess_exec(
                 *self.argv(),
                 cwd=str(self.config.comfy_dir),
                 env=env,
@@ -166,9 +162,9 @@ class LocalComfyUI:
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
             )
-        log.info("local ComfyUI started (pid %s) on %s, log %s", self._proc.pid, self.url, self.log_path)
+        log.info("local ComfyUI started (pid %s) on %s, log %s", proc.pid, self.url, self.log_path)
         try:
-            await self._wait_answering(self._proc)
+            await self._wait_answering(proc)
         except BaseException:
             await self._terminate()
             raise
@@ -176,6 +172,7 @@ class LocalComfyUI:
         async with self._started:
             self.starts += 1
             self._started.notify_all()
+        return proc
 
     def _open_log(self) -> BinaryIO:
         log_file = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed by the caller
@@ -203,21 +200,23 @@ class LocalComfyUI:
                     )
                 await asyncio.sleep(0.25)  # polling an external process; there is nothing to wait on
 
-    async def _supervise(self) -> None:
+    async def _supervise(self, proc: asyncio.subprocess.Process) -> None:
         attempt = 0
         while not self._stopping:
-            proc = self._proc
-            assert proc is not None
             started = time.monotonic()
             code = await proc.wait()
             self._up.clear()
             if self._stopping:
                 return
             attempt = 0 if time.monotonic() - started > _STABLE_AFTER_S else attempt
-            await self._restart_after_exit(code, attempt)
+            restarted = await self._restart_after_exit(code, attempt)
+            if restarted is None:
+                return
+            proc = restarted
             attempt += 1
 
-    async def _restart_after_exit(self, code: int, attempt: int) -> None:
+    async def _restart_after_exit(self, code: int, attempt: int) -> asyncio.subprocess.Process | None:
+        """The restarted child; None when the instance is being stopped instead."""
         while not self._stopping:
             delay = backoff_delay(
                 attempt, initial=self.config.restart_backoff_initial_s, maximum=self.config.restart_backoff_max_s
@@ -226,11 +225,11 @@ class LocalComfyUI:
             await asyncio.sleep(delay)
             self.restarts += 1
             try:
-                await self._spawn_and_wait()
-                return
+                return await self._spawn_and_wait()
             except LocalComfyError as exc:
                 log.error("local ComfyUI restart failed: %s", exc)
                 attempt += 1
+        return None
 
     async def stop(self) -> None:
         """Stop supervising and end the child's process group (SIGTERM, then SIGKILL)."""

@@ -59,25 +59,25 @@ class Subscription:
         """Buffer or write one event; False once the subscription has ended."""
         if self.ended.done():
             return False
-        if self._transport is None:
+        transport = self._transport
+        if transport is None:
             if len(self._buffer) >= self._queue_limit:
                 self._end(EndReason.DROPPED)
                 return False
             self._buffer.append(event)
             return True
-        return self._write(event)
+        return self._write(transport, event)
 
-    def _write(self, event: JobEventRecord) -> bool:
-        assert self._transport is not None
+    def _write(self, transport: asyncio.WriteTransport, event: JobEventRecord) -> bool:
         if event.id <= self.last_id:
             return True
-        if self._transport.is_closing():
+        if transport.is_closing():
             self._end(EndReason.DISCONNECTED)
             return False
-        if self._transport.get_write_buffer_size() > self._byte_limit:
+        if transport.get_write_buffer_size() > self._byte_limit:
             self._end(EndReason.DROPPED)
             return False
-        self._transport.write(event.chunked_frame if self._chunked else event.frame)
+        transport.write(event.chunked_frame if self._chunked else event.frame)
         self.last_id = event.id
         if self.job_id is not None and event.is_terminal:
             self._end(EndReason.TERMINAL)

@@ -93,9 +93,8 @@ async def _resolve(
             )
         except InitImageError as exc:
             errors.append({"field": "init_image", "reason": str(exc)})
-    if errors:
+    if errors or base is None:  # no base model means its error is among them
         raise ValidationFailed(errors)
-    assert base is not None
     return base, loras, init
 
 
@@ -108,8 +107,7 @@ async def accept_template(
     body: TemplateBody,
 ) -> GenerationPayload:
     """Everything up to the job row: raises ValidationFailed (422) or ServiceUnavailable (503)."""
-    checker = services.checker
-    assert checker is not None
+    checker = services.backends().checker
     checker.ready_backends()
     base, loras, init = await _resolve(services, engine, owner_id, body, checker)
     update: dict[str, Any] = {"prompt": loras.prompt}

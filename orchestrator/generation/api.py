@@ -19,7 +19,7 @@ from orchestrator.api.paths import path_uuid
 from orchestrator.api.routing import Router
 from orchestrator.api.schemas import Accepted
 from orchestrator.app_keys import ENGINE, METRICS, SETTINGS, STORAGE, STORE
-from orchestrator.errors import NotFound, ServiceUnavailable, ValidationFailed
+from orchestrator.errors import NotFound, ValidationFailed
 from orchestrator.generation.acceptance import accept_template
 from orchestrator.generation.generation_services import GENERATION
 from orchestrator.generation.outputs import describe_image
@@ -37,7 +37,7 @@ from orchestrator.generation.schemas import (
 )
 from orchestrator.generation.workflows import accept_workflow
 from orchestrator.jobs.queries import get_job
-from orchestrator.jobs.store import NewJob
+from orchestrator.jobs.records import NewJob
 from orchestrator.jobs.webhook_targets import accepted_webhook_url
 
 router = Router()
@@ -68,8 +68,7 @@ def body_limit(request: web.Request) -> int:
 async def _payload(request: web.Request, job_id: uuid.UUID) -> tuple[GenerationPayload, Any]:
     app = request.app
     services = app[GENERATION]
-    if not services.configured:
-        raise ServiceUnavailable("generation is not configured here (set ATELIER_COMFYUI_URLS or ATELIER_COMFYUI_DIR)")
+    services.backends()  # 503 before the body is read where no ComfyUI is configured
     try:
         body = (await read_json_body(request, GenerationBody, limit=body_limit(request))).root
     except ValidationFailed as exc:

@@ -107,7 +107,7 @@ async def _registered_detail(services: GenerationServices, template: RegisteredT
 async def list_backends(request: web.Request) -> web.Response:
     """Health, readiness, load, version and (for local ones) the process of each backend."""
     services = request.app[GENERATION]
-    return json_response(BackendList(configured=services.configured, items=services.backend_states()))
+    return json_response(BackendList(configured=services.comfy is not None, items=services.backend_states()))
 
 
 @router.route(

@@ -70,14 +70,13 @@ class GraphChecker:
 
     async def check(self, validate: Validate) -> CheckOutcome:
         """Run ``validate`` against each ready backend until one has no issues."""
-        backends = self.ready_backends()
-        first: list[ValidationIssue] | None = None
-        for backend in backends:
-            issues = validate(await self.info(backend))
-            if not issues:
+        backends = self.ready_backends()  # never empty: a 503 otherwise
+        first = validate(await self.info(backends[0]))
+        if not first:
+            return CheckOutcome(backends[0].url, [])
+        for backend in backends[1:]:
+            if not validate(await self.info(backend)):
                 return CheckOutcome(backend.url, [])
-            first = first if first is not None else issues
-        assert first is not None
         if not any(issue.kind is IssueKind.VALUE_NOT_IN_LIST for issue in first):
             return CheckOutcome(None, first)
         for backend in backends:

@@ -22,9 +22,9 @@ from orchestrator.jobs.kinds import JobKind
 def generation_kind(app: web.Application) -> JobKind | None:
     """The generation kind, or None where no ComfyUI is configured."""
     services = app[GENERATION]
-    if services.pool is None:
+    if services.comfy is None:
         return None
-    return GenerationKind(services, app[STORAGE], services.pool)
+    return GenerationKind(services, app[STORAGE], services.comfy.pool)
 
 
 def install(app: web.Application) -> None:

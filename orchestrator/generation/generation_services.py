@@ -28,6 +28,7 @@ from comfy_workflows.validation import DEFAULT_ALLOWED_CLASSES, RawWorkflowPolic
 from orchestrator.app_keys import METRICS, SETTINGS
 from orchestrator.comfy import BackendPool, LocalComfyConfig, LocalComfyError, LocalComfyUI, RunOptions
 from orchestrator.comfy.backoff import backoff_delay
+from orchestrator.errors import ServiceUnavailable
 from orchestrator.generation.catalog import ModelCatalog
 from orchestrator.generation.checking import GraphChecker
 from orchestrator.metrics import Metrics
@@ -38,22 +39,33 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 2.0
 
 
+NOT_CONFIGURED = "generation is not configured here (set ATELIER_COMFYUI_URLS or ATELIER_COMFYUI_DIR)"
+
+
+@dataclass(frozen=True)
+class ComfyBackends:
+    """The ComfyUI side of a process that generates: the backend pool, and the checker that validates graphs
+    against the pool's /object_info."""
+
+    pool: BackendPool
+    checker: GraphChecker
+
+
 @dataclass
 class GenerationServices:
-    """What acceptance, the job kind and the endpoints share. ``pool`` is None when no ComfyUI is configured."""
+    """What acceptance, the job kind and the endpoints share. ``comfy`` is None where no ComfyUI is configured."""
 
     catalog: ModelCatalog
     policy: RawWorkflowPolicy
     settings: Settings
-    pool: BackendPool | None = None
-    checker: GraphChecker | None = None
+    comfy: ComfyBackends | None = None
     local: list[LocalComfyUI] = field(default_factory=list)
-    session: aiohttp.ClientSession | None = None
 
-    @property
-    def configured(self) -> bool:
-        """Whether any ComfyUI backend is configured."""
-        return self.pool is not None
+    def backends(self) -> ComfyBackends:
+        """The pool and checker; 503 where this process has no ComfyUI configured."""
+        if self.comfy is None:
+            raise ServiceUnavailable(NOT_CONFIGURED)
+        return self.comfy
 
     def local_home(self, url: str) -> Path | None:
         """The folder (with input/output/temp) of the local ComfyUI at ``url``; None for other backends."""
@@ -64,11 +76,11 @@ class GenerationServices:
 
     def backend_states(self) -> list[dict[str, Any]]:
         """Per backend: the pool's facts plus, for local instances, the process."""
-        if self.pool is None:
+        if self.comfy is None:
             return []
         local = {instance.url: instance for instance in self.local}
         states = []
-        for state in self.pool.status():
+        for state in self.comfy.pool.status():
             instance = local.get(state["url"])
             if instance is not None:
                 state["local"] = {
@@ -160,17 +172,17 @@ async def generation_services(app: web.Application) -> AsyncIterator[None]:
         log.info("no ComfyUI configured: generations are not offered by this process")
         yield
         return
-    services.session = aiohttp.ClientSession()
+    session = aiohttp.ClientSession()
     options = RunOptions(poll_s=settings.comfyui_poll_s, lost_after_s=settings.comfyui_lost_after_s)
     pool = BackendPool(
         urls,
-        services.session,
+        session,
         probe_interval_s=settings.comfyui_probe_interval_s,
         connect_timeout_s=CONNECT_TIMEOUT_S,
         run_options=options,
         warmup_graph=await warmup_graph(services.catalog, settings.comfyui_warmup_model),
     )
-    services.pool, services.checker = pool, GraphChecker(pool)
+    services.comfy = ComfyBackends(pool, GraphChecker(pool))
     app[METRICS].scrape_hooks.append(lambda: _report_backends(app[METRICS], pool))
     starting = [asyncio.create_task(_start_local(i, pool), name=f"comfy-local {i.url}") for i in services.local]
     try:
@@ -185,16 +197,16 @@ async def generation_services(app: web.Application) -> AsyncIterator[None]:
         for instance in services.local:
             with contextlib.suppress(Exception):
                 await instance.stop()
-        await services.session.close()
+        await session.close()
 
 
 async def readiness(app: web.Application) -> tuple[bool, Any]:
     """/readyz: at least one backend ready when any is configured; "not configured" passes (no generations here)."""
-    services = app[GENERATION]
-    if services.pool is None:
+    comfy = app[GENERATION].comfy
+    if comfy is None:
         return True, "not configured"
-    states = [{"url": b.url, "healthy": b.healthy, "ready": b.ready and b.healthy} for b in services.pool.backends]
-    return services.pool.ready, {"ready": sum(s["ready"] for s in states), "backends": states}
+    states = [{"url": b.url, "healthy": b.healthy, "ready": b.ready and b.healthy} for b in comfy.pool.backends]
+    return comfy.pool.ready, {"ready": sum(s["ready"] for s in states), "backends": states}
 
 
 def _report_backends(metrics: Metrics, pool: BackendPool) -> None:

@@ -133,8 +133,7 @@ async def accept_registered(
         raise ValidationFailed(images.errors)
     seed = random.randrange(2**53)  # drawn once, so every backend's check sees the same graph
     uploaded = frozenset(values[name] for name, _ in images.images)
-    checker = services.checker
-    assert checker is not None
+    checker = services.backends().checker
     try:
         outcome = await checker.check(
             lambda info: render(

@@ -52,11 +52,12 @@ async def register_template(request: web.Request) -> web.Response:
     reject) is reported with the node and input it concerns."""
     body = await read_json_body(request, RegisterTemplate)
     services = request.app[GENERATION]
-    if services.checker is None:
+    if services.comfy is None:
         raise ServiceUnavailable(
             "registering needs a ComfyUI backend (set ATELIER_COMFYUI_URLS or ATELIER_COMFYUI_DIR)"
         )
-    info = await services.checker.info(services.checker.ready_backends()[0], refresh=True)
+    checker = services.comfy.checker
+    info = await checker.info(checker.ready_backends()[0], refresh=True)
     try:
         template = await asyncio.to_thread(
             register_workflow, body.workflow, info, name=body.name, description=body.description,

@@ -45,10 +45,10 @@ DEFAULT_EXAMPLE_MODELS: dict[str, tuple[str, BaseModelSpec]] = {
 
 async def offered(services: GenerationServices, folder: str, refresh: bool = False) -> dict[str, list[str]]:
     """Model file name -> the backends offering it (empty without backends)."""
-    if services.pool is None:
+    if services.comfy is None:
         return {}
     by_name: dict[str, list[str]] = {}
-    for url, names in (await services.pool.offered_models(folder, refresh=refresh)).items():
+    for url, names in (await services.comfy.pool.offered_models(folder, refresh=refresh)).items():
         for name in names:
             by_name.setdefault(name, []).append(url)
     return dict(sorted(by_name.items()))
@@ -71,10 +71,11 @@ async def example_model(services: GenerationServices, family: str) -> tuple[str,
 async def editor_object_info(services: GenerationServices) -> ObjectInfo:
     """A ready backend's ``/object_info`` with the known definitions filling in; the known ones alone when no
     backend answers."""
-    if services.checker is None:
+    if services.comfy is None:
         return with_known_nodes(None)
+    checker = services.comfy.checker
     try:
-        return with_known_nodes(await services.checker.info(services.checker.ready_backends()[0]))
+        return with_known_nodes(await checker.info(checker.ready_backends()[0]))
     except AtelierError as exc:
         log.info("template graphs from the known node definitions: %s", exc.detail)
         return with_known_nodes(None)

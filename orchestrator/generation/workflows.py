@@ -152,8 +152,7 @@ async def accept_workflow(
     """Everything up to the job row for a submitted workflow (422 naming the field, 503 without a backend)."""
     if not services.settings.raw_workflows:
         raise ValidationFailed([{"field": "workflow", "reason": "this service does not accept submitted workflows"}])
-    checker = services.checker
-    assert checker is not None
+    checker = services.backends().checker
     graph = await _api_graph(checker, body.workflow)
     applied = _Inputs(services, job_id, graph)
     applied.apply(body.inputs)

@@ -36,8 +36,3 @@ TRANSITION_EVENT: dict[Status, EventType] = {
     Status.FAILED: EventType.FAILED,
     Status.CANCELLED: EventType.CANCELLED,
 }
-
-
-def is_allowed(source: Status, target: Status) -> bool:
-    """True when the state machine lets a job in ``source`` move to ``target``."""
-    return source in ALLOWED_FROM[target]

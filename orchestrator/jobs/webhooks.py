@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks import Webhook
@@ -71,7 +72,7 @@ class WebhookConfig:
     max_attempts: int = 8
     base_delay_s: float = 2.0
     timeout_s: float = 10.0
-    secret: str | None = None
+    secret: SecretStr | None = None
     idle_poll_s: float = 30.0
     allow_hosts: tuple[str, ...] = ()
 
@@ -174,7 +175,7 @@ class WebhookDispatcher:
         headers = {"Content-Type": "application/json", "User-Agent": "lora-atelier-webhooks"}
         headers.update(standard_headers(str(delivery["message_id"]), body, secrets, datetime.now(UTC)))
         if self._config.secret:
-            headers["X-Atelier-Signature"] = signature(self._config.secret, body)
+            headers["X-Atelier-Signature"] = signature(self._config.secret.get_secret_value(), body)
         try:
             targets_for(self._config.allow_hosts).check_url(delivery["url"])  # IP literals skip the resolver
             timeout = aiohttp.ClientTimeout(total=self._config.timeout_s)

@@ -36,7 +36,7 @@ class S3Storage:
         """
         session = aioboto3.Session(
             aws_access_key_id=settings.s3_access_key_id,
-            aws_secret_access_key=settings.s3_secret_access_key,
+            aws_secret_access_key=secret.get_secret_value() if (secret := settings.s3_secret_access_key) else None,
             region_name=settings.s3_region,
         )
         async with contextlib.AsyncExitStack() as stack:

@@ -42,9 +42,8 @@ async def ensure_run(
     )
     async with engine.begin() as conn:
         await conn.execute(stmt)
-        run = await get_run(conn, job_id)
-    assert run is not None
-    return run
+        row = (await conn.execute(select(TrainingRun).where(TrainingRun.job_id == job_id))).one()
+    return _run(row)
 
 
 async def update_run(engine: AsyncEngine, job_id: uuid.UUID, **values: Any) -> None:

@@ -7,7 +7,8 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.errors import ValidationFailed
-from orchestrator.jobs.store import JobStore, NewJob
+from orchestrator.jobs.records import NewJob
+from orchestrator.jobs.store import JobStore
 from orchestrator.training.consent import consent_problems, consent_record
 from orchestrator.training.erasure import KIND as ERASURE_KIND
 from orchestrator.training.subject_queries import SubjectView, drop_open_erasure, insert_subject, open_erasure

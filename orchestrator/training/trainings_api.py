@@ -13,7 +13,7 @@ from orchestrator.api.schemas import Accepted, ListQuery
 from orchestrator.app_keys import ENGINE, METRICS, SETTINGS, STORAGE, STORE
 from orchestrator.errors import NotFound
 from orchestrator.jobs.queries import get_job, list_jobs
-from orchestrator.jobs.store import NewJob
+from orchestrator.jobs.records import NewJob
 from orchestrator.jobs.webhook_targets import accepted_webhook_url
 from orchestrator.training.kind import KIND
 from orchestrator.training.submission import build_payload

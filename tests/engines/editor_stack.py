@@ -172,7 +172,7 @@ async def train_lora(
     from tests.support.sse import collect
 
     consent = {"confirmed": True, "subject_is_adult": True, "statement": "engine test"}
-    body = {"name": name, "kind": "person", "trigger_word": trigger, "consent": consent}
+    body: dict[str, Any] = {"name": name, "kind": "person", "trigger_word": trigger, "consent": consent}
     async with http.post(f"{stack.service_url}/v1/subjects", json=body, headers=stack.headers) as response:
         assert response.status == 201, await response.text()
         subject = await response.json()

@@ -282,7 +282,7 @@ async def _json(http: aiohttp.ClientSession, stack: EditorStack, method: str, pa
 def _png_prompt(data: bytes) -> dict[str, Any]:
     """The graph ComfyUI's SaveImage wrote into the PNG (its ``prompt`` text chunk)."""
     with Image.open(io.BytesIO(data)) as image:
-        return dict(json.loads(image.text["prompt"]))
+        return dict(json.loads(image.text["prompt"]))  # type: ignore[attr-defined]  # a PNG: its text chunks
 
 
 async def test_the_editor_round_trip(stack: EditorStack, editor: Any) -> None:

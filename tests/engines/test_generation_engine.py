@@ -123,12 +123,12 @@ async def _service(settings: Settings, loras: tuple[str, str]) -> AsyncIterator[
         caller = await new_caller(engine, f"engine-{uuid.uuid4().hex[:8]}")
         async with running_app(settings) as (app, url):
             services = app[GENERATION]
-            assert services.pool is not None
+            pool = services.backends().pool
             for instance in services.local:
                 await instance.wait_started(1, timeout_s=240.0)
-                assert await services.pool.backend(instance.url).connection.wait_connected(30.0)
-            await services.pool.check()
-            assert services.pool.ready, services.backend_states()
+                assert await pool.backend(instance.url).connection.wait_connected(30.0)
+            await pool.check()
+            assert pool.ready, services.backend_states()
             yield EngineService(url=url, app=app, settings=settings, caller=caller, loras=loras)
     finally:
         await engine.dispose()

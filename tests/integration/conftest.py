@@ -19,7 +19,7 @@ from orchestrator.settings import Settings
 from tests.support.service import free_port, running_app
 
 WEBHOOK_SECRET = "test-webhook-secret"
-S3_CREDENTIALS = {"s3_access_key_id": "test", "s3_secret_access_key": "test", "s3_region": "us-east-1"}
+S3_CREDENTIALS: dict[str, Any] = {"s3_access_key_id": "test", "s3_secret_access_key": "test", "s3_region": "us-east-1"}
 S3_BUCKETS = ("atelier", "generations")
 
 

@@ -8,7 +8,8 @@ import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.app_keys import BROADCASTER, METRICS
-from orchestrator.jobs.store import JobStore, NewJob
+from orchestrator.jobs.records import NewJob
+from orchestrator.jobs.store import JobStore
 from tests.integration.conftest import Caller, Service
 from tests.support.db import wait_for_terminal
 from tests.support.sse import iter_sse

@@ -12,6 +12,7 @@ import pytest
 from orchestrator.db.engine import asyncpg_dsn
 from orchestrator.events.feed import EventFeed
 from orchestrator.events.listener import PgListener
+from orchestrator.events.model import JobEventRecord
 from orchestrator.jobs.store import EVENTS_CHANNEL
 
 
@@ -21,7 +22,12 @@ async def feed(database_url: str) -> AsyncIterator[tuple[EventFeed, asyncio.Queu
     await listener.start()
     feed = EventFeed(listener)
     released: asyncio.Queue[int] = asyncio.Queue()
-    feed.on_release(lambda events: [released.put_nowait(e.id) for e in events])
+
+    def release(events: list[JobEventRecord]) -> None:
+        for event in events:
+            released.put_nowait(event.id)
+
+    feed.on_release(release)
     await feed.start()
     yield feed, released
     await feed.stop()

@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.jobs.claims import JobClaims
 from orchestrator.jobs.kinds import NoopKind
+from orchestrator.jobs.records import NewJob
 from orchestrator.jobs.scheduling import Lane, Policy
 from orchestrator.jobs.shares import set_owner_weight
-from orchestrator.jobs.store import JobStore, NewJob
+from orchestrator.jobs.store import JobStore
 from orchestrator.jobs.worker import Worker, WorkerConfig
 from tests.support.db import wait_for_terminal
 
@@ -154,7 +155,7 @@ async def test_a_job_accepted_behind_a_queued_one_is_queued_not_handed_over(
         await store.create(later)
         assert await store.status_of(later.id) is not None
         async with engine.connect() as conn:
-            statuses = dict(
+            statuses: dict[uuid.UUID, str] = dict(
                 (
                     await conn.execute(
                         text("SELECT id, status FROM jobs WHERE id = ANY(:ids)"), {"ids": [earlier.id, later.id]}

@@ -8,8 +8,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.jobs.kinds import JobContext, JobFailed, NoopKind
-from orchestrator.jobs.records import ClaimedJob
-from orchestrator.jobs.store import JobStore, NewJob
+from orchestrator.jobs.records import ClaimedJob, NewJob
+from orchestrator.jobs.store import JobStore
 from orchestrator.jobs.worker import Worker, WorkerConfig
 from tests.support.db import wait_for_event, wait_for_terminal
 

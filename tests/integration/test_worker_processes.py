@@ -15,7 +15,8 @@ import asyncpg
 import pytest
 
 from orchestrator.db.engine import asyncpg_dsn, create_engine
-from orchestrator.jobs.store import JobStore, NewJob
+from orchestrator.jobs.records import NewJob
+from orchestrator.jobs.store import JobStore
 from tests.support.db import wait_for_terminal
 from tests.support.service import free_port, running_owner, spawn_atelier, wait_until_healthy
 from tests.support.sse import SseEvent, iter_sse

@@ -57,7 +57,7 @@ async def chromium_page(viewport: dict[str, int] | None = None) -> AsyncIterator
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
-            context = await browser.new_context(viewport=viewport)
+            context = await browser.new_context(viewport=viewport)  # type: ignore[arg-type]
             await context.route("**/*", only_loopback)
             yield await context.new_page(), refused
         finally:

@@ -17,7 +17,7 @@ FAKE_WORDS = 300
 def build_tiny_blip(target: Path, *, seed: int = 0) -> Path:
     """A BLIP captioning model (32 px images, one layer each side) in ``target``; returns ``target``."""
     import torch
-    from transformers import (
+    from transformers import (  # type: ignore[attr-defined]
         BertTokenizerFast,
         BlipConfig,
         BlipForConditionalGeneration,

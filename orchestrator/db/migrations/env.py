@@ -24,7 +24,8 @@ def _run(connection: Connection) -> None:
 
 async def _run_online() -> None:
     url = context.config.get_main_option("sqlalchemy.url")
-    assert url is not None
+    if url is None:
+        raise RuntimeError("alembic_config() sets sqlalchemy.url; migrations were started without it")
     engine = create_async_engine(url, poolclass=pool.NullPool)
     async with engine.connect() as connection:
         await connection.run_sync(_run)

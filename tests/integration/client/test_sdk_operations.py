@@ -60,7 +60,8 @@ class Recording(AsyncClient):
 
 @pytest.fixture
 async def atelier(client_service: ClientService, api_key: str, used: set[str]) -> AsyncIterator[Recording]:
-    async with Recording(client_service.url, api_key=api_key, used=used) as client:
+    client = Recording(client_service.url, api_key=api_key, used=used)
+    async with client:
         yield client
 
 
@@ -173,6 +174,7 @@ async def test_generations_templates_backends_and_models(atelier: Recording, tmp
     done = await atelier.wait(accepted.id)
     assert done.status == "succeeded", done.error
     generation = await atelier.get_generation(accepted.id)
+    assert generation.images is not None
     assert len(generation.images) == 2
     image = await atelier.download_image(accepted.id, 1, tmp_path / "fox-1.png")
     with Image.open(image) as png:

@@ -95,7 +95,7 @@ class GenerationService:
 
     async def probe(self) -> None:
         """One pool probe round now (instead of waiting for the periodic one)."""
-        pool = self.app[GENERATION].pool
+        pool = self.app[GENERATION].backends().pool
         assert pool is not None
         await pool.check()
 

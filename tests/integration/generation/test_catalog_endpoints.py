@@ -45,9 +45,8 @@ async def test_templates_describe_inputs_and_both_graph_formats(
         "loras": "a list of LoRAs: add Atelier LoRA loader nodes in the editor instead"
     }
     services = svc.app[GENERATION]
-    assert services.checker is not None
-    assert services.pool is not None
-    info = await services.checker.info(services.pool.backends[0])
+    backends = services.backends()
+    info = await backends.checker.info(backends.pool.backends[0])
     assert ui_to_api(detail["ui_graph"], info) == {
         k: {"class_type": v["class_type"], "inputs": v["inputs"], "_meta": v["_meta"]}
         for k, v in detail["api_graph"].items()

@@ -76,7 +76,7 @@ async def test_a_backend_dying_mid_run_retries_on_the_other(
         events = await events_of(http, svc, me, job_id)
     finally:
         await victim.revive()
-        pool = svc.app[GENERATION].pool
+        pool = svc.app[GENERATION].backends().pool
         assert pool is not None
         assert await pool.backend(victim.url).connection.wait_connected(15.0)
         await svc.probe()
@@ -224,7 +224,7 @@ async def test_with_every_backend_down_a_retry_waits_queued_for_one_to_come_back
     job_id = await submit(http, svc, me, txt2img(seed=26))
     first = svc.standin(await _running_on(svc, job_id))
     second = next(b for b in svc.backends if b is not first)
-    pool = svc.app[GENERATION].pool
+    pool = svc.app[GENERATION].backends().pool
     assert pool is not None
     down = [second, first]
     try:

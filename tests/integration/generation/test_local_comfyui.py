@@ -62,8 +62,7 @@ async def test_a_supervised_local_comfyui_generates_and_is_cleaned_after(
         services = app[GENERATION]
         [local] = services.local
         await local.wait_started(1, timeout_s=60.0)
-        assert services.pool is not None
-        await services.pool.check()
+        await services.backends().pool.check()
         async with http.get(f"{url}/readyz") as response:
             assert response.status == 200, await response.text()
         body = txt2img(base_model=CHECKPOINT, template="img2img", init_image=png_data_url(), width=None, height=None)

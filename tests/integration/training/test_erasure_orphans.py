@@ -13,7 +13,8 @@ import aiohttp
 import pytest
 from sqlalchemy import text
 
-from orchestrator.jobs.store import JobStore, NewJob
+from orchestrator.jobs.records import NewJob
+from orchestrator.jobs.store import JobStore
 from orchestrator.training.orphans import HOST, launch_marker, sweep_orphans
 from orchestrator.training.training_services import TrainingServices
 from tests.integration.conftest import Caller

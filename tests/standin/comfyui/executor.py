@@ -228,7 +228,7 @@ class Executor:
         await self.send_exec(task, "executing", {"node": None, "prompt_id": pid})
 
     async def _crashed(self, task: Task, exc: Exception) -> None:
-        data = {
+        data: dict[str, Any] = {
             "prompt_id": task.prompt_id,
             "node_id": self.last_node_id,
             "node_type": None,

@@ -52,7 +52,7 @@ def _lower(schema: dict[str, Any]) -> Any:
 def _request_integers() -> list[tuple[str, Any]]:
     doc = _document()
     defs = doc["components"]["schemas"]
-    found = []
+    found: list[tuple[str, Any]] = []
     for route, methods in doc["paths"].items():
         for method, op in methods.items():
             where = f"{method.upper()} {route}"

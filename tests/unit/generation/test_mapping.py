@@ -59,7 +59,7 @@ def test_raw_issues_name_inputs_then_workflow_paths_policy_first() -> None:
 
 
 def test_node_fields_point_loaders_at_their_request_fields() -> None:
-    request = Txt2ImgRequest(base_model="m", prompt="p", loras=[{"lora": "a"}, {"lora": "b"}])  # type: ignore[list-item]
+    request = Txt2ImgRequest(base_model="m", prompt="p", loras=[{"lora": "a"}, {"lora": "b"}])
     refs = [LoraRef(name="a.safetensors"), LoraRef(name="b.safetensors")]
     built = get_template("txt2img").build(
         request, BaseModelSpec(family="sd15", checkpoint="m.safetensors"), loras=refs, filename_prefix="x/y"

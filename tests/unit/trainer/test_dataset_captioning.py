@@ -44,6 +44,7 @@ def _photos(count: int) -> list[DatasetPhoto]:
 
 def _prepare(tmp_path: Path, photos: list[DatasetPhoto], **kwargs: object) -> DatasetManifest:
     options = kwargs.pop("options", PrepareOptions(resolution=128))
+    assert isinstance(options, PrepareOptions)
     return prepare_dataset(
         tmp_path / "ds",
         photos,

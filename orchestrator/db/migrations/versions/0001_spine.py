@@ -5,6 +5,8 @@ Revises:
 Create Date: 2026-11-21
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -28,7 +30,7 @@ $$
 """
 
 
-def _timestamp(name: str, *, nullable: bool = False) -> sa.Column:
+def _timestamp(name: str, *, nullable: bool = False) -> sa.Column[Any]:
     default = None if nullable else sa.func.now()
     return sa.Column(name, sa.DateTime(timezone=True), server_default=default, nullable=nullable)
 
