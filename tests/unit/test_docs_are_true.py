@@ -54,3 +54,23 @@ def test_every_api_path_in_the_readme_exists() -> None:
     assert len(mentioned) > 10
     for path in mentioned:
         assert any(_matches(path, t) for t in templates), f"the README shows {path}, which the API does not have"
+
+
+def _named_modules(text: str) -> set[str]:
+    """Backticked module paths such as `jobs/store.py`, `comfy/run.py` or `generation/kind.GenerationKind`."""
+    found = set()
+    for token in re.findall(r"`([a-z_]+(?:/[a-z_]+)+(?:\.[A-Za-z_]+)*)`", text):
+        path, _, _attribute = token.partition(".")
+        found.add(path)
+    return found
+
+
+def test_every_module_architecture_md_names_exists() -> None:
+    named = _named_modules((ROOT / "ARCHITECTURE.md").read_text())
+    assert "jobs/group_commit" in named
+    missing = sorted(
+        p
+        for p in named
+        if not any((base / f"{p}.py").is_file() or (base / p).is_dir() for base in (ROOT, ROOT / "orchestrator"))
+    )
+    assert not missing, f"ARCHITECTURE.md names modules that do not exist: {missing}"

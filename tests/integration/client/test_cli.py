@@ -153,7 +153,7 @@ async def test_the_server_commands_join_the_client_command(monkeypatch: pytest.M
     server = EntryPoint(name="server", value="orchestrator.cli:register_server_commands", group="atelier.commands")
     monkeypatch.setattr(cli_main, "entry_points", lambda group: [server] if group == cli_main.COMMAND_GROUP else [])
     parser = cli_main.build_parser()
-    commands = set(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    commands = set(parser._subparsers._group_actions[0].choices)
     assert {"serve", "worker", "migrate", "keys", "generate", "train", "watch"} <= commands
     args = parser.parse_args(["keys", "revoke", "atl_0123456789ab"])
     assert args.func.__name__ == "cmd_keys_revoke"
