@@ -13,7 +13,7 @@ from orchestrator.api.multipart import file_parts as multipart_files
 from orchestrator.api.paths import path_uuid
 from orchestrator.api.routing import UUID_PATTERN, Router
 from orchestrator.app_keys import ENGINE, SETTINGS, STORAGE
-from orchestrator.training import photos
+from orchestrator.training import subject_photos
 from orchestrator.training.photo_intake import IncomingFile
 from orchestrator.training.subject_schemas import PhotoList, PhotoOut, PhotoUploadResult
 from orchestrator.training.training_services import TRAINING
@@ -71,7 +71,7 @@ async def upload_photos(request: web.Request) -> web.Response:
     app = request.app
     services = app[TRAINING]
     files = file_parts(request, services.limits.max_bytes, app[SETTINGS].max_upload_bytes)
-    result = await photos.upload_photos(
+    result = await subject_photos.upload_photos(
         app[ENGINE], app[STORAGE], services, request[OWNER], path_uuid(request, "subject"), files
     )
     return json_response(result)
@@ -87,7 +87,7 @@ async def upload_photos(request: web.Request) -> web.Response:
 )
 async def list_subject_photos(request: web.Request) -> web.Response:
     """Accepted photos and presigned uploads still awaiting completion, oldest first."""
-    found = await photos.subject_photos(request.app[ENGINE], request[OWNER], path_uuid(request, "subject"))
+    found = await subject_photos.subject_photos(request.app[ENGINE], request[OWNER], path_uuid(request, "subject"))
     return json_response(PhotoList(items=[PhotoOut.of(p) for p in found]))
 
 
@@ -104,7 +104,7 @@ async def get_one_photo(request: web.Request) -> web.Response:
     """What the checks measured on the photo, and where it came from."""
     subject_id, photo_id = path_uuid(request, "subject"), path_uuid(request, "photo", "photo_id")
     return json_response(
-        PhotoOut.of(await photos.subject_photo(request.app[ENGINE], request[OWNER], subject_id, photo_id))
+        PhotoOut.of(await subject_photos.subject_photo(request.app[ENGINE], request[OWNER], subject_id, photo_id))
     )
 
 
@@ -120,5 +120,5 @@ async def get_one_photo(request: web.Request) -> web.Response:
 async def delete_one_photo(request: web.Request) -> web.Response:
     """The stored file and the row go; trainings already queued simply train without it."""
     subject_id, photo_id = path_uuid(request, "subject"), path_uuid(request, "photo", "photo_id")
-    await photos.delete_photo(request.app[ENGINE], request.app[STORAGE], request[OWNER], subject_id, photo_id)
+    await subject_photos.delete_photo(request.app[ENGINE], request.app[STORAGE], request[OWNER], subject_id, photo_id)
     return web.Response(status=204)

@@ -1,6 +1,6 @@
 """Direct-to-storage photo uploads (S3 mode): presigned PUT URLs, then ``complete`` runs the checks.
 
-What each step does is :mod:`orchestrator.training.photos`; with a local store both answer 409.
+What each step does is :mod:`orchestrator.training.subject_photos`; with a local store both answer 409.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from orchestrator.api.bodies import json_response, read_json_body
 from orchestrator.api.paths import path_uuid
 from orchestrator.api.routing import Router
 from orchestrator.app_keys import ENGINE, STORAGE
-from orchestrator.training import photos
+from orchestrator.training import subject_photos
 from orchestrator.training.subject_schemas import CompleteRequest, PhotoUploadResult, PresignRequest, PresignResult
 from orchestrator.training.training_services import TRAINING
 
@@ -31,9 +31,9 @@ router = Router()
 async def presign_photos(request: web.Request) -> web.Response:
     """One PUT URL per file (send the same Content-Type); then call ``/photos/complete`` with the photo ids."""
     app = request.app
-    photos.require_s3(app[STORAGE])
+    subject_photos.require_s3(app[STORAGE])
     body = await read_json_body(request, PresignRequest)
-    result = await photos.presign_uploads(
+    result = await subject_photos.presign_uploads(
         app[ENGINE], app[STORAGE], app[TRAINING], request[OWNER], path_uuid(request, "subject"), body.files
     )
     return json_response(result)
@@ -53,9 +53,9 @@ async def complete_photos(request: web.Request) -> web.Response:
     ``not_uploaded`` and can be completed later.
     """
     app = request.app
-    photos.require_s3(app[STORAGE])
+    subject_photos.require_s3(app[STORAGE])
     body = await read_json_body(request, CompleteRequest)
-    result = await photos.complete_uploads(
+    result = await subject_photos.complete_uploads(
         app[ENGINE], app[STORAGE], app[TRAINING], request[OWNER], path_uuid(request, "subject"), body.photo_ids
     )
     return json_response(result)
