@@ -302,7 +302,7 @@ def training_config(plan: TrainingPlan, install: SdScriptsInstall, layout: RunLa
         "max_data_loader_n_workers": 0 if request.cpu else 2,
         "console_log_simple": True,
         **spec.common_args,
-        **({} if request.cpu else spec.gpu_args),
+        **(spec.cpu_args if request.cpu else spec.gpu_args),
     }
     if not request.cpu:
         training["persistent_data_loader_workers"] = True

@@ -49,8 +49,9 @@ class Optimizer(StrEnum):
 class FamilySpec:
     """How sd-scripts trains a LoRA for one family.
 
-    ``gpu_args`` and ``common_args`` are extra ``--config_file`` keys (sd-scripts' argument names); the
-    GPU ones are left out when training on CPU.
+    ``gpu_args``, ``cpu_args`` and ``common_args`` are extra ``--config_file`` keys (sd-scripts' argument
+    names): the GPU ones are left out when training on CPU, the CPU ones (which may override the CPU's
+    default ``mixed_precision = "no"``) are only used there.
     """
 
     family: ModelFamily
@@ -61,6 +62,7 @@ class FamilySpec:
     needs_flux_parts: bool = False
     common_args: Mapping[str, Any] = field(default_factory=dict)
     gpu_args: Mapping[str, Any] = field(default_factory=dict)
+    cpu_args: Mapping[str, Any] = field(default_factory=dict)
 
 
 FAMILIES: Mapping[ModelFamily, FamilySpec] = MappingProxyType(
@@ -76,6 +78,9 @@ FAMILIES: Mapping[ModelFamily, FamilySpec] = MappingProxyType(
             "fp16",
             common_args={"sdpa": True, "network_train_unet_only": True, "cache_text_encoder_outputs": True},
             gpu_args={"gradient_checkpointing": True, "no_half_vae": True},
+            # A bf16 U-Net on CPU: 2 steps at 64 px on a 2-core machine with AVX-512 BF16 peaked at 11.9 GB RSS
+            # in 4:54 (66 s/step), against 17.7 GB and 7:00 (136 s/step) in fp32; same losses.
+            cpu_args={"mixed_precision": "bf16", "full_bf16": True},
         ),
         ModelFamily.FLUX: FamilySpec(
             ModelFamily.FLUX,
