@@ -58,6 +58,7 @@ from orchestrator.jobs.webhooks import WEBHOOKS_CHANNEL, WebhookConfig, WebhookD
 from orchestrator.jobs.worker import Worker, WorkerConfig
 from orchestrator.loras import feature as loras_feature
 from orchestrator.metrics import Metrics
+from orchestrator.policy import feature as policy_feature
 from orchestrator.settings import Settings
 from orchestrator.storage import open_storage
 from orchestrator.training import feature as training_feature
@@ -74,6 +75,7 @@ CORE_ROUTERS: list[Router] = [
 ]
 Feature = Callable[[web.Application], None]
 FEATURES: list[Feature] = [
+    policy_feature.install,
     training_feature.install,
     loras_feature.install,
     generation_feature.install,

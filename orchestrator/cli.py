@@ -105,7 +105,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     async def issue(url: str) -> str:
         engine = create_engine(url, pool_size=1)
         try:
-            return (await issue_key(engine, args.owner)).secret
+            return (await issue_key(engine, args.owner, admin=args.admin, adult_content=args.adult)).secret
         finally:
             await engine.dispose()
 
@@ -162,6 +162,10 @@ def register_server_commands(sub: argparse._SubParsersAction[argparse.ArgumentPa
     create = keys.add_parser("create", help=cmd_keys_create.__doc__)
     create.add_argument("--owner", required=True, help="owner name")
     add_setting_flags(create, *DATABASE_FLAGS)
+    create.add_argument("--admin", action="store_true", help="the key may read the audit log (GET /v1/audit)")
+    create.add_argument(
+        "--adult", action="store_true", help="the key may get sexual content when ATELIER_CONTENT_POLICY=permissive"
+    )
     create.set_defaults(func=cmd_keys_create)
     register_key_admin_commands(keys)
     owners = sub.add_parser("owners", help="manage owners").add_subparsers(dest="owners_command", required=True)

@@ -67,6 +67,27 @@ class Unauthorized(AtelierError):
     status, slug, title = 401, "unauthorized", "Unauthorized"
 
 
+class Forbidden(AtelierError):
+    """The caller is known but may not do this (e.g. an API key without the admin flag)."""
+
+    status, slug, title = 403, "forbidden", "Forbidden"
+
+
+class ContentRefused(AtelierError):
+    """The content policy refused a request's text or image; ``errors`` name each field with its rule.
+
+    Nothing was queued or stored. ``rule`` is the rule id (``minors_sexual``, ``nsfw_text``, ``nsfw_image``);
+    ``request_id`` finds the refusal in the audit log.
+    """
+
+    status, slug, title = 422, "content-policy", "Refused by the content policy"
+
+    def __init__(self, rule: str, errors: list[dict[str, Any]], detail: str, request_id: str) -> None:
+        super().__init__(detail, extra={"rule": rule, "errors": errors, "request_id": request_id})
+        self.rule = rule
+        self.errors = errors
+
+
 class NotFound(AtelierError):
     status, slug, title = 404, "not-found", "Not found"
 

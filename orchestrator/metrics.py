@@ -62,6 +62,18 @@ class Metrics:
             registry=self.registry,
         )
         self.scrape_hooks: list[Callable[[], None]] = []
+        self.policy_refusals = Counter(
+            "atelier_policy_refusals",
+            "Requests refused and images blocked by the content policy",
+            ["rule", "context"],
+            registry=self.registry,
+        )
+        self.screening_seconds = Histogram(
+            "atelier_image_screening_seconds",
+            "Time to score one image with the explicit-content classifier",
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
         self.sse_dropped = Counter(
             "atelier_sse_dropped_subscribers", "SSE subscribers dropped for falling behind", registry=self.registry
         )

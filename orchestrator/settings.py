@@ -172,6 +172,23 @@ class Settings(BaseSettings):
     photo_min_side: int = Field(256, ge=1, description="Shortest side a photo may have, in pixels.")
     photo_max_count: int = Field(50, ge=1, description="Most photos one subject may have.")
 
+    content_policy: Literal["strict", "permissive"] = Field(
+        "strict",
+        description="strict = sexual or nudity content refused; permissive = allowed to API keys with the "
+        "adult-content flag. Minors are never sexualised, whatever this says.",
+    )
+    content_image_threshold: float = Field(
+        0.6,
+        ge=0.0,
+        le=1.0,
+        description="open_nsfw score at or above which an image counts as explicit (0 = every image).",
+    )
+    content_image_action: Literal["fail", "blur"] = Field(
+        "fail",
+        description="An explicit generated image under the policy: fail = the job fails (content_blocked), "
+        "nothing stored; blur = a blurred copy is stored instead, flagged.",
+    )
+
     worker_enabled: bool = Field(True, description="Run the job worker inside `atelier serve`.")
     worker_kinds: CommaList = Field(
         default_factory=lambda: ["noop", "generation", "training", "erasure"],

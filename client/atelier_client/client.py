@@ -150,6 +150,7 @@ class Client:
     list_webhook_deliveries = _op(jobs.list_webhook_deliveries)
     get_webhook_delivery = _op(jobs.get_webhook_delivery)
     redeliver_webhook = _op(jobs.redeliver_webhook)
+    list_audit_events = _op(jobs.list_audit_events)
     create_subject = _op(train.create_subject)
     list_subjects = _op(train.list_subjects)
     get_subject = _op(train.get_subject)

@@ -40,6 +40,53 @@ class ArtifactData(BaseModel):
     sha256: str | None = Field(None, title="Sha256")
 
 
+class AuditEventOut(BaseModel):
+    """
+    One decision of the content policy.
+    """
+
+    id: UUID = Field(..., title="Id")
+    created_at: AwareDatetime = Field(..., title="Created At")
+    action: str = Field(..., title="Action")
+    """
+    refused (a request), blocked or blurred (a generated image), rejected (a photo).
+    """
+    rule: str = Field(..., title="Rule")
+    context: str = Field(..., title="Context")
+    owner_id: UUID | None = Field(None, title="Owner Id")
+    key_id: UUID | None = Field(None, title="Key Id")
+    request_id: UUID | None = Field(None, title="Request Id")
+    """
+    The refused request (its 422 answer names it).
+    """
+    job_id: UUID | None = Field(None, title="Job Id")
+    fields: list[str] | None = Field(None, title="Fields")
+    """
+    The request fields involved.
+    """
+    content_sha256: str | None = Field(None, title="Content Sha256")
+    """
+    SHA-256 of the refused text (or of the image).
+    """
+    excerpt: str | None = Field(None, title="Excerpt")
+    """
+    The start of the refused text; never kept for minors_sexual.
+    """
+    detail: dict[str, Any] | None = Field(None, title="Detail")
+    """
+    Terms found, image score and threshold, ...
+    """
+
+
+class AuditList(BaseModel):
+    """
+    A page of the audit log, newest first.
+    """
+
+    items: list[AuditEventOut] = Field(..., title="Items")
+    next_cursor: str | None = Field(None, title="Next Cursor")
+
+
 class BackendList(BaseModel):
     """
     The ComfyUI backends this process uses.
@@ -322,7 +369,7 @@ class PhotoVerdictOut(BaseModel):
     """
     reason: str | None = Field(None, title="Reason")
     """
-    When rejected: not_an_image, truncated, too_small, too_large, too_many_pixels, duplicate, no_face, too_blurry, too_many_photos; not_uploaded for a presigned upload that has not arrived.
+    When rejected: not_an_image, truncated, too_small, too_large, too_many_pixels, duplicate, no_face, too_blurry, too_many_photos, explicit_content (a person's photo the content policy refused); not_uploaded for a presigned upload that has not arrived.
     """
     message: str = Field(..., title="Message")
     duplicate_of: UUID | None = Field(None, title="Duplicate Of")
@@ -331,6 +378,22 @@ class PhotoVerdictOut(BaseModel):
     """
     width: int | None = Field(None, title="Width")
     height: int | None = Field(None, title="Height")
+
+
+class PolicyError(BaseModel):
+    """
+    One field a content-policy refusal concerns.
+    """
+
+    field: str = Field(..., title="Field")
+    """
+    The request field (prompt, workflow.<node>.inputs.<input>, sample_prompts[0].prompt, ...).
+    """
+    reason: str = Field(..., title="Reason")
+    rule: str = Field(..., title="Rule")
+    """
+    minors_sexual (refused always) or nsfw_text (per ATELIER_CONTENT_POLICY).
+    """
 
 
 class PresignFile(BaseModel):
@@ -948,6 +1011,31 @@ class Accepted(BaseModel):
     A job's status.
     """
     events_url: str = Field(..., title="Events Url")
+
+
+class ContentPolicyProblem(BaseModel):
+    """
+    A 422 whose `type` ends in `/content-policy`: the content policy refused the request's text.
+    Nothing was queued or stored; the refusal is in the audit log under `request_id`.
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    type: str = Field(..., title="Type")
+    title: str = Field(..., title="Title")
+    status: int = Field(..., title="Status")
+    detail: str = Field(..., title="Detail")
+    instance: str | None = Field(None, title="Instance")
+    rule: str = Field(..., title="Rule")
+    """
+    The rule that refused it: minors_sexual or nsfw_text.
+    """
+    request_id: str = Field(..., title="Request Id")
+    """
+    The refusal's id in the audit log (GET /v1/audit).
+    """
+    errors: list[PolicyError] = Field(..., title="Errors")
 
 
 class CreateJob(BaseModel):

@@ -7,6 +7,7 @@ from typing import Any
 from atelier_client._calls import Call, Id, json_object, model, operation, path, query, text
 from atelier_client.models import (
     Accepted,
+    AuditList,
     DeliveryList,
     DeliveryOut,
     Health,
@@ -122,3 +123,21 @@ def redeliver_webhook(delivery_id: Id) -> Call[DeliveryOut]:
     """Send a delivery's message again (same webhook-id, fresh signature); the new delivery."""
     url = path("/v1/webhooks/deliveries/{id}/redeliver", id=delivery_id)
     return Call("redeliver_webhook", "POST", url, model(DeliveryOut))
+
+
+@operation("list_audit_events")
+def list_audit_events(
+    *,
+    rule: str | None = None,
+    context: str | None = None,
+    owner_id: Id | None = None,
+    job_id: Id | None = None,
+    since: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Call[AuditList]:
+    """The content policy's audit log, newest first (needs a key created with ``--admin``)."""
+    params = query(
+        rule=rule, context=context, owner_id=owner_id, job_id=job_id, since=since, limit=limit, cursor=cursor
+    )
+    return Call("list_audit_events", "GET", "/v1/audit", model(AuditList), params=params)

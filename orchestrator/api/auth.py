@@ -16,11 +16,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.errors import Unauthorized
+from orchestrator.identity import Identity
 from orchestrator.logs import bind
 
 OWNER = web.RequestKey("owner_id", uuid.UUID)
 # The API key that authenticated the request; absent in single-user mode.
 API_KEY_ID = web.RequestKey("api_key_id", uuid.UUID)
+IDENTITY = web.RequestKey("identity", Identity)
 KEY_PREFIX = "atl"
 LOCAL_OWNER_NAME = "local"
 
@@ -60,39 +62,44 @@ async def ensure_owner(engine: AsyncEngine, name: str) -> uuid.UUID:
         return row.scalar_one()
 
 
-async def issue_key(engine: AsyncEngine, owner_name: str) -> IssuedKey:
-    """Create an API key for ``owner_name`` (and the owner when new)."""
+async def issue_key(
+    engine: AsyncEngine, owner_name: str, *, admin: bool = False, adult_content: bool = False
+) -> IssuedKey:
+    """Create an API key for ``owner_name`` (and the owner when new); ``admin`` may read the audit log,
+    ``adult_content`` may get sexual content under a permissive content policy."""
     owner_id = await ensure_owner(engine, owner_name)
     prefix = secrets.token_hex(6)
     secret = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(24)}"
     key_id = uuid.uuid4()
     async with engine.begin() as conn:
         await conn.execute(
-            text("INSERT INTO api_keys (id, owner_id, prefix, key_hash) VALUES (:id, :owner, :prefix, :hash)"),
-            {"id": key_id, "owner": owner_id, "prefix": prefix, "hash": hash_key(secret)},
+            text(
+                "INSERT INTO api_keys (id, owner_id, prefix, key_hash, admin, adult_content) "
+                "VALUES (:id, :owner, :prefix, :hash, :admin, :adult)"
+            ),
+            {
+                "id": key_id,
+                "owner": owner_id,
+                "prefix": prefix,
+                "hash": hash_key(secret),
+                "admin": admin,
+                "adult": adult_content,
+            },
         )
     return IssuedKey(owner_id=owner_id, key_id=key_id, secret=secret)
 
 
-@dataclass(frozen=True)
-class ResolvedKey:
-    """A valid key's id and its owner."""
-
-    owner_id: uuid.UUID
-    key_id: uuid.UUID
-
-
 class KeyResolver:
-    """Finds the owner of a bearer key; remembers answers briefly so hot paths skip the database."""
+    """Finds who a bearer key acts for; remembers answers briefly so hot paths skip the database."""
 
     def __init__(self, engine: AsyncEngine, *, ttl_s: float = 30.0, capacity: int = 10_000) -> None:
         self._engine = engine
         self._ttl_s = ttl_s
         self._capacity = capacity
-        self._cache: OrderedDict[str, tuple[ResolvedKey, float]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[Identity, float]] = OrderedDict()
 
-    async def resolve(self, secret: str) -> ResolvedKey | None:
-        """The key and its owner for a valid, unrevoked key; None otherwise."""
+    async def resolve(self, secret: str) -> Identity | None:
+        """The owner, key and flags of a valid, unrevoked key; None otherwise."""
         digest = hash_key(secret)
         cached = self._cache.get(digest)
         now = time.monotonic()
@@ -102,24 +109,27 @@ class KeyResolver:
         prefix = split_key(secret)
         if prefix is None:
             return None
-        resolved = await self._lookup(prefix, digest)
-        if resolved is not None:
-            self._cache[digest] = (resolved, now + self._ttl_s)
+        identity = await self._lookup(prefix, digest)
+        if identity is not None:
+            self._cache[digest] = (identity, now + self._ttl_s)
             if len(self._cache) > self._capacity:
                 self._cache.popitem(last=False)
-        return resolved
+        return identity
 
-    async def _lookup(self, prefix: str, digest: str) -> ResolvedKey | None:
+    async def _lookup(self, prefix: str, digest: str) -> Identity | None:
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
-                    text("SELECT id, owner_id, key_hash FROM api_keys WHERE prefix = :p AND revoked_at IS NULL"),
+                    text(
+                        "SELECT id, owner_id, key_hash, admin, adult_content FROM api_keys "
+                        "WHERE prefix = :p AND revoked_at IS NULL"
+                    ),
                     {"p": prefix},
                 )
             ).first()
         if row is None or not hmac.compare_digest(row.key_hash, digest):
             return None
-        return ResolvedKey(owner_id=row.owner_id, key_id=row.id)
+        return Identity(row.owner_id, row.id, admin=row.admin, adult_content=row.adult_content)
 
 
 def bearer_token(request: web.Request) -> str:
@@ -148,7 +158,8 @@ def presented_key(request: web.Request, query_allowed: bool) -> str:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Resolve the caller's owner id into ``request[OWNER]`` (and its key's id into ``request[API_KEY_ID]``).
+    """Resolve the caller into ``request[IDENTITY]`` (its owner id into ``request[OWNER]``, its key's id into
+    ``request[API_KEY_ID]``).
 
     With a key resolver configured every non-public path needs a Bearer key; in single-user mode
     (``LOCAL_OWNER`` set instead) every request acts as the local owner. Unmatched routes fall through
@@ -163,12 +174,15 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
         return await handler(request)
     resolver = app.get(KEY_RESOLVER)
     if resolver is None:
-        request[OWNER] = app[LOCAL_OWNER]
+        identity = Identity(app[LOCAL_OWNER], admin=True, adult_content=True)
     else:
-        resolved = await resolver.resolve(presented_key(request, route in app[QUERY_TOKEN_PATHS]))
-        if resolved is None:
+        found = await resolver.resolve(presented_key(request, route in app[QUERY_TOKEN_PATHS]))
+        if found is None:
             raise Unauthorized("the API key is unknown or revoked")
-        request[OWNER] = resolved.owner_id
-        request[API_KEY_ID] = resolved.key_id
+        identity = found
+        if found.key_id is not None:
+            request[API_KEY_ID] = found.key_id
+    request[OWNER] = identity.owner_id
+    request[IDENTITY] = identity
     bind(owner=str(request[OWNER]))  # until the request's log context ends
     return await handler(request)

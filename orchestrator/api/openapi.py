@@ -16,7 +16,7 @@ from pydantic.json_schema import models_json_schema
 from orchestrator import __version__
 from orchestrator.api.event_schemas import JobEvent
 from orchestrator.api.routing import Operation, Router, Webhook
-from orchestrator.api.schemas import Problem
+from orchestrator.api.schemas import ContentPolicyProblem, Problem
 
 REF = "#/components/schemas/{model}"
 OPENAPI_DOC = web.AppKey("openapi_doc", dict)
@@ -61,6 +61,11 @@ _SSE_PARAMETERS: list[dict[str, Any]] = [
         "description": "The API key, for a browser's `EventSource` (it cannot send `Authorization`).",
     },
 ]
+_CONTENT_POLICY_TEXT = (
+    "Validation failed (`errors` names each field), or the content policy refused a text: `type` "
+    "`https://lora-atelier.dev/problems/content-policy`, `rule` (`minors_sexual` always, `nsfw_text` per "
+    "the operator's policy), `request_id`, `errors: [{field, reason, rule}]`; nothing was queued"
+)
 _SSE_DESCRIPTION = (
     "A stream of Server-Sent Events. Each message has `id:` (the event's sequence number), `event:` "
     "(its type) and `data:` (one JSON object, schema below). Comments (`: ping`) keep the connection alive."
@@ -75,6 +80,10 @@ Each key belongs to one owner; another owner's resource answers 404.
 that broke the contract `errors: [{field, reason, type}]` naming each field. Control characters in any
 string (path, query, JSON, multipart names) are a 422; while the database is unreachable or restarting,
 requests answer 503 with `Retry-After`.
+
+**Content policy.** Every text a job carries is checked before it is queued: texts that sexualise minors are
+refused always, sexual content per the operator's `ATELIER_CONTENT_POLICY`; a refusal is a 422 of type
+`/content-policy` naming the field and the rule, and is recorded in the audit log (`GET /v1/audit`, admin keys).
 
 **Jobs and events.** Creating a generation, a training or an erasure answers `202` with the job's `id` and
 `events_url`. The events are Server-Sent Events; a client that lost its connection resumes with
@@ -107,6 +116,8 @@ def _markdown_descriptions(node: Any) -> Any:
 
 def _models(operations: list[Operation], webhooks: list[Webhook]) -> list[type[BaseModel]]:
     seen: dict[str, type[BaseModel]] = {"Problem": Problem, "JobEvent": JobEvent}
+    if any(op.content_policy for op in operations):
+        seen["ContentPolicyProblem"] = ContentPolicyProblem
     for op in operations:
         for model in (op.body, op.response):
             if model is not None:
@@ -174,6 +185,12 @@ def _responses(op: Operation) -> dict[str, Any]:
     problem = {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}}
     for status in documented_errors(op):
         responses[str(status)] = {"description": _ERROR_TEXT.get(status, "Error"), "content": problem}
+    if op.content_policy and "422" in responses:
+        either = {"oneOf": [{"$ref": REF.format(model="Problem")}, {"$ref": REF.format(model="ContentPolicyProblem")}]}
+        responses["422"] = {
+            "description": _CONTENT_POLICY_TEXT,
+            "content": {"application/problem+json": {"schema": either}},
+        }
     for status, text in op.extra_responses.items():
         responses[str(status)] = {"description": text}
     return dict(sorted(responses.items()))

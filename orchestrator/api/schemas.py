@@ -31,6 +31,25 @@ class Problem(BaseModel):
     errors: list[ProblemItem] | None = Field(None, description="Validation problems: one item per field.")
 
 
+class PolicyError(BaseModel):
+    """One field a content-policy refusal concerns."""
+
+    field: str = Field(
+        description="The request field (prompt, workflow.<node>.inputs.<input>, sample_prompts[0].prompt, ...)."
+    )
+    reason: str
+    rule: str = Field(description="minors_sexual (refused always) or nsfw_text (per ATELIER_CONTENT_POLICY).")
+
+
+class ContentPolicyProblem(Problem):
+    """A 422 whose ``type`` ends in ``/content-policy``: the content policy refused the request's text.
+    Nothing was queued or stored; the refusal is in the audit log under ``request_id``."""
+
+    rule: str = Field(description="The rule that refused it: minors_sexual or nsfw_text.")
+    request_id: str = Field(description="The refusal's id in the audit log (GET /v1/audit).")
+    errors: list[PolicyError]
+
+
 class Accepted(BaseModel):
     """The answer to a request that queued a job."""
 

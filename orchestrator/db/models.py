@@ -57,6 +57,8 @@ class ApiKey(Base):
     owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), nullable=False, index=True)
     prefix: Mapped[str] = mapped_column(Text, unique=True, nullable=False)
     key_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    admin: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    adult_content: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     created_at: Mapped[datetime] = _now_column()
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -351,3 +353,31 @@ class SavedTemplate(Base):
     definition: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     created_at: Mapped[datetime] = _now_column()
     updated_at: Mapped[datetime] = _now_column()
+
+
+class AuditEvent(Base):
+    """One decision of the content policy: a refused request or a blocked (or blurred) image.
+
+    For the minors rule only ``content_sha256`` of the text is kept, never the text; ``excerpt`` is kept for
+    the other rules. ``job_id`` has no foreign key: the record outlives a deleted generation.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("audit_events_listing", text("created_at DESC"), text("id DESC")),
+        Index("audit_events_owner", "owner_id", text("created_at DESC")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    created_at: Mapped[datetime] = _now_column()
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("owners.id", ondelete="SET NULL"))
+    key_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    request_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    job_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    action: Mapped[str] = mapped_column(Text, nullable=False)
+    rule: Mapped[str] = mapped_column(Text, nullable=False)
+    context: Mapped[str] = mapped_column(Text, nullable=False)
+    fields: Mapped[list[str]] = mapped_column(JSONB, nullable=False, server_default=text("'[]'::jsonb"))
+    content_sha256: Mapped[str | None] = mapped_column(Text)
+    excerpt: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))

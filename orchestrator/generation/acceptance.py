@@ -18,11 +18,13 @@ from comfy_workflows.validation import ValidationIssue, validate_built
 from orchestrator.errors import ValidationFailed
 from orchestrator.generation.catalog import ResolvedBaseModel, UnknownBaseModel
 from orchestrator.generation.checking import GraphChecker
+from orchestrator.generation.content import check_graph, mapped
 from orchestrator.generation.generation_services import GenerationServices
 from orchestrator.generation.init_images import InitImage, InitImageError, parse_init_image
 from orchestrator.generation.loras import ResolvedLoras, resolve_loras
 from orchestrator.generation.payload import GenerationPayload, Upload, filename_prefix, storage_prefix
 from orchestrator.generation.schemas import Img2ImgBody, Txt2ImgBody
+from orchestrator.policy import ContentGate, Context
 from orchestrator.storage import Storage
 
 TemplateBody = Txt2ImgBody | Img2ImgBody
@@ -105,8 +107,10 @@ async def accept_template(
     owner_id: uuid.UUID,
     job_id: uuid.UUID,
     body: TemplateBody,
+    gate: ContentGate,
 ) -> GenerationPayload:
-    """Everything up to the job row: raises ValidationFailed (422) or ServiceUnavailable (503)."""
+    """Everything up to the job row: raises ValidationFailed or ContentRefused (422), ServiceUnavailable (503).
+    The content policy sees the prompt with the LoRAs' trigger words, not the negative prompt."""
     checker = services.backends().checker
     checker.ready_backends()
     base, loras, init = await _resolve(services, engine, owner_id, body, checker)
@@ -120,6 +124,7 @@ async def accept_template(
         )
     except ValueError as exc:
         raise ValidationFailed([{"field": "template", "reason": str(exc)}]) from exc
+    await check_graph(gate, built.graph, Context.PROMPT, mapped(built.field_map, lambda _node, _input: "template"))
     outcome = await checker.check(lambda info: validate_built(built, info))
     if outcome.issues:
         raise ValidationFailed(issue_errors(outcome.issues))
@@ -149,4 +154,5 @@ async def accept_template(
         uploads=uploads,
         node_fields=node_fields(built),
         validated_on=outcome.backend,
+        adult_content=gate.adult_content,
     )

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from orchestrator.api.auth import OWNER
+from orchestrator.api.auth import IDENTITY, OWNER
 from orchestrator.api.bodies import json_response, parse_query, read_json_body
 from orchestrator.api.files import stored_file_response
 from orchestrator.api.paths import path_uuid
@@ -39,6 +39,7 @@ from orchestrator.generation.workflows import accept_workflow
 from orchestrator.jobs.queries import get_job
 from orchestrator.jobs.records import NewJob
 from orchestrator.jobs.webhook_targets import accepted_webhook_url
+from orchestrator.policy.feature import CONTENT_POLICY
 
 router = Router()
 TAG = "generations"
@@ -73,11 +74,13 @@ async def _payload(request: web.Request, job_id: uuid.UUID) -> tuple[GenerationP
         body = (await read_json_body(request, GenerationBody, limit=body_limit(request))).root
     except ValidationFailed as exc:
         raise ValidationFailed(_untagged(exc.errors)) from exc
+    gate = app[CONTENT_POLICY].gate(request[IDENTITY])
     if isinstance(body, WorkflowBody):
-        return await accept_workflow(services, app[STORAGE], job_id, body), body
+        return await accept_workflow(services, app[STORAGE], job_id, body, gate), body
     if isinstance(body, RegisteredBody):
-        return await accept_registered(services, app[ENGINE], app[STORAGE], request[OWNER], job_id, body), body
-    return await accept_template(services, app[ENGINE], app[STORAGE], request[OWNER], job_id, body), body
+        owner = request[OWNER]
+        return await accept_registered(services, app[ENGINE], app[STORAGE], owner, job_id, body, gate), body
+    return await accept_template(services, app[ENGINE], app[STORAGE], request[OWNER], job_id, body, gate), body
 
 
 @router.route(
@@ -89,6 +92,7 @@ async def _payload(request: web.Request, job_id: uuid.UUID) -> tuple[GenerationP
     response=Accepted,
     status=202,
     errors=(400, 401, 413, 415, 422, 503),
+    content_policy=True,
 )
 async def create_generation(request: web.Request) -> web.Response:
     """Checks the request against a ready backend (422 naming the field), then queues it; follow events_url."""

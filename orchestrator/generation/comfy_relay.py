@@ -7,7 +7,8 @@ callback; so the callback only queues, and one writer task per job writes the ro
 * ``Progress`` -> ``job.progress`` {stage, step, total, percent, it_per_s, eta_s, node}; stage is
   ``sampling`` for sampler nodes, ``decoding`` for VAE decoders, ``processing`` for anything else.
 * ``Preview`` -> the latest preview image goes to storage (``generations/<id>/preview``, overwritten) and a
-  ``job.preview`` {url, mime, step, node} event points at it, at most one per ``preview_interval_s``; the
+  ``job.preview`` {url, mime, step, node} event points at it, at most one per ``preview_interval_s`` (and,
+  where the content policy screens the job's images, only when the classifier does not find it explicit); the
   events table never holds image bytes.
 * ``Executing`` / ``Cached`` are not written (the executing node is the ``node`` of progress; cached nodes
   are reported in the result).
@@ -43,6 +44,9 @@ def stage_of(class_type: str | None) -> str:
     return "processing"
 
 
+PreviewCheck = Callable[[bytes], Awaitable[bool]]
+
+
 class ComfyEventRelay:
     """Queues job events from a prompt's callbacks; a writer task stores them in order."""
 
@@ -55,8 +59,10 @@ class ComfyEventRelay:
         preview_key: str,
         preview_url: str,
         preview_interval_s: float,
+        preview_allowed: PreviewCheck | None = None,
     ) -> None:
         self._ctx = ctx
+        self._preview_allowed = preview_allowed
         self._storage = storage
         self._graph = graph
         self._preview_key = preview_key
@@ -98,6 +104,8 @@ class ComfyEventRelay:
         await self._ctx.progress(stage, event.step, event.total, it_per_s=it_per_s, eta_s=eta_s, node=event.node)
 
     async def _preview(self, event: Preview, step: int) -> None:
+        if self._preview_allowed is not None and not await self._preview_allowed(event.image):
+            return  # the content policy found it explicit: not stored, not announced
         try:
             await self._storage.put(self._preview_key, event.image, event.mime)
         except Exception as exc:  # previews are a courtesy: a storage hiccup must not fail the job

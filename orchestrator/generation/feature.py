@@ -17,6 +17,7 @@ from orchestrator.generation import api, catalog_api, registered_api
 from orchestrator.generation.generation_services import GENERATION, generation_services, readiness
 from orchestrator.generation.kind import GenerationKind
 from orchestrator.jobs.kinds import JobKind
+from orchestrator.policy.feature import CONTENT_POLICY
 
 
 def generation_kind(app: web.Application) -> JobKind | None:
@@ -24,7 +25,7 @@ def generation_kind(app: web.Application) -> JobKind | None:
     services = app[GENERATION]
     if services.comfy is None:
         return None
-    return GenerationKind(services, app[STORAGE], services.comfy.pool)
+    return GenerationKind(services, app[STORAGE], services.comfy.pool, app[CONTENT_POLICY])
 
 
 def install(app: web.Application) -> None:

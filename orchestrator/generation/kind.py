@@ -7,6 +7,9 @@
    the init images are uploaded to it and the prompt runs with our job id as its prompt id.
 3. Progress and previews become job events (:mod:`orchestrator.generation.comfy_relay`); the images go to storage
    and ``generation_images``, each announced by ``job.artifact`` {kind: image, url, sha256, index}.
+4. Before anything is stored, the images go past the content policy
+   (:mod:`orchestrator.generation.output_screening`): an explicit one fails the job (``content_blocked``)
+   or is stored blurred and flagged.
 
 Failures: an error inside ComfyUI -> ``execution_error`` (node_id, node_type, exception_type; not retried);
 a lost or unreachable backend, or none available -> retryable (the worker writes ``job.retrying`` and the next
@@ -40,11 +43,13 @@ from orchestrator.comfy import (
 from orchestrator.generation.comfy_relay import ComfyEventRelay
 from orchestrator.generation.followup import follow_existing
 from orchestrator.generation.generation_services import GenerationServices
+from orchestrator.generation.output_screening import preview_check, screen_outputs
 from orchestrator.generation.outputs import fetch_outputs, image_rows, remove_local_copies, select_images
 from orchestrator.generation.payload import KIND, GenerationPayload, storage_prefix
 from orchestrator.jobs.kinds import JobContext, JobFailed, LaneState
 from orchestrator.jobs.outcome import JobOutcome
 from orchestrator.jobs.records import ClaimedJob
+from orchestrator.policy import ContentPolicy
 from orchestrator.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -76,10 +81,13 @@ class GenerationKind:
 
     name = KIND
 
-    def __init__(self, services: GenerationServices, storage: Storage, pool: BackendPool) -> None:
+    def __init__(
+        self, services: GenerationServices, storage: Storage, pool: BackendPool, policy: ContentPolicy
+    ) -> None:
         self._services = services
         self._pool = pool
         self._storage = storage
+        self._policy = policy
         self._depth = services.settings.comfyui_backend_depth
 
     def lanes(self) -> list[LaneState]:
@@ -190,6 +198,7 @@ class GenerationKind:
             preview_key=f"{storage_prefix(job.id)}/preview",
             preview_url=f"/v1/generations/{job.id}/preview",
             preview_interval_s=self._services.settings.preview_interval_s,
+            preview_allowed=preview_check(self._policy, payload),
         )
         try:
             graph = await self._prepare_graph(backend, payload)
@@ -226,25 +235,35 @@ class GenerationKind:
     async def _collect(
         self, job: ClaimedJob, payload: GenerationPayload, backend: Backend, result: RunSucceeded
     ) -> JobOutcome:
-        """Images to storage; their rows and job.artifact events go with the job's success (one statement)."""
+        """Images past the content policy, then to storage; their rows and job.artifact events go with the
+        job's success (one statement)."""
         selected = select_images(result, payload.output_node_ids)
         fetched = await fetch_outputs(backend.client, job.id, selected)
+        home = self._services.local_home(backend.url)
+        try:
+            fetched, flagged = await screen_outputs(self._policy, job, payload, fetched)
+        except JobFailed:
+            await self._storage.delete(f"{storage_prefix(job.id)}/preview")
+            raise
+        finally:
+            if home is not None:  # a ComfyUI we run: its copies are ours to drop (they would pile up under var/)
+                inputs = [upload.filename for upload in payload.uploads]
+                await asyncio.to_thread(remove_local_copies, home, selected, inputs)
         try:
             await asyncio.gather(*(self._storage.put(i.key, data, i.content_type) for i, data in fetched))
         except OSError as exc:
             raise JobFailed("storage_error", f"images could not be stored: {exc}", retryable=True) from exc
         stored = [image for image, _ in fetched]
-        described = [image.as_result(job.id) for image in stored]
-        home = self._services.local_home(backend.url)
-        if home is not None:  # a ComfyUI we run: its copies are ours to drop (they would pile up under var/)
-            inputs = [upload.filename for upload in payload.uploads]
-            await asyncio.to_thread(remove_local_copies, home, selected, inputs)
+        described = [
+            {**image.as_result(job.id), **({"flagged": True} if image.index in flagged else {})} for image in stored
+        ]
         result_data = {
             "images": described,
             "seed": payload.seed,
             "backend": backend.url,
             "comfy_execution_ms": result.execution_ms,
             "cached_nodes": list(result.cached_nodes),
+            **({"flagged": flagged} if flagged else {}),
         }
         artifacts = [{"kind": "image", **image} for image in described]
         return JobOutcome(result_data, artifacts=artifacts, rows=image_rows(payload, stored))

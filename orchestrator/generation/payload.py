@@ -52,6 +52,9 @@ class GenerationPayload(BaseModel):
     uploads: list[Upload] = Field(default_factory=list)
     node_fields: dict[str, str] = Field(default_factory=dict, description="Node id -> the request field it serves.")
     validated_on: str | None = Field(None, description="The backend whose /object_info accepted the graph.")
+    adult_content: bool = Field(
+        False, description="The submitting key carried the adult-content flag (images screened accordingly)."
+    )
 
     def model_key_tuple(self) -> tuple[str, ...] | None:
         """The affinity key the pool compares (None when the graph loads no model)."""

@@ -10,6 +10,7 @@ A generation then names it: ``{"template": "<name>", <field>: <value>, ...}``.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from typing import Any
@@ -18,15 +19,23 @@ from pydantic import ValidationError
 from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from comfy_workflows.registration import RegisteredTemplate, render
+from comfy_workflows.registration import (
+    RegisteredTemplate,
+    RegistrationError,
+    RegistrationProblem,
+    register_workflow,
+    render,
+)
 from orchestrator.db.models import SavedTemplate
-from orchestrator.errors import ValidationFailed, validation_errors
+from orchestrator.errors import ServiceUnavailable, ValidationFailed, validation_errors
 from orchestrator.generation.acceptance import issue_errors, node_fields
+from orchestrator.generation.content import check_graph, mapped, workflow_input
 from orchestrator.generation.generation_services import GenerationServices
 from orchestrator.generation.init_images import InitImageError, parse_init_image
 from orchestrator.generation.payload import GenerationPayload, Upload, filename_prefix, storage_prefix
-from orchestrator.generation.schemas import RegisteredBody
+from orchestrator.generation.schemas import RegisteredBody, RegisterTemplate
 from orchestrator.generation.workflows import graph_facts
+from orchestrator.policy import ContentGate, Context, TextField
 from orchestrator.storage import Storage
 
 _UPSERT = text(
@@ -121,8 +130,10 @@ async def accept_registered(
     owner_id: uuid.UUID,
     job_id: uuid.UUID,
     body: RegisteredBody,
+    gate: ContentGate,
 ) -> GenerationPayload:
-    """Everything up to the job row for a registered template (422 naming the field, 503 without a backend)."""
+    """Everything up to the job row for a registered template (422 naming the field, 503 without a backend).
+    Its texts go past the content policy again (the policy may have changed since it was registered)."""
     template = await load_template(engine, owner_id, body.template)
     if template is None:
         reason = f"no template called {body.template!r}; GET /v1/templates lists yours and the built-in ones"
@@ -146,6 +157,8 @@ async def accept_registered(
     if outcome.issues:
         raise ValidationFailed(issue_errors(outcome.issues))
     built = template.build(values, filename_prefix=filename_prefix(job_id), seed_source=lambda: seed)
+    field_of = mapped(template.field_map(), lambda _node, _input: "template")
+    await check_graph(gate, built.graph, Context.TEMPLATE_FIELD, field_of)
     _, names, required = graph_facts(built.graph)
     params = {k: v for k, v in template.parse(values).items() if not str(v).startswith("atelier_")}
     return GenerationPayload(
@@ -159,4 +172,48 @@ async def accept_registered(
         uploads=await images.store(storage, values),
         node_fields=node_fields(built),
         validated_on=outcome.backend,
+        adult_content=gate.adult_content,
     )
+
+
+def _problem_field(problem: RegistrationProblem) -> str:
+    if problem.kind == "bad_name":
+        return "name"
+    if problem.node_id is None:
+        return "workflow"
+    return ".".join(p for p in ("workflow", problem.node_id, problem.input_name) if p)
+
+
+async def register_graph(
+    services: GenerationServices,
+    engine: AsyncEngine,
+    owner_id: uuid.UUID,
+    body: RegisterTemplate,
+    gate: ContentGate,
+) -> tuple[RegisteredTemplate, bool]:
+    """Register a graph edited in ComfyUI as the owner's template; True when the name is new.
+
+    422 lists every registration problem with its node and input; the graph's texts (the markers' defaults,
+    the fixed prompts; not text that reaches only a negative input), the name and the description go past
+    the content policy before anything is saved.
+    """
+    if services.comfy is None:
+        raise ServiceUnavailable(
+            "registering needs a ComfyUI backend (set ATELIER_COMFYUI_URLS or ATELIER_COMFYUI_DIR)"
+        )
+    checker = services.comfy.checker
+    info = await checker.info(checker.ready_backends()[0], refresh=True)
+    try:
+        template = await asyncio.to_thread(
+            register_workflow, body.workflow, info, name=body.name, description=body.description,
+            policy=services.policy,
+        )  # fmt: skip
+    except RegistrationError as exc:
+        errors = [{"field": _problem_field(p), "reason": p.message, "type": p.kind} for p in exc.problems]
+        raise ValidationFailed(errors) from exc
+    own = [
+        TextField("name", template.name, Context.TEMPLATE_REGISTRATION),
+        TextField("description", template.description, Context.TEMPLATE_REGISTRATION),
+    ]
+    await check_graph(gate, template.graph, Context.TEMPLATE_REGISTRATION, workflow_input, own)
+    return template, await save_template(engine, owner_id, template)

@@ -3,29 +3,19 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
-from comfy_workflows.registration import RegistrationError, RegistrationProblem, register_workflow
-from orchestrator.api.auth import OWNER
+from orchestrator.api.auth import IDENTITY, OWNER
 from orchestrator.api.bodies import json_response, read_json_body
 from orchestrator.api.routing import Router
 from orchestrator.app_keys import ENGINE
-from orchestrator.errors import NotFound, ServiceUnavailable, ValidationFailed
+from orchestrator.errors import NotFound
 from orchestrator.generation.generation_services import GENERATION
-from orchestrator.generation.registered import delete_saved, save_template
+from orchestrator.generation.registered import delete_saved, register_graph
 from orchestrator.generation.schemas import RegisterTemplate, TemplateSummary
+from orchestrator.policy.feature import CONTENT_POLICY
 
 router = Router()
-
-
-def _problem_field(problem: RegistrationProblem) -> str:
-    if problem.kind == "bad_name":
-        return "name"
-    if problem.node_id is None:
-        return "workflow"
-    return ".".join(p for p in ("workflow", problem.node_id, problem.input_name) if p)
 
 
 def summary_of(name: str, description: str, input_schema: dict[str, object]) -> TemplateSummary:
@@ -44,6 +34,7 @@ def summary_of(name: str, description: str, input_schema: dict[str, object]) -> 
     response=TemplateSummary,
     status=201,
     errors=(401, 413, 415, 422, 503),
+    content_policy=True,
 )
 async def register_template(request: web.Request) -> web.Response:
     """Mark the parameters with Atelier…Input nodes (our node pack), export the graph (API or editor
@@ -51,22 +42,9 @@ async def register_template(request: web.Request) -> web.Response:
     (200); each problem found (duplicate or unused marker, no output, a node or value the backend would
     reject) is reported with the node and input it concerns."""
     body = await read_json_body(request, RegisterTemplate)
-    services = request.app[GENERATION]
-    if services.comfy is None:
-        raise ServiceUnavailable(
-            "registering needs a ComfyUI backend (set ATELIER_COMFYUI_URLS or ATELIER_COMFYUI_DIR)"
-        )
-    checker = services.comfy.checker
-    info = await checker.info(checker.ready_backends()[0], refresh=True)
-    try:
-        template = await asyncio.to_thread(
-            register_workflow, body.workflow, info, name=body.name, description=body.description,
-            policy=services.policy,
-        )  # fmt: skip
-    except RegistrationError as exc:
-        errors = [{"field": _problem_field(p), "reason": p.message, "type": p.kind} for p in exc.problems]
-        raise ValidationFailed(errors) from exc
-    created = await save_template(request.app[ENGINE], request[OWNER], template)
+    gate = request.app[CONTENT_POLICY].gate(request[IDENTITY])
+    services, engine = request.app[GENERATION], request.app[ENGINE]
+    template, created = await register_graph(services, engine, request[OWNER], body, gate)
     summary = summary_of(template.name, template.description, template.input_schema())
     return json_response(summary, 201 if created else 200, headers={"Location": summary.url})
 

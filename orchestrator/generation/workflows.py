@@ -20,10 +20,12 @@ from comfy_workflows.ui_format import UIFormatError, ui_to_api
 from comfy_workflows.validation import IssueKind, ValidationIssue, validate_raw_workflow
 from orchestrator.errors import ValidationFailed
 from orchestrator.generation.checking import GraphChecker
+from orchestrator.generation.content import check_graph, mapped, workflow_input
 from orchestrator.generation.generation_services import GenerationServices
 from orchestrator.generation.init_images import InitImage, InitImageError, parse_init_image
 from orchestrator.generation.payload import GenerationPayload, Upload, filename_prefix, storage_prefix
 from orchestrator.generation.schemas import MAX_WORKFLOW_NODES, WorkflowBody
+from orchestrator.policy import ContentGate, Context
 from orchestrator.storage import Storage
 
 _POLICY_KINDS = frozenset({IssueKind.CLASS_NOT_ALLOWED, IssueKind.REMOTE_URL, IssueKind.FILE_PATH})
@@ -147,9 +149,10 @@ async def _api_graph(checker: GraphChecker, workflow: dict[str, Any]) -> dict[st
 
 
 async def accept_workflow(
-    services: GenerationServices, storage: Storage, job_id: uuid.UUID, body: WorkflowBody
+    services: GenerationServices, storage: Storage, job_id: uuid.UUID, body: WorkflowBody, gate: ContentGate
 ) -> GenerationPayload:
-    """Everything up to the job row for a submitted workflow (422 naming the field, 503 without a backend)."""
+    """Everything up to the job row for a submitted workflow (422 naming the field, 503 without a backend).
+    Every string input goes past the content policy, except text that reaches only a sampler's negative."""
     if not services.settings.raw_workflows:
         raise ValidationFailed([{"field": "workflow", "reason": "this service does not accept submitted workflows"}])
     checker = services.backends().checker
@@ -158,6 +161,7 @@ async def accept_workflow(
     applied.apply(body.inputs)
     if applied.errors:
         raise ValidationFailed(applied.errors)
+    await check_graph(gate, graph, Context.WORKFLOW_INPUT, mapped(applied.fields, workflow_input))
     for node in graph.values():
         if isinstance(node, dict) and node.get("class_type") == "SaveImage" and isinstance(node.get("inputs"), dict):
             node["inputs"]["filename_prefix"] = filename_prefix(job_id)
@@ -183,4 +187,5 @@ async def accept_workflow(
         required_models=required,
         uploads=uploads,
         validated_on=outcome.backend,
+        adult_content=gate.adult_content,
     )

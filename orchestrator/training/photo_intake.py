@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.db.models import Photo, Subject
+from orchestrator.policy import ContentPolicy, Context, ImageDecision
 from orchestrator.storage import Storage
 from orchestrator.training.subject_schemas import PhotoUploadResult, PhotoVerdictOut
 from trainer.dataset import (
@@ -71,6 +72,8 @@ class PhotoIntake:
     limits: DatasetLimits
     detector: FaceDetector
     existing: Mapping[str, Fingerprint]  # accepted photo id -> its duplicate-check fingerprint
+    policy: ContentPolicy | None = None  # screens a person's photos for explicit content
+    explicit: list[tuple[str, ImageDecision]] = field(default_factory=list)  # (filename, decision)
     stored_keys: list[str] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     verdicts: list[PhotoVerdictOut] = field(default_factory=list)
@@ -96,10 +99,36 @@ class PhotoIntake:
                 incoming, photo_id, RejectReason.TOO_MANY_PHOTOS, f"a subject has at most {max_photos} photos"
             )
         else:
-            return loop.run_in_executor(None, self._checker.check, incoming.data, incoming.filename, str(photo_id))
+            return loop.run_in_executor(None, self._check, incoming.data, incoming.filename, str(photo_id), self.seen)
         future: asyncio.Future[PhotoVerdict] = loop.create_future()
         future.set_result(verdict)
         return future
+
+    def _check(self, data: bytes, filename: str, photo_id: str, position: int) -> PhotoVerdict:
+        """The photo checks, then (a person's accepted photo) the content policy's screening of the cleaned
+        image: an explicit one is refused with ``explicit_content`` and never stored."""
+        verdict = self._checker.check(data, filename, photo_id)
+        if verdict.photo is None or self.policy is None or SubjectKind(self.subject.kind) is not SubjectKind.PERSON:
+            return verdict
+        image = verdict.photo.image
+        screened = self.policy.screen_now([image.data])[0]
+        if not screened.explicit:
+            return verdict
+        self._checker.forget(photo_id)
+        self.explicit.append((filename, ImageDecision(position - 1, screened, image.sha256)))
+        message = "the photo looks sexually explicit; photos of a person must not be (it was not stored)"
+        return PhotoVerdict(filename, photo_id, RejectReason.EXPLICIT_CONTENT, message)
+
+    async def record_explicit(self, owner_id: uuid.UUID, request_id: uuid.UUID) -> None:
+        """Put the refused explicit photos in the audit log."""
+        if self.policy is None:
+            return
+        for filename, decision in self.explicit:
+            detail = {"subject_id": str(self.subject.id), "filename": filename[:255]}
+            await self.policy.record_images(
+                [decision], action="rejected", context=Context.TRAINING_PHOTO, owner_id=owner_id,
+                request_id=request_id, detail=detail,
+            )  # fmt: skip
 
     async def settle(self, verdict: PhotoVerdict) -> None:
         """Store an accepted photo and remember its row; record the verdict either way."""

@@ -13,6 +13,7 @@ from orchestrator.api.multipart import file_parts as multipart_files
 from orchestrator.api.paths import path_uuid
 from orchestrator.api.routing import UUID_PATTERN, Router
 from orchestrator.app_keys import ENGINE, SETTINGS, STORAGE
+from orchestrator.policy.feature import CONTENT_POLICY
 from orchestrator.training import subject_photos
 from orchestrator.training.photo_intake import IncomingFile
 from orchestrator.training.subject_schemas import PhotoList, PhotoOut, PhotoUploadResult
@@ -65,14 +66,15 @@ async def upload_photos(request: web.Request) -> web.Response:
     """Send ``multipart/form-data`` with one file part per photo (any field name). Each file is streamed with
     a per-file size limit and checked off the event loop: format and header (decompression-bomb guard before
     decoding), decode, size, sharpness, duplicates (perceptual hash) and, for a person, a face. The answer
-    lists each file's verdict in upload order: accepted with its photo id, or the reason code and a message.
+    lists each file's verdict in upload order: accepted with its photo id, or the reason code and a message
+    (``explicit_content``: a person's photo that the content policy's classifier found sexually explicit).
     Accepted photos are stored cleaned: EXIF orientation applied, EXIF/GPS and other metadata stripped.
     """
     app = request.app
     services = app[TRAINING]
     files = file_parts(request, services.limits.max_bytes, app[SETTINGS].max_upload_bytes)
     result = await subject_photos.upload_photos(
-        app[ENGINE], app[STORAGE], services, request[OWNER], path_uuid(request, "subject"), files
+        app[ENGINE], app[STORAGE], services, request[OWNER], path_uuid(request, "subject"), files, app[CONTENT_POLICY]
     )
     return json_response(result)
 

@@ -12,6 +12,7 @@ from orchestrator.api.bodies import json_response, read_json_body
 from orchestrator.api.paths import path_uuid
 from orchestrator.api.routing import Router
 from orchestrator.app_keys import ENGINE, STORAGE
+from orchestrator.policy.feature import CONTENT_POLICY
 from orchestrator.training import subject_photos
 from orchestrator.training.subject_schemas import CompleteRequest, PhotoUploadResult, PresignRequest, PresignResult
 from orchestrator.training.training_services import TRAINING
@@ -55,7 +56,8 @@ async def complete_photos(request: web.Request) -> web.Response:
     app = request.app
     subject_photos.require_s3(app[STORAGE])
     body = await read_json_body(request, CompleteRequest)
+    subject_id = path_uuid(request, "subject")
     result = await subject_photos.complete_uploads(
-        app[ENGINE], app[STORAGE], app[TRAINING], request[OWNER], path_uuid(request, "subject"), body.photo_ids
+        app[ENGINE], app[STORAGE], app[TRAINING], request[OWNER], subject_id, body.photo_ids, app[CONTENT_POLICY]
     )
     return json_response(result)

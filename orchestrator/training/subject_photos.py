@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.db.models import Photo
 from orchestrator.errors import Conflict, ValidationFailed
+from orchestrator.policy import ContentPolicy
 from orchestrator.storage import Storage
 from orchestrator.training.photo_intake import (
     IncomingFile,
@@ -53,17 +54,21 @@ async def upload_photos(
     owner_id: uuid.UUID,
     subject_id: uuid.UUID,
     files: AsyncIterator[IncomingFile],
+    policy: ContentPolicy,
 ) -> PhotoUploadResult:
     """Check each file as it arrives and store the accepted ones; a verdict per file, in upload order.
 
-    The subject is checked (the owner's, not being erased) before the first file is read.
+    The subject is checked (the owner's, not being erased) before the first file is read. A person's photos
+    are screened by the content policy: an explicit one gets ``explicit_content``, is not stored and is
+    recorded in the audit log.
     """
     async with engine.connect() as conn:
         subject = await writable_subject(conn, owner_id, subject_id)
         existing = existing_fingerprints(await list_photos(conn, subject_id))
-    intake = PhotoIntake(subject, storage, services.limits, services.detector, existing)
+    intake = PhotoIntake(subject, storage, services.limits, services.detector, existing, policy)
     try:
         await take_uploads(intake, files)
+        await intake.record_explicit(owner_id, uuid.uuid4())
         if not intake.verdicts:
             raise ValidationFailed([{"field": "body", "reason": "no files: send one file part per photo"}])
         await insert_photos(engine, intake.rows)
@@ -163,9 +168,10 @@ async def complete_uploads(
     owner_id: uuid.UUID,
     subject_id: uuid.UUID,
     photo_ids: Sequence[uuid.UUID],
+    policy: ContentPolicy,
 ) -> PhotoUploadResult:
-    """Each uploaded file gets a verdict like a multipart upload; one not uploaded yet is reported as
-    ``not_uploaded`` and can be completed later.
+    """Each uploaded file gets a verdict like a multipart upload (a person's explicit photo included); one not
+    uploaded yet is reported as ``not_uploaded`` and can be completed later.
     """
     require_s3(storage)
     async with engine.connect() as conn:
@@ -180,7 +186,8 @@ async def complete_uploads(
     if unknown:
         raise ValidationFailed(unknown)
     accepted = [p for p in photos if p.status == "accepted"]
-    intake = PhotoIntake(subject, storage, services.limits, services.detector, existing_fingerprints(accepted))
+    existing = existing_fingerprints(accepted)
+    intake = PhotoIntake(subject, storage, services.limits, services.detector, existing, policy)
     finished: list[Photo] = []
     for photo_id in photo_ids:
         photo = pending[photo_id]
@@ -190,6 +197,7 @@ async def complete_uploads(
             continue
         await intake.settle(await intake.check_later(incoming, photo.id))
         finished.append(photo)
+    await intake.record_explicit(owner_id, uuid.uuid4())
     try:
         await replace_photos(engine, [p.id for p in finished], intake.rows)
     except BaseException:

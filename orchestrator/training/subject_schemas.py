@@ -138,7 +138,8 @@ class PhotoVerdictOut(BaseModel):
     reason: str | None = Field(
         None,
         description="When rejected: not_an_image, truncated, too_small, too_large, too_many_pixels, duplicate, "
-        "no_face, too_blurry, too_many_photos; not_uploaded for a presigned upload that has not arrived.",
+        "no_face, too_blurry, too_many_photos, explicit_content (a person's photo the content policy refused); "
+        "not_uploaded for a presigned upload that has not arrived.",
     )
     message: str
     duplicate_of: uuid.UUID | None = Field(None, description="The earlier photo this one duplicates.")

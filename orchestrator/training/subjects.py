@@ -9,20 +9,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from orchestrator.errors import ValidationFailed
 from orchestrator.jobs.records import NewJob
 from orchestrator.jobs.store import JobStore
+from orchestrator.policy import ContentGate
 from orchestrator.training.consent import consent_problems, consent_record
+from orchestrator.training.content import subject_fields
 from orchestrator.training.erasure import KIND as ERASURE_KIND
 from orchestrator.training.subject_queries import SubjectView, drop_open_erasure, insert_subject, open_erasure
 from orchestrator.training.subject_schemas import SubjectCreate
 
 
 async def create_subject(
-    engine: AsyncEngine, owner_id: uuid.UUID, key_id: uuid.UUID | None, body: SubjectCreate
+    engine: AsyncEngine, owner_id: uuid.UUID, key_id: uuid.UUID | None, body: SubjectCreate, gate: ContentGate
 ) -> SubjectView:
     """A person subject is refused (naming each field) unless consent is confirmed and the person is an adult.
+    Its name, trigger word and class word go past the content policy first.
 
     The consent record keeps who attested (owner, API key) and when; its SHA-256 goes into the provenance
     metadata of every LoRA trained on the subject.
     """
+    await gate.check(subject_fields(body.name, body.trigger_word, body.class_word))
     consent = body.consent
     problems = consent_problems(
         body.kind, consent.confirmed if consent else None, consent.subject_is_adult if consent else None

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from orchestrator.api.auth import API_KEY_ID, OWNER
+from orchestrator.api.auth import API_KEY_ID, IDENTITY, OWNER
 from orchestrator.api.bodies import json_response, parse_query, read_json_body
 from orchestrator.api.paths import path_uuid
 from orchestrator.api.routing import Router
 from orchestrator.api.schemas import Accepted, PageQuery
 from orchestrator.app_keys import ENGINE, METRICS, SETTINGS, STORE
+from orchestrator.policy.feature import CONTENT_POLICY
 from orchestrator.training import subjects
 from orchestrator.training.subject_queries import get_subject_view, list_subjects
 from orchestrator.training.subject_schemas import SubjectCreate, SubjectList, SubjectOut
@@ -26,6 +27,7 @@ router = Router()
     response=SubjectOut,
     status=201,
     errors=(400, 401, 409, 413, 415, 422),
+    content_policy=True,
 )
 async def create_subject(request: web.Request) -> web.Response:
     """A person subject is refused (422 naming each field) unless consent is confirmed and the person is an adult.
@@ -34,7 +36,8 @@ async def create_subject(request: web.Request) -> web.Response:
     the provenance metadata of every LoRA trained on the subject.
     """
     body = await read_json_body(request, SubjectCreate)
-    view = await subjects.create_subject(request.app[ENGINE], request[OWNER], request.get(API_KEY_ID), body)
+    gate = request.app[CONTENT_POLICY].gate(request[IDENTITY])
+    view = await subjects.create_subject(request.app[ENGINE], request[OWNER], request.get(API_KEY_ID), body, gate)
     return json_response(SubjectOut.of(view), 201, headers={"Location": f"/v1/subjects/{view.subject.id}"})
 
 

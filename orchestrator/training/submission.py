@@ -19,9 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from orchestrator.db.models import Lora, Subject
 from orchestrator.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from orchestrator.policy import ContentGate
 from orchestrator.training.base_models import UnknownBaseModel, checkpoint_path, detect_family
 from orchestrator.training.caption_choice import decide_captions
 from orchestrator.training.consent import consent_problems
+from orchestrator.training.content import training_fields
 from orchestrator.training.planning import plan_training
 from orchestrator.training.subject_queries import list_photos, writable_subject
 from orchestrator.training.training_schemas import TrainingCreate, TrainingPayload
@@ -75,9 +77,10 @@ async def _family(services: TrainingServices, body: TrainingCreate) -> str:
 
 
 async def build_payload(
-    engine: AsyncEngine, services: TrainingServices, owner_id: uuid.UUID, body: TrainingCreate
+    engine: AsyncEngine, services: TrainingServices, owner_id: uuid.UUID, body: TrainingCreate, gate: ContentGate
 ) -> TrainingPayload:
-    """The job payload for an accepted request; raises a problem naming the field otherwise."""
+    """The job payload for an accepted request; raises a problem naming the field otherwise. Every text the
+    job carries goes past the content policy (:mod:`orchestrator.training.content`)."""
     if services.install is None:
         raise ServiceUnavailable("training is not configured: set ATELIER_SD_SCRIPTS_DIR and ATELIER_SD_SCRIPTS_PYTHON")
     async with engine.connect() as conn:
@@ -88,6 +91,7 @@ async def build_payload(
             raise ValidationFailed([{"field": "subject_id", "reason": reason}])
         captions = decide_captions(body.captions, services, photos)
         lora_name = body.lora_name or default_lora_name(subject)
+        await gate.check(training_fields(body, subject, photos, lora_name))
         await check_lora_name(conn, owner_id, lora_name, subject.id)
     values = body.model_dump(mode="json", exclude={"base_family", "lora_name"})
     values.update(

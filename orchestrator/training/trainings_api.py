@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from orchestrator.api.auth import OWNER
+from orchestrator.api.auth import IDENTITY, OWNER
 from orchestrator.api.bodies import json_response, parse_query, read_json_body
 from orchestrator.api.files import stored_file_response
 from orchestrator.api.paths import path_uuid
@@ -15,6 +15,7 @@ from orchestrator.errors import NotFound
 from orchestrator.jobs.queries import get_job, list_jobs
 from orchestrator.jobs.records import NewJob
 from orchestrator.jobs.webhook_targets import accepted_webhook_url
+from orchestrator.policy.feature import CONTENT_POLICY
 from orchestrator.training.kind import KIND
 from orchestrator.training.submission import build_payload
 from orchestrator.training.supervisor_relay import ARTIFACT_KINDS, artifact_key
@@ -44,6 +45,7 @@ def _accepted(job: NewJob) -> web.Response:
     response=Accepted,
     status=202,
     errors=(400, 401, 409, 413, 415, 422, 503),
+    content_policy=True,
 )
 async def create_training(request: web.Request) -> web.Response:
     """Checked before it is queued (nothing is written when refused): the subject (yours, consent that allows
@@ -53,7 +55,8 @@ async def create_training(request: web.Request) -> web.Response:
     """
     body = await read_json_body(request, TrainingCreate)
     app = request.app
-    payload = await build_payload(app[ENGINE], app[TRAINING], request[OWNER], body)
+    gate = app[CONTENT_POLICY].gate(request[IDENTITY])
+    payload = await build_payload(app[ENGINE], app[TRAINING], request[OWNER], body, gate)
     return await _queue(request, payload)
 
 

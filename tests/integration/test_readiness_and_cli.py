@@ -13,7 +13,8 @@ import aiohttp
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from orchestrator.db.engine import asyncpg_dsn
+from orchestrator.api.auth import KeyResolver
+from orchestrator.db.engine import asyncpg_dsn, create_engine
 from orchestrator.settings import Settings
 from tests.support.service import running_app
 
@@ -60,6 +61,22 @@ def test_migrate_and_keys_create(fresh_database_url: str) -> None:
     assert weighted.returncode == 0, weighted.stderr
     assert _atelier("owners", "weight", "--owner", "nobody", "--weight", "2", env=env).returncode == 1
     assert _atelier("owners", "weight", "--owner", "alice", "--weight", "0", env=env).returncode == 2
+    flagged = _atelier("keys", "create", "--owner", "ops", "--admin", "--adult", env=env)
+    assert flagged.returncode == 0, flagged.stderr
+    asyncio.run(_assert_flags(fresh_database_url, {key: (False, False), flagged.stdout.strip(): (True, True)}))
+
+
+async def _assert_flags(database_url: str, expected: dict[str, tuple[bool, bool]]) -> None:
+    """Each key's (admin, adult_content) as the service resolves it."""
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        resolver = KeyResolver(engine)
+        for secret, flags in expected.items():
+            identity = await resolver.resolve(secret)
+            assert identity is not None
+            assert (identity.admin, identity.adult_content) == flags
+    finally:
+        await engine.dispose()
 
 
 def test_bad_configuration_is_a_clear_error() -> None:

@@ -26,6 +26,7 @@ class RejectReason(StrEnum):
     NO_FACE = "no_face"
     TOO_BLURRY = "too_blurry"
     TOO_MANY_PHOTOS = "too_many_photos"
+    EXPLICIT_CONTENT = "explicit_content"  # decided by the service's content policy, after these checks
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,10 @@ class PhotoChecker:
     def check(self, data: bytes, filename: str, photo_id: str) -> PhotoVerdict:
         """Check one upload; when accepted, it is remembered under ``photo_id`` for duplicate checks."""
         return self._decide(self._measure(data), filename, photo_id)
+
+    def forget(self, photo_id: str) -> None:
+        """Stop counting an accepted photo (for duplicates and the photo limit): a later check refused it."""
+        self._accepted.pop(photo_id, None)
 
     def check_many(self, uploads: Sequence[Upload], *, workers: int = 2) -> list[PhotoVerdict]:
         """Check several uploads, measuring them in ``workers`` threads; verdicts come in input order.

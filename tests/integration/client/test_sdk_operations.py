@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from atelier_client import (
     verify_webhook,
 )
 from atelier_client._calls import Call, Id
+from orchestrator.api.auth import issue_key
 from tests.integration.client.conftest import OFFERED_LORA, ClientService
 from tests.integration.training.conftest import BASE_MODEL
 
@@ -247,6 +249,19 @@ async def test_webhooks(atelier: Recording, hook_receiver: tuple[str, asyncio.Qu
         body, headers = await received.get()
     assert headers["webhook-id"] == str(again.message_id)
     assert json.loads(body)["data"]["id"] == str(job.id)
+
+
+async def test_the_audit_log_for_an_admin_key(client_service: ClientService, used: set[str]) -> None:
+    owner = f"sdk-ops-{uuid.uuid4().hex[:6]}"
+    admin = await issue_key(client_service.engine, owner, admin=True)
+    async with Recording(client_service.url, api_key=admin.secret, used=used) as atelier:
+        with pytest.raises(ValidationFailed) as refused:
+            await atelier.create_subject("nude child", "character", "zqx")
+        assert refused.value.type.endswith("/content-policy")
+        page = await atelier.list_audit_events(owner_id=admin.owner_id)
+        [row] = page.items
+        assert row.rule == "minors_sexual"
+        assert row.fields == ["name"]
 
 
 async def test_every_operation_is_implemented_and_was_exercised(atelier: Recording, used: set[str]) -> None:
