@@ -6,17 +6,7 @@ from __future__ import annotations
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import (
-    AnyUrl,
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    RootModel,
-    confloat,
-    conint,
-    constr,
-)
+from pydantic import AnyUrl, AwareDatetime, BaseModel, ConfigDict, Field, RootModel, confloat, conint, constr
 
 
 class ArtifactData(BaseModel):
@@ -382,14 +372,21 @@ class PhotoVerdictOut(BaseModel):
 
 class PolicyError(BaseModel):
     """
-    One field a content-policy refusal concerns.
+    One field a content-policy refusal concerns (`type` is the rule id too).
     """
 
     field: str = Field(..., title="Field")
     """
-    The request field (prompt, workflow.<node>.inputs.<input>, sample_prompts[0].prompt, ...).
+    The field's path: `loras[1].strength_model`, a query or path parameter name.
     """
     reason: str = Field(..., title="Reason")
+    """
+    What is wrong, in plain words.
+    """
+    type: str = Field(..., title="Type")
+    """
+    Machine-readable error type (`invalid` when nothing more precise is known).
+    """
     rule: str = Field(..., title="Rule")
     """
     minors_sexual (refused always) or nsfw_text (per ATELIER_CONTENT_POLICY).
@@ -1027,6 +1024,10 @@ class ContentPolicyProblem(BaseModel):
     status: int = Field(..., title="Status")
     detail: str = Field(..., title="Detail")
     instance: str | None = Field(None, title="Instance")
+    errors: list[PolicyError] = Field(..., title="Errors")
+    """
+    One item per request field involved.
+    """
     rule: str = Field(..., title="Rule")
     """
     The rule that refused it: minors_sexual or nsfw_text.
@@ -1035,7 +1036,6 @@ class ContentPolicyProblem(BaseModel):
     """
     The refusal's id in the audit log (GET /v1/audit).
     """
-    errors: list[PolicyError] = Field(..., title="Errors")
 
 
 class CreateJob(BaseModel):

@@ -31,13 +31,9 @@ class Problem(BaseModel):
     errors: list[ProblemItem] | None = Field(None, description="Validation problems: one item per field.")
 
 
-class PolicyError(BaseModel):
-    """One field a content-policy refusal concerns."""
+class PolicyError(ProblemItem):
+    """One field a content-policy refusal concerns (``type`` is the rule id too)."""
 
-    field: str = Field(
-        description="The request field (prompt, workflow.<node>.inputs.<input>, sample_prompts[0].prompt, ...)."
-    )
-    reason: str
     rule: str = Field(description="minors_sexual (refused always) or nsfw_text (per ATELIER_CONTENT_POLICY).")
 
 
@@ -47,7 +43,7 @@ class ContentPolicyProblem(Problem):
 
     rule: str = Field(description="The rule that refused it: minors_sexual or nsfw_text.")
     request_id: str = Field(description="The refusal's id in the audit log (GET /v1/audit).")
-    errors: list[PolicyError]
+    errors: list[PolicyError] = Field(description="One item per request field involved.")  # type: ignore[assignment]
 
 
 class Accepted(BaseModel):

@@ -74,7 +74,7 @@ class ContentPolicy:
             extra={"owner": str(identity.owner_id), "rule": refusal.rule.value, "request_id": str(request_id)},
         )
         errors = [
-            {"field": f.field, "reason": reason, "rule": refusal.rule.value}
+            {"field": f.field, "reason": reason, "type": refusal.rule.value, "rule": refusal.rule.value}
             for f, reason in zip(refusal.fields, refusal.reasons, strict=True)
         ]
         first = errors[0]
