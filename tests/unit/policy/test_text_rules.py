@@ -63,7 +63,7 @@ def test_words_run_together_are_mostly_caught() -> None:
 def test_no_setting_turns_the_policy_or_the_minors_rule_off() -> None:
     for value in ("off", "none", "disabled", ""):
         with pytest.raises(ValidationError):
-            Settings(content_policy=value)  # type: ignore[arg-type]
+            Settings(content_policy=value)
     assert set(PolicyMode) == {PolicyMode.STRICT, PolicyMode.PERMISSIVE}
     for mode, adult in MODES:
         assert check_text("nude child", Context.SUBJECT_NAME, mode=mode, adult=adult).rule is Rule.MINORS_SEXUAL
