@@ -17,7 +17,7 @@ import signal
 import socket
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -82,6 +82,15 @@ class LocalComfyUI:
     """A supervised local ComfyUI: ``url = await local.start()``, later ``await local.stop()``."""
 
     def __init__(self, config: LocalComfyConfig) -> None:
+        # The child runs in its checkout: every path it is given must not depend on our working directory.
+        config = replace(
+            config,
+            comfy_dir=config.comfy_dir.absolute(),
+            python=config.python if config.python.is_absolute() or "/" not in str(config.python)
+            else config.python.absolute(),
+            models_dir=config.models_dir.absolute(),
+            var_dir=config.var_dir.absolute(),
+        )  # fmt: skip
         self.config = config
         self.port = config.port or free_port(config.host)
         self.home = config.var_dir / "comfyui"
