@@ -119,7 +119,8 @@ async def test_ctrl_c_detaches_and_the_job_goes_on_then_cancel_stops_it(
     from atelier_client import AsyncClient
 
     async with AsyncClient(client_service.url, api_key=api_key) as sdk:
-        job = await sdk.create_noop_job(steps=400, step_ms=25)
+        # 400 s of work: the job cannot end on its own before the cancel, however loaded the machine is
+        job = await sdk.create_noop_job(steps=400, step_ms=1000)
         screen, code = await asyncio.to_thread(_interrupt_watch, str(job.id), env)
         assert code == 130
         assert f"atelier watch {job.id}" in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
