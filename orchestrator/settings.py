@@ -154,8 +154,8 @@ class Settings(BaseSettings):
     )
     captioner: str | None = Field(
         None,
-        description="Captioning model for captions 'auto' (BLIP or Florence-2): a directory, or a hub id (org/name) "
-        "pulled into <models_dir>/captioners/; unset = no auto-captioning.",
+        description="Captioning model for captions 'auto' (BLIP or Florence-2): a directory, a hub id (org/name) or "
+        "a known name (blip-base, florence2-base, ...) pulled with `atelier models pull`; unset = no auto-captioning.",
     )
     captioner_device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="Where the captioner runs; auto = CUDA when torch sees a GPU."

@@ -13,6 +13,7 @@ from orchestrator.modelstore.known import KNOWN
 from orchestrator.modelstore.pull import FOLDERS, UNREACHABLE_EXIT, PullError, pull
 from orchestrator.modelstore.store import ModelStore
 from orchestrator.settings import Settings
+from orchestrator.training.captioners import KNOWN_CAPTIONERS
 
 
 def model_store(settings: Settings) -> ModelStore:
@@ -25,7 +26,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     store = model_store(settings_from(args))
     try:
         result = pull(store, args.model, location=args.location, folder=args.folder, name=args.name,
-                      sha256=args.sha256)  # fmt: skip
+                      sha256=args.sha256, captioner=args.captioner)  # fmt: skip
     except (PullError, OSError, ValueError) as exc:
         print(f"atelier models pull: {exc}", file=sys.stderr)
         return UNREACHABLE_EXIT if isinstance(exc, PullError) and exc.unreachable else 1
@@ -39,7 +40,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     store = model_store(settings_from(args))
     if args.known:
         for model in KNOWN.values():
-            print(f"{model.name:<13} {model.description}")
+            print(f"{model.name:<15} {model.description}")
+        for name, known in KNOWN_CAPTIONERS.items():
+            print(f"{name:<15} {known.description}: {known.repo} (for captions 'auto')")
         return 0
     rows = store.listing()
     if args.json:
@@ -69,11 +72,18 @@ def register_model_commands(subparsers: argparse._SubParsersAction[Any]) -> None
     models = subparsers.add_parser("models", help="pull, list and remove base models")
     sub = models.add_subparsers(dest="models_command", required=True)
     pull_cmd = sub.add_parser("pull", help=cmd_pull.__doc__)
-    pull_cmd.add_argument("model", help=f"a known name ({', '.join(KNOWN)}), REPO:FILE, or a name for --from")
+    pull_cmd.add_argument(
+        "model", help=f"a known name ({', '.join([*KNOWN, *KNOWN_CAPTIONERS])}), REPO:FILE, or a name for --from"
+    )
     pull_cmd.add_argument("--from", dest="location", help="a local file or an http(s) URL instead of the hub")
     pull_cmd.add_argument("--folder", choices=FOLDERS, default="checkpoints", help="store folder (REPO:FILE, --from)")
     pull_cmd.add_argument("--name", help="the catalog name (default: the file name without extension)")
     pull_cmd.add_argument("--sha256", help="expected sha256 of a --from file")
+    pull_cmd.add_argument(
+        "--captioner",
+        action="store_true",
+        help="MODEL is a hub repository (org/name) of a BLIP or Florence-2 model",
+    )
     pull_cmd.set_defaults(func=cmd_pull)
     listing = sub.add_parser("list", help=cmd_list.__doc__)
     listing.add_argument("--json", action="store_true")

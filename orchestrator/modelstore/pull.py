@@ -23,6 +23,7 @@ from orchestrator.devtools.models import write_sd15_checkpoint
 from orchestrator.modelfiles import family_of, tensor_names
 from orchestrator.modelstore.known import KNOWN, HubFile, KnownModel
 from orchestrator.modelstore.store import ModelStore, StoredFile, sha256_of
+from orchestrator.training.captioners import KNOWN_CAPTIONERS, pull_captioner
 
 FOLDERS = ("checkpoints", "loras", "vae", "text_encoders", "diffusion_models", "embeddings", "upscale_models")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -153,10 +154,33 @@ def _entry_for_file(store: ModelStore, stored: StoredFile) -> dict[str, Any] | N
     return {"family": family, "checkpoint": stored.filename} if family in ("sd15", "sdxl") else None
 
 
+def captioner_from_hub(store: ModelStore, name: str, repo: str, say: Say) -> PullResult:
+    """A captioning model's repository (configs, tokenizer, safetensors) into ``captioners/<org>--<name>``;
+    recorded like other pulls (each file's sha256), with no catalog entry: it is no base model.
+    """
+    try:  # the hub client's failures and a model we cannot run, reported as this pull's failure
+        target = pull_captioner(repo, store.root)
+    except Exception as exc:
+        raise _hub_failure(repo, exc) from exc
+    folder = str(target.relative_to(store.root))
+    files = [StoredFile(folder, path.name, sha256_of(path), path.stat().st_size, f"hf://{repo}/{path.name}")
+             for path in sorted(target.iterdir()) if path.is_file()]  # fmt: skip
+    store.record(name, f"hf://{repo}", files, None)
+    say(f"{folder}: {len(files)} files; caption with it: ATELIER_CAPTIONER={name}")
+    return PullResult(name, files, None)
+
+
 def pull(store: ModelStore, target: str, *, location: str | None = None, folder: str = "checkpoints",
-         name: str | None = None, sha256: str | None = None, say: Say | None = None) -> PullResult:  # fmt: skip
-    """Pull ``target``: a known name, ``REPO:FILE`` from the hub, or (with ``location``) a file for that name."""
+         name: str | None = None, sha256: str | None = None, captioner: bool = False,
+         say: Say | None = None) -> PullResult:  # fmt: skip
+    """Pull ``target``: a known name, ``REPO:FILE`` from the hub, or (with ``location``) a file for that name;
+    a captioner by known name, or any hub repository ``REPO`` with ``captioner``.
+    """
     say = say or say_to_stderr
+    if target in KNOWN_CAPTIONERS:
+        return captioner_from_hub(store, target, KNOWN_CAPTIONERS[target].repo, say)
+    if captioner:
+        return captioner_from_hub(store, name or target, target, say)
     model = KNOWN.get(target)
     if model is not None:
         return _pull_known(store, model, location, sha256, say)
@@ -169,7 +193,7 @@ def pull(store: ModelStore, target: str, *, location: str | None = None, folder:
         stored = from_hub(store, HubFile(repo, filename, folder), say)
         result_name = name or Path(filename).stem
     else:
-        known = ", ".join(KNOWN)
+        known = ", ".join([*KNOWN, *KNOWN_CAPTIONERS])
         raise PullError(f"{target!r} is no known model ({known}), no REPO:FILE, and no --from was given")
     entry = _entry_for_file(store, stored)
     store.record(result_name, location or target, [stored], entry)

@@ -1,7 +1,8 @@
 """Where the captioning model is: ``ATELIER_CAPTIONER`` resolved to a directory, and hub ids pulled into the store.
 
-``ATELIER_CAPTIONER`` is either a directory holding a model in the Hugging Face layout, or a hub id
-(``org/name``) whose files live in ``<models_dir>/captioners/<org>--<name>``, put there by
+``ATELIER_CAPTIONER`` is a directory holding a model in the Hugging Face layout, a hub id (``org/name``)
+or one of :data:`KNOWN_CAPTIONERS` (``blip-base``...), whose files live in
+``<models_dir>/captioners/<org>--<name>``, put there by ``atelier models pull`` through
 :func:`pull_captioner` (``huggingface_hub.snapshot_download``: resumable, verified, cached by revision).
 Only configs, tokenizer files and safetensors weights are pulled: no pickled weights, no remote code.
 The service itself never downloads at start-up: a hub id that is not in the store is reported as unavailable.
@@ -10,12 +11,29 @@ The service itself never downloads at start-up: a hub id that is not in the stor
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.settings import Settings
 from trainer.dataset.captioner import CaptionerError, TransformersCaptioner, model_type_of
 
 CAPTIONERS_DIR = "captioners"
+
+
+@dataclass(frozen=True)
+class KnownCaptioner:
+    """A captioning model ``atelier models pull`` knows by name."""
+
+    repo: str
+    description: str
+
+
+KNOWN_CAPTIONERS: dict[str, KnownCaptioner] = {
+    "blip-base": KnownCaptioner("Salesforce/blip-image-captioning-base", "BLIP base captioner (~1 GB)"),
+    "blip-large": KnownCaptioner("Salesforce/blip-image-captioning-large", "BLIP large captioner (~1.9 GB)"),
+    "florence2-base": KnownCaptioner("florence-community/Florence-2-base", "Florence-2 base captioner (~0.5 GB)"),
+    "florence2-large": KnownCaptioner("florence-community/Florence-2-large", "Florence-2 large captioner (~1.6 GB)"),
+}
 PULLED_FILES = ("*.json", "*.safetensors", "*.txt")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
@@ -41,13 +59,18 @@ def resolve_captioner_dir(spec: str, models_dir: Path) -> Path:
     path = Path(spec).expanduser()
     if path.is_dir():
         return path
-    if not is_hub_id(spec):
-        raise CaptionerUnavailable(f"ATELIER_CAPTIONER={spec!r} is neither a directory nor a hub id (org/name)")
-    local = store_dir(models_dir, spec)
+    hub_id = KNOWN_CAPTIONERS[spec].repo if spec in KNOWN_CAPTIONERS else spec
+    if not is_hub_id(hub_id):
+        known = ", ".join(KNOWN_CAPTIONERS)
+        raise CaptionerUnavailable(
+            f"ATELIER_CAPTIONER={spec!r} is neither a directory, a hub id (org/name) nor a known captioner ({known})"
+        )
+    local = store_dir(models_dir, hub_id)
     if not (local / "config.json").is_file():
         raise CaptionerUnavailable(
             f"the captioner {spec} is not in the models store ({local}); pull it first "
-            "(orchestrator.training.captioners.pull_captioner) or point ATELIER_CAPTIONER at a model directory"
+            f"(atelier models pull {spec}{'' if spec in KNOWN_CAPTIONERS else ' --captioner'}) "
+            "or point ATELIER_CAPTIONER at a model directory"
         )
     return local
 

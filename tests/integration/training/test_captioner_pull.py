@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,8 +65,50 @@ async def test_a_missing_repository_or_a_model_we_cannot_run_is_reported(tmp_pat
 
 
 def test_specs_that_are_neither_directories_nor_hub_ids(tmp_path: Path) -> None:
-    with pytest.raises(CaptionerUnavailable, match="neither a directory nor a hub id"):
+    with pytest.raises(CaptionerUnavailable, match=r"neither a directory, a hub id .* known captioner \(blip-base"):
         resolve_captioner_dir("not a model", tmp_path)
     with pytest.raises(ValueError, match="not a hub id"):
         store_dir(tmp_path, "../escape")
     assert resolve_captioner_dir(str(tmp_path), tmp_path / "models") == tmp_path
+
+
+async def _models_cli(args: list[str], models: Path, hub_url: str) -> tuple[int, str, str]:
+    env = {**os.environ, "ATELIER_MODELS_DIR": str(models), "HF_ENDPOINT": hub_url, "HF_HOME": str(models / ".hf")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "orchestrator.cli", "models", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_atelier_models_pull_knows_captioners_by_name_and_by_repository(
+    hub_files: dict[str, bytes], tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    async with serving(FakeHub("Salesforce/blip-image-captioning-base", hub_files)) as hub:
+        code, out, err = await _models_cli(["pull", "blip-base"], models, hub.url)
+        assert code == 0, err
+    pulled = models / "captioners" / "Salesforce--blip-image-captioning-base"
+    assert "blip-base" in out
+    assert "ATELIER_CAPTIONER=blip-base" in err
+    record = json.loads((models / "pulled.json").read_text())["blip-base"]
+    by_name = {item["filename"]: item for item in record["files"]}
+    assert by_name["model.safetensors"]["sha256"] == hashlib.sha256(hub_files["model.safetensors"]).hexdigest()
+    assert "pytorch_model.bin" not in by_name
+    assert not (models / "catalog.yaml").exists()  # a captioner is no base model
+    captioner = captioner_from_settings(Settings(models_dir=models, captioner="blip-base", captioner_device="cpu"))
+    assert captioner is not None
+    assert captioner.model_dir == pulled
+    [text] = await asyncio.to_thread(captioner.describe_batch, [astronaut()])
+    assert text.startswith("word")
+    code, out, _ = await _models_cli(["remove", "blip-base"], models, hub.url)
+    assert code == 0
+    assert not (pulled / "model.safetensors").exists()
+    async with serving(FakeHub("acme/tiny-blip", hub_files)) as hub:
+        code, _, err = await _models_cli(["pull", "acme/tiny-blip", "--captioner"], models, hub.url)
+        assert code == 0, err
+        code, _, err = await _models_cli(["pull", "acme/missing", "--captioner"], models, hub.url)
+        assert code == 1
+        assert "acme/missing" in err
+    assert (models / "captioners" / "acme--tiny-blip" / "config.json").is_file()
