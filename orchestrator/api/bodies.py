@@ -19,6 +19,8 @@ from orchestrator.errors import (
 )
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+RAW_BODY = web.RequestKey("raw_body", bytes)
+"""The body bytes as read (the Idempotency-Key fingerprint covers them)."""
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -36,7 +38,8 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         if size > limit:
             raise PayloadTooLarge(f"the body is larger than the {limit} bytes this endpoint accepts")
         chunks.append(chunk)
-    return b"".join(chunks)
+    raw = request[RAW_BODY] = b"".join(chunks)
+    return raw
 
 
 def _refuse_constant(name: str) -> Any:

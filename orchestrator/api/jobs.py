@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Literal
 
 from aiohttp import web
@@ -9,10 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from orchestrator.api.auth import OWNER
 from orchestrator.api.bodies import json_response, parse_query, read_json_body
+from orchestrator.api.idempotency import answer_after_race, claim, earlier_answer
 from orchestrator.api.paths import path_uuid
 from orchestrator.api.routing import Router
 from orchestrator.api.schemas import Accepted, ListQuery, Page
 from orchestrator.app_keys import ENGINE, METRICS, SETTINGS, STORE
+from orchestrator.jobs.idempotency import IdempotencyKeyTaken
 from orchestrator.jobs.kinds import NoopPayload
 from orchestrator.jobs.queries import get_job, list_jobs
 from orchestrator.jobs.records import NewJob
@@ -51,11 +54,16 @@ class JobList(Page[JobOut]):
     body=CreateJob,
     response=Accepted,
     status=202,
+    idempotent=True,
     errors=(400, 401, 413, 415, 422),
 )
 async def create_job(request: web.Request) -> web.Response:
     """Accept a noop job: row + job.queued event in one transaction, then 202."""
     body = await read_json_body(request, CreateJob)
+    if (earlier := await earlier_answer(request)) is not None:
+        return earlier
+    job_id = uuid.uuid4()
+    accepted, location = Accepted(id=job_id, events_url=f"/v1/jobs/{job_id}/events"), f"/v1/jobs/{job_id}"
     job = NewJob(
         owner_id=request[OWNER],
         kind=body.kind,
@@ -63,11 +71,15 @@ async def create_job(request: web.Request) -> web.Response:
         priority=body.priority,
         max_attempts=request.app[SETTINGS].max_attempts,
         webhook_url=accepted_webhook_url(body.webhook_url, request.app[SETTINGS].webhook_allow_hosts),
+        id=job_id,
+        idempotency=claim(request, accepted, location),
     )
-    await request.app[STORE].create(job)
+    try:
+        await request.app[STORE].create(job)
+    except IdempotencyKeyTaken:
+        return await answer_after_race(request)
     request.app[METRICS].jobs_accepted.labels(job.kind).inc()
-    accepted = Accepted(id=job.id, events_url=f"/v1/jobs/{job.id}/events")
-    return json_response(accepted, 202, headers={"Location": f"/v1/jobs/{job.id}"})
+    return json_response(accepted, 202, headers={"Location": location})
 
 
 @router.route(

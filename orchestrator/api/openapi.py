@@ -15,6 +15,7 @@ from pydantic.json_schema import models_json_schema
 
 from orchestrator import __version__
 from orchestrator.api.event_schemas import JobEvent
+from orchestrator.api.idempotency import HEADER_SCHEMA as IDEMPOTENCY_HEADER
 from orchestrator.api.routing import Operation, Router, Webhook
 from orchestrator.api.schemas import ContentPolicyProblem, Problem
 
@@ -153,7 +154,7 @@ def documented_errors(op: Operation) -> list[int]:
     errors = set(op.errors)
     if op.auth:
         errors |= {401, 503}
-    if op.query is not None or op.event_stream or "{" in op.path:
+    if op.query is not None or op.event_stream or op.idempotent or "{" in op.path:
         errors.add(422)
     return sorted(errors)
 
@@ -163,7 +164,8 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
         {"name": name, "in": "path", "required": True, "schema": _PATH_SCHEMAS.get(name, {"type": "string"})}
         for name in re.findall(r"{(\w+)}", op.path)
     ]
-    return path + _query_parameters(op.query) + (_SSE_PARAMETERS if op.event_stream else [])
+    headers = [IDEMPOTENCY_HEADER] if op.idempotent else []
+    return path + _query_parameters(op.query) + (_SSE_PARAMETERS if op.event_stream else []) + headers
 
 
 def _success(op: Operation) -> dict[str, Any]:

@@ -33,6 +33,7 @@ class Operation:
     multipart: dict[str, Any] | None = None  # JSON schema of a multipart/form-data body
     event_stream: bool = False  # text/event-stream, resumable with Last-Event-ID / ?after=
     content_policy: bool = False  # its texts go past the content policy: a 422 may be a content-policy refusal
+    idempotent: bool = False  # creates a job; takes an Idempotency-Key header
     patterns: dict[str, str] = field(default_factory=dict)
     """Regular expressions some path parameters must match for the route to match at all (so that
     ``/photos/presign`` is not taken for ``/photos/{photo_id}``, and a 405's ``Allow`` lists only the

@@ -286,11 +286,16 @@ class Erasure(Base):
     """The audit record that outlives an erased subject: what was removed, when, for whom."""
 
     __tablename__ = "erasures"
+    __table_args__ = (
+        Index("erasures_one_open", "subject_id", unique=True, postgresql_where=text("completed_at IS NULL")),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
     owner_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     subject_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
-    job_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    job_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL", name="erasures_job_id_fkey", deferrable=True, initially="DEFERRED")
+    )
     requested_at: Mapped[datetime] = _now_column()
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     removed: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
@@ -381,3 +386,23 @@ class AuditEvent(Base):
     content_sha256: Mapped[str | None] = mapped_column(Text)
     excerpt: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+
+
+class IdempotencyKey(Base):
+    """The first answer to a job-creating request sent with an ``Idempotency-Key`` (kept 24 hours)."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("idempotency_keys_created", "created_at"),)
+
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    request_sha256: Mapped[str] = mapped_column(Text, nullable=False)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey(
+            "jobs.id", ondelete="SET NULL", name="idempotency_keys_job_id_fkey", deferrable=True, initially="DEFERRED"
+        )
+    )
+    status: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    response: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    location: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now_column()

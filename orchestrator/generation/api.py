@@ -15,6 +15,7 @@ from aiohttp import web
 from orchestrator.api.auth import IDENTITY, OWNER
 from orchestrator.api.bodies import json_response, parse_query, read_json_body
 from orchestrator.api.files import stored_file_response
+from orchestrator.api.idempotency import answer_after_race, claim, earlier_answer
 from orchestrator.api.paths import path_uuid
 from orchestrator.api.routing import Router
 from orchestrator.api.schemas import Accepted
@@ -36,6 +37,7 @@ from orchestrator.generation.schemas import (
     WorkflowBody,
 )
 from orchestrator.generation.workflows import accept_workflow
+from orchestrator.jobs.idempotency import IdempotencyKeyTaken
 from orchestrator.jobs.queries import get_job
 from orchestrator.jobs.records import NewJob
 from orchestrator.jobs.webhook_targets import accepted_webhook_url
@@ -66,21 +68,23 @@ def body_limit(request: web.Request) -> int:
     return settings.max_json_body_bytes + math.ceil(settings.init_image_max_bytes * 4 / 3)
 
 
-async def _payload(request: web.Request, job_id: uuid.UUID) -> tuple[GenerationPayload, Any]:
-    app = request.app
-    services = app[GENERATION]
-    services.backends()  # 503 before the body is read where no ComfyUI is configured
+async def _body(request: web.Request) -> Any:
+    request.app[GENERATION].backends()  # 503 before the body is read where no ComfyUI is configured
     try:
-        body = (await read_json_body(request, GenerationBody, limit=body_limit(request))).root
+        return (await read_json_body(request, GenerationBody, limit=body_limit(request))).root
     except ValidationFailed as exc:
         raise ValidationFailed(_untagged(exc.errors)) from exc
+
+
+async def _payload(request: web.Request, job_id: uuid.UUID, body: Any) -> GenerationPayload:
+    app = request.app
+    services = app[GENERATION]
     gate = app[CONTENT_POLICY].gate(request[IDENTITY])
     if isinstance(body, WorkflowBody):
-        return await accept_workflow(services, app[STORAGE], job_id, body, gate), body
+        return await accept_workflow(services, app[STORAGE], job_id, body, gate)
     if isinstance(body, RegisteredBody):
-        owner = request[OWNER]
-        return await accept_registered(services, app[ENGINE], app[STORAGE], owner, job_id, body, gate), body
-    return await accept_template(services, app[ENGINE], app[STORAGE], request[OWNER], job_id, body, gate), body
+        return await accept_registered(services, app[ENGINE], app[STORAGE], request[OWNER], job_id, body, gate)
+    return await accept_template(services, app[ENGINE], app[STORAGE], request[OWNER], job_id, body, gate)
 
 
 @router.route(
@@ -91,13 +95,18 @@ async def _payload(request: web.Request, job_id: uuid.UUID) -> tuple[GenerationP
     body=GenerationBody,
     response=Accepted,
     status=202,
+    idempotent=True,
     errors=(400, 401, 413, 415, 422, 503),
     content_policy=True,
 )
 async def create_generation(request: web.Request) -> web.Response:
     """Checks the request against a ready backend (422 naming the field), then queues it; follow events_url."""
+    body = await _body(request)
+    if (earlier := await earlier_answer(request)) is not None:
+        return earlier
     job_id = uuid.uuid4()
-    payload, body = await _payload(request, job_id)
+    payload = await _payload(request, job_id, body)
+    accepted, location = Accepted(id=job_id, events_url=f"/v1/jobs/{job_id}/events"), f"/v1/generations/{job_id}"
     try:
         job = NewJob(
             owner_id=request[OWNER],
@@ -108,15 +117,17 @@ async def create_generation(request: web.Request) -> web.Response:
             webhook_url=accepted_webhook_url(body.webhook_url, request.app[SETTINGS].webhook_allow_hosts),
             affinity_key=payload.affinity_key(),
             id=job_id,
+            idempotency=claim(request, accepted, location),
         )
         await request.app[STORE].create(job)
-    except BaseException:
+    except BaseException as exc:
         if payload.uploads:
             await request.app[STORAGE].delete_prefix(storage_prefix(job_id))
+        if isinstance(exc, IdempotencyKeyTaken):
+            return await answer_after_race(request)
         raise
     request.app[METRICS].jobs_accepted.labels(KIND).inc()
-    accepted = Accepted(id=job_id, events_url=f"/v1/jobs/{job_id}/events")
-    return json_response(accepted, 202, headers={"Location": f"/v1/generations/{job_id}"})
+    return json_response(accepted, 202, headers={"Location": location})
 
 
 @router.route(

@@ -14,7 +14,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
@@ -22,11 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import Integer, Text
 
 from orchestrator.events.types import EventType
+from orchestrator.jobs.idempotency import CLAIM_KEYS_CTE, IdempotencyKeyTaken
 from orchestrator.jobs.records import ClaimedJob, NewJob
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
+Pending = tuple[NewJob, "asyncio.Future[int]"]
 
 # A job offered to this process's idle worker (``lane`` set) is written as running, with ``job.queued`` then
 # ``job.started``, when no queued job of its kind and at least its priority is waiting (it would go first);
@@ -35,14 +37,19 @@ _CREATE_MANY = text(
     """
 WITH input AS (
     SELECT * FROM unnest(:ids, :owners, :kinds, :priorities, :payloads, :max_attempts, :webhooks, :affinity_keys,
-                         :lanes, :backends)
-        AS t(id, owner_id, kind, priority, payload, max_attempts, webhook_url, affinity_key, lane, backend)
-), decided AS (
+                         :lanes, :backends, :idem_keys, :idem_sha256s, :idem_statuses, :idem_responses,
+                         :idem_locations)
+        AS t(id, owner_id, kind, priority, payload, max_attempts, webhook_url, affinity_key, lane, backend,
+             idem_key, idem_sha256, idem_status, idem_response, idem_location)
+), """
+    + CLAIM_KEYS_CTE
+    + """, decided AS (
     SELECT i.*, i.lane IS NOT NULL AND NOT EXISTS (
         SELECT FROM jobs q
         WHERE q.status = 'queued' AND q.kind = i.kind AND q.priority >= i.priority AND q.run_after <= now()
     ) AS started
     FROM input i
+    WHERE i.idem_key IS NULL OR i.id IN (SELECT job_id FROM claimed)  -- a taken key: its job is not created
 ), job AS (
     INSERT INTO jobs (id, owner_id, kind, priority, payload, max_attempts, webhook_url, affinity_key,
                       status, worker_id, attempts, heartbeat_at, started_at, backend)
@@ -91,6 +98,11 @@ FROM event JOIN job ON job.id = event.job_id
     bindparam("affinity_keys", type_=ARRAY(Text)),
     bindparam("lanes", type_=ARRAY(Text)),
     bindparam("backends", type_=ARRAY(Text)),
+    bindparam("idem_keys", type_=ARRAY(Text)),
+    bindparam("idem_sha256s", type_=ARRAY(Text)),
+    bindparam("idem_statuses", type_=ARRAY(Integer)),
+    bindparam("idem_responses", type_=ARRAY(Text)),
+    bindparam("idem_locations", type_=ARRAY(Text)),
 )
 
 
@@ -129,7 +141,7 @@ class AcceptanceBatcher:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._pending: list[tuple[NewJob, asyncio.Future[int]]] = []
+        self._pending: list[Pending] = []
         self._writer: asyncio.Task[None] | None = None
         self._handoff: Handoff | None = None
 
@@ -138,7 +150,8 @@ class AcceptanceBatcher:
         self._handoff = handoff
 
     async def submit(self, job: NewJob) -> int:
-        """Queue one job; returns its job.queued event id once its batch committed."""
+        """Queue one job; returns its job.queued event id once its batch committed. Raises
+        :class:`~orchestrator.jobs.idempotency.IdempotencyKeyTaken` when its key was taken first."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append((job, future))
         if self._writer is None or self._writer.done():
@@ -147,7 +160,7 @@ class AcceptanceBatcher:
 
     async def _drain(self) -> None:
         while self._pending:
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            batch, self._pending = _next_batch(self._pending)
             handoff = self._handoff
             offers = [handoff.offer(job) if handoff is not None else None for job, _ in batch]
             try:
@@ -157,14 +170,13 @@ class AcceptanceBatcher:
                 await self._write_one_by_one(batch, exc)
                 continue
             for (job, future), lane in zip(batch, offers, strict=True):
-                event_id, started = written[job.id]
+                outcome = written.get(job.id)  # None: its idempotency key was taken first
                 if lane is not None and handoff is not None:
-                    if started:
+                    if outcome is not None and outcome[1]:
                         handoff.deliver(_claimed(job, lane))
                     else:
                         handoff.decline(job, lane)
-                if not future.done():
-                    future.set_result(event_id)
+                _settle(future, outcome)
 
     def _decline(self, batch: list[tuple[NewJob, asyncio.Future[int]]], offers: list[HandoffLane | None]) -> None:
         for (job, _), lane in zip(batch, offers, strict=True):
@@ -180,13 +192,12 @@ class AcceptanceBatcher:
         log.warning("a batch of %d jobs failed (%s); writing them one by one", len(batch), exc)
         for job, future in batch:
             try:
-                event_id, _ = (await self._write([job], [None]))[job.id]
+                written = (await self._write([job], [None])).get(job.id)
             except Exception as single:
                 if not future.done():
                     future.set_exception(single)
             else:
-                if not future.done():
-                    future.set_result(event_id)
+                _settle(future, written)
 
     async def _write(
         self, jobs: Sequence[NewJob], offers: Sequence[HandoffLane | None]
@@ -203,6 +214,7 @@ class AcceptanceBatcher:
             "affinity_keys": [j.affinity_key for j in jobs],
             "lanes": [lane.name if lane else None for lane in offers],
             "backends": [lane.backend if lane else None for lane in offers],
+            **_idempotency_params(jobs),
             "worker_id": self._handoff.worker_id if self._handoff is not None else None,
         }
         async with self._engine.connect() as conn:
@@ -210,6 +222,44 @@ class AcceptanceBatcher:
         queued = {row.job_id: int(row.event_id) for row in rows if row.type == EventType.QUEUED.value}
         started = {row.job_id for row in rows if row.type == EventType.STARTED.value}
         return {job_id: (event_id, job_id in started) for job_id, event_id in queued.items()}
+
+
+def _idempotency_params(jobs: Sequence[NewJob]) -> dict[str, list[Any]]:
+    claims = [j.idempotency for j in jobs]
+    return {
+        "idem_keys": [c.key if c else None for c in claims],
+        "idem_sha256s": [c.request_sha256 if c else None for c in claims],
+        "idem_statuses": [c.status if c else None for c in claims],
+        "idem_responses": [json.dumps(dict(c.response)) if c else None for c in claims],
+        "idem_locations": [c.location if c else None for c in claims],
+    }
+
+
+def _next_batch(pending: list[Pending]) -> tuple[list[Pending], list[Pending]]:
+    """Up to ``MAX_BATCH`` jobs, at most one per idempotency key (a second one waits for the next batch: one
+    statement cannot write one key twice, and the second must see the first's answer)."""
+    batch: list[Pending] = []
+    rest: list[Pending] = []
+    keys: set[tuple[uuid.UUID, str]] = set()
+    for entry in pending:
+        claim = entry[0].idempotency
+        key = (entry[0].owner_id, claim.key) if claim is not None else None
+        if len(batch) >= MAX_BATCH or (key is not None and key in keys):
+            rest.append(entry)
+            continue
+        if key is not None:
+            keys.add(key)
+        batch.append(entry)
+    return batch, rest
+
+
+def _settle(future: asyncio.Future[int], written: tuple[int, bool] | None) -> None:
+    if future.done():
+        return
+    if written is None:
+        future.set_exception(IdempotencyKeyTaken())
+    else:
+        future.set_result(written[0])
 
 
 def _claimed(job: NewJob, lane: HandoffLane) -> ClaimedJob:

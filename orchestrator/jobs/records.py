@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.jobs.idempotency import IdempotencyClaim
+
 
 @dataclass(frozen=True)
 class NewJob:
@@ -21,6 +23,8 @@ class NewJob:
     #: What the job needs loaded on its backend (checkpoint + LoRA set), for the scheduler's affinity.
     affinity_key: str | None = None
     id: uuid.UUID = field(default_factory=uuid.uuid4)
+    #: The request's Idempotency-Key and answer, recorded in the statement that creates the job.
+    idempotency: IdempotencyClaim | None = None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from orchestrator.db.models import Erasure, Photo, Subject
 from orchestrator.db.paging import newest_first, page
 from orchestrator.errors import Conflict, NotFound
+from orchestrator.jobs.gated_acceptance import accept_gated
+from orchestrator.jobs.outcome import RowsWrite
+from orchestrator.jobs.records import NewJob
 
 
 @dataclass(frozen=True)
@@ -153,24 +156,31 @@ async def delete_photo_row(engine: AsyncEngine, photo_id: uuid.UUID) -> None:
         await conn.execute(delete(Photo).where(Photo.id == photo_id))
 
 
-async def open_erasure(conn: AsyncConnection, owner_id: uuid.UUID, subject_id: uuid.UUID, job_id: uuid.UUID) -> Erasure:
-    """The subject's pending erasure, or a new one for ``job_id``; the subject row is locked, so two
-    requests at once agree on one erasure. NotFound when the subject is not the owner's.
+# The erasure row is written only when the job may be created (``allowed``: its idempotency key, if any, was
+# free); a pending erasure of the subject (the unique open-erasure index) makes it write nothing.
+_ERASURE_GATE = """
+    INSERT INTO erasures (id, owner_id, subject_id, job_id)
+    SELECT :erasure_id, :owner_id, :subject_id, id FROM allowed
+    ON CONFLICT (subject_id) WHERE completed_at IS NULL DO NOTHING
+    RETURNING job_id
+"""
+
+
+async def accept_erasure(
+    conn: AsyncConnection, owner_id: uuid.UUID, subject_id: uuid.UUID, job: NewJob
+) -> uuid.UUID | None:
+    """The subject's erasure job: its pending one, or ``job``, accepted in one statement with its erasure row
+    (see :mod:`orchestrator.jobs.gated_acceptance`). None when ``job``'s idempotency key was taken first.
+    NotFound when the subject is not the owner's. The subject row is locked, so two requests agree on one job.
     """
     await get_subject(conn, owner_id, subject_id)
     await conn.execute(select(Subject.id).where(Subject.id == subject_id).with_for_update())
     existing = await pending_erasure(conn, subject_id)
-    if existing is not None:
-        return existing
-    row = (
-        await conn.execute(
-            insert(Erasure).values(owner_id=owner_id, subject_id=subject_id, job_id=job_id).returning(Erasure)
-        )
-    ).one()
-    return Erasure(**row._mapping)
-
-
-async def drop_open_erasure(engine: AsyncEngine, job_id: uuid.UUID) -> None:
-    """Forget an erasure whose job could not be queued (it never started)."""
-    async with engine.begin() as conn:
-        await conn.execute(delete(Erasure).where(Erasure.job_id == job_id, Erasure.completed_at.is_(None)))
+    if existing is not None and existing.job_id is not None:
+        return existing.job_id
+    if existing is not None:  # its job is gone (deleted): it can never complete, so it gives way
+        await conn.execute(delete(Erasure).where(Erasure.id == existing.id))
+    params = {"erasure_id": uuid.uuid4(), "owner_id": owner_id, "subject_id": subject_id}
+    if await accept_gated(conn, job, RowsWrite(_ERASURE_GATE, params)) is None:
+        return None
+    return job.id

@@ -7,13 +7,13 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.errors import ValidationFailed
+from orchestrator.jobs.idempotency import IdempotencyKeyTaken
 from orchestrator.jobs.records import NewJob
-from orchestrator.jobs.store import JobStore
 from orchestrator.policy import ContentGate
 from orchestrator.training.consent import consent_problems, consent_record
 from orchestrator.training.content import subject_fields
 from orchestrator.training.erasure import KIND as ERASURE_KIND
-from orchestrator.training.subject_queries import SubjectView, drop_open_erasure, insert_subject, open_erasure
+from orchestrator.training.subject_queries import SubjectView, accept_erasure, insert_subject
 from orchestrator.training.subject_schemas import SubjectCreate
 
 
@@ -58,21 +58,21 @@ async def create_subject(
 
 
 async def request_erasure(
-    engine: AsyncEngine, store: JobStore, owner_id: uuid.UUID, subject_id: uuid.UUID, *, max_attempts: int
+    engine: AsyncEngine, owner_id: uuid.UUID, subject_id: uuid.UUID, job: NewJob
 ) -> tuple[uuid.UUID, bool]:
     """The id of the subject's erasure job and whether this call queued it (asking again while one is
-    pending answers with the same job). NotFound for a subject that is not the owner's.
+    pending answers with the same job). ``job`` is accepted with its erasure row in one statement.
+    NotFound for a subject that is not the owner's; IdempotencyKeyTaken when ``job``'s key was used first.
     """
-    job = NewJob(
+    async with engine.begin() as conn:
+        job_id = await accept_erasure(conn, owner_id, subject_id, job)
+    if job_id is None:
+        raise IdempotencyKeyTaken()
+    return job_id, job_id == job.id
+
+
+def erasure_job(owner_id: uuid.UUID, subject_id: uuid.UUID, *, max_attempts: int) -> NewJob:
+    """The job that erases a subject."""
+    return NewJob(
         owner_id=owner_id, kind=ERASURE_KIND, payload={"subject_id": str(subject_id)}, max_attempts=max_attempts
     )
-    async with engine.begin() as conn:
-        erasure = await open_erasure(conn, owner_id, subject_id, job.id)
-    if erasure.job_id is not None and erasure.job_id != job.id:
-        return erasure.job_id, False
-    try:
-        await store.create(job)
-    except BaseException:
-        await drop_open_erasure(engine, job.id)
-        raise
-    return job.id, True

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from aiohttp import web
 
 from orchestrator.api.auth import API_KEY_ID, IDENTITY, OWNER
 from orchestrator.api.bodies import json_response, parse_query, read_json_body
+from orchestrator.api.idempotency import answer_after_race, claim, earlier_answer
 from orchestrator.api.paths import path_uuid
 from orchestrator.api.routing import Router
 from orchestrator.api.schemas import Accepted, PageQuery
-from orchestrator.app_keys import ENGINE, METRICS, SETTINGS, STORE
+from orchestrator.app_keys import ENGINE, METRICS, SETTINGS
+from orchestrator.jobs.idempotency import IdempotencyKeyTaken
 from orchestrator.policy.feature import CONTENT_POLICY
 from orchestrator.training import subjects
 from orchestrator.training.subject_queries import get_subject_view, list_subjects
@@ -73,6 +77,7 @@ async def get_one_subject(request: web.Request) -> web.Response:
     tag="subjects",
     response=Accepted,
     status=202,
+    idempotent=True,
     errors=(401, 404),
 )
 async def erase_subject(request: web.Request) -> web.Response:
@@ -80,13 +85,16 @@ async def erase_subject(request: web.Request) -> web.Response:
     and run folders, its LoRA files (storage and the models store) and its rows; an audit record with ids
     and counts only stays in ``erasures``. Asking again while one is pending returns the same job.
     """
-    job_id, queued = await subjects.request_erasure(
-        request.app[ENGINE],
-        request.app[STORE],
-        request[OWNER],
-        path_uuid(request, "subject"),
-        max_attempts=request.app[SETTINGS].max_attempts,
-    )
+    if (earlier := await earlier_answer(request)) is not None:
+        return earlier
+    subject_id, owner = path_uuid(request, "subject"), request[OWNER]
+    job = subjects.erasure_job(owner, subject_id, max_attempts=request.app[SETTINGS].max_attempts)
+    new = Accepted(id=job.id, events_url=f"/v1/jobs/{job.id}/events")
+    job = dataclasses.replace(job, idempotency=claim(request, new, f"/v1/jobs/{job.id}"))
+    try:
+        job_id, queued = await subjects.request_erasure(request.app[ENGINE], owner, subject_id, job)
+    except IdempotencyKeyTaken:
+        return await answer_after_race(request)
     if queued:
         request.app[METRICS].jobs_accepted.labels(subjects.ERASURE_KIND).inc()
     accepted = Accepted(id=job_id, events_url=f"/v1/jobs/{job_id}/events")

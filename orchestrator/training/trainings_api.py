@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
+
 from aiohttp import web
 
 from orchestrator.api.auth import IDENTITY, OWNER
 from orchestrator.api.bodies import json_response, parse_query, read_json_body
 from orchestrator.api.files import stored_file_response
+from orchestrator.api.idempotency import answer_after_race, claim, earlier_answer
 from orchestrator.api.paths import path_uuid
 from orchestrator.api.routing import Router
 from orchestrator.api.schemas import Accepted, ListQuery
 from orchestrator.app_keys import ENGINE, METRICS, SETTINGS, STORAGE, STORE
 from orchestrator.errors import NotFound
+from orchestrator.jobs.idempotency import IdempotencyKeyTaken
 from orchestrator.jobs.queries import get_job, list_jobs
 from orchestrator.jobs.records import NewJob
 from orchestrator.jobs.webhook_targets import accepted_webhook_url
@@ -31,9 +35,8 @@ from orchestrator.training.trainings import resume_payload, training_view, train
 router = Router()
 
 
-def _accepted(job: NewJob) -> web.Response:
-    accepted = Accepted(id=job.id, events_url=f"/v1/jobs/{job.id}/events")
-    return json_response(accepted, 202, headers={"Location": f"/v1/trainings/{job.id}"})
+def _accepted(job_id: uuid.UUID) -> tuple[Accepted, str]:
+    return Accepted(id=job_id, events_url=f"/v1/jobs/{job_id}/events"), f"/v1/trainings/{job_id}"
 
 
 @router.route(
@@ -44,6 +47,7 @@ def _accepted(job: NewJob) -> web.Response:
     body=TrainingCreate,
     response=Accepted,
     status=202,
+    idempotent=True,
     errors=(400, 401, 409, 413, 415, 422, 503),
     content_policy=True,
 )
@@ -54,6 +58,8 @@ async def create_training(request: web.Request) -> web.Response:
     Progress, samples, checkpoints and the LoRA arrive as events on ``events_url``.
     """
     body = await read_json_body(request, TrainingCreate)
+    if (earlier := await earlier_answer(request)) is not None:
+        return earlier
     app = request.app
     gate = app[CONTENT_POLICY].gate(request[IDENTITY])
     payload = await build_payload(app[ENGINE], app[TRAINING], request[OWNER], body, gate)
@@ -61,6 +67,8 @@ async def create_training(request: web.Request) -> web.Response:
 
 
 async def _queue(request: web.Request, payload: TrainingPayload) -> web.Response:
+    job_id = uuid.uuid4()
+    accepted, location = _accepted(job_id)
     job = NewJob(
         owner_id=request[OWNER],
         kind=KIND,
@@ -68,10 +76,15 @@ async def _queue(request: web.Request, payload: TrainingPayload) -> web.Response
         priority=payload.priority,
         max_attempts=request.app[SETTINGS].max_attempts,
         webhook_url=accepted_webhook_url(payload.webhook_url, request.app[SETTINGS].webhook_allow_hosts),
+        id=job_id,
+        idempotency=claim(request, accepted, location),
     )
-    await request.app[STORE].create(job)
+    try:
+        await request.app[STORE].create(job)
+    except IdempotencyKeyTaken:
+        return await answer_after_race(request)
     request.app[METRICS].jobs_accepted.labels(KIND).inc()
-    return _accepted(job)
+    return json_response(accepted, 202, headers={"Location": location})
 
 
 @router.route(
@@ -132,12 +145,15 @@ async def cancel_training(request: web.Request) -> web.Response:
     tag="trainings",
     response=Accepted,
     status=202,
+    idempotent=True,
     errors=(401, 404, 409, 422, 503),
 )
 async def resume_training(request: web.Request) -> web.Response:
     """A cancelled or failed training continues from its latest saved state as a new job (``resumed_from``
     links the two); same parameters and dataset. 409 when it is not stopped or saved no state.
     """
+    if (earlier := await earlier_answer(request)) is not None:
+        return earlier
     app = request.app
     payload = await resume_payload(app[ENGINE], app[TRAINING], request[OWNER], path_uuid(request, "training"))
     return await _queue(request, payload)
