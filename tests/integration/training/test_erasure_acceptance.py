@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -42,10 +43,10 @@ async def _subject(engine: AsyncEngine, owner: uuid.UUID) -> uuid.UUID:
 
 
 @pytest.fixture
-async def quiet_engine(fresh_database_url: str) -> AsyncEngine:
+async def quiet_engine(fresh_database_url: str) -> AsyncIterator[AsyncEngine]:
     """A database of its own with no worker: erasure jobs stay queued."""
     engine = create_engine(fresh_database_url, pool_size=12)
-    yield engine  # type: ignore[misc]
+    yield engine
     await engine.dispose()
 
 
