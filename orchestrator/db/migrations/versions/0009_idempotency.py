@@ -7,8 +7,8 @@ the erasure row and its job are written by one statement (the check runs at comm
 outlives a job that is deleted later (SET NULL). At most one erasure of a subject is open at a time (a
 unique partial index), so concurrent requests agree on one.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-04
 """
 
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
