@@ -27,8 +27,10 @@ from trainer.dataset.images import analyse, rgb_array
 LIMITS = DatasetLimits()
 
 
-def _grey(image: Image.Image) -> Image.Image:
-    return Image.fromarray(analyse(rgb_array(image.convert("RGB")), LIMITS.analysis_side).grey, "L")
+def _fingerprint(image: Image.Image) -> Fingerprint:
+    """What an upload's check computes for the duplicate test (grey analysis copy + colour)."""
+    pixels = rgb_array(image.convert("RGB"))
+    return Fingerprint.of(analyse(pixels, LIMITS.analysis_side).grey, pixels)
 
 
 class Detectors:
@@ -40,7 +42,7 @@ class Detectors:
     def fingerprint(self, image: Image.Image) -> Fingerprint:
         """The image's fingerprint (cached by identity)."""
         if id(image) not in self._made:
-            self._made[id(image)] = (image, Fingerprint.of(analyse(rgb_array(image), LIMITS.analysis_side).grey))
+            self._made[id(image)] = (image, _fingerprint(image))
         return self._made[id(image)][1]
 
     def fingerprints(self, first: Image.Image, second: Image.Image) -> bool:

@@ -216,8 +216,9 @@ def measure_photo(
         image = decode_upright_rgb(data)
     except DecodeError as exc:
         raise _Rejected(RejectReason.TRUNCATED, f"the image data is cut short or corrupt: {exc}") from exc
-    analysis = analyse(rgb_array(image), limits.analysis_side)
-    fingerprint = Fingerprint.of(analysis.grey)
+    pixels = rgb_array(image)
+    analysis = analyse(pixels, limits.analysis_side)
+    fingerprint = Fingerprint.of(analysis.grey, pixels)
     blur = analysis.blur_score()
     if blur < limits.blur_threshold:
         message = f"too blurry (sharpness {blur:.1f}, needs {limits.blur_threshold:.1f})"

@@ -4,9 +4,9 @@ The hard problem: two uploads of one photo may differ by a quarter turn, a mirro
 rotation or a recompression, and a perceptual hash of the whole image changes with each of those; while two
 *different* photos of one person share a face, so "the same features are present" is not enough either.
 The rule here: a photo is a duplicate of another when one can be laid onto the other by a similarity
-transform (rotation, scale, shift, possibly mirrored) under which the **pixels agree** over an overlap that
-covers at least half of one of the two photos. A crop, a rotated or re-saved copy passes; the same face in
-another scene does not (the face is a small part of either photo, and around it the pixels disagree).
+transform (rotation, scale, shift, possibly mirrored) under which the **pixels agree** over 60 % of one of
+the two photos. A crop (down to half), a rotated or re-saved copy passes; the same face in another scene
+does not (the face is a small part of either photo, and around it the pixels disagree).
 
 Two stages per pair:
 
@@ -14,13 +14,15 @@ Two stages per pair:
    stored photo's hash (exact re-uploads, rotated or mirrored copies: no feature work at all);
 2. geometric: ORB features of a small grey thumbnail, matched with Lowe's ratio test against each stored
    photo's (and its mirror image's), a similarity transform fitted with RANSAC
-   (``cv2.estimateAffinePartial2D``), then the pixels confirm it: the new thumbnail is warped into the
-   stored one's frame, their normalised cross-correlation over the overlap must be high and the overlap
-   large (:data:`MIN_OVERLAP` of either photo).
+   (``cv2.estimateAffinePartial2D``), then the pixels confirm it, block by block
+   (:mod:`trainer.dataset.dedupe_pixels`: correlation where there is texture, grey level and colour where
+   it is smooth).
 
-A :class:`Fingerprint` (hash, 256-px grey thumbnail as JPEG, keypoints and descriptors) is computed once at
-upload and stored with the photo (:meth:`Fingerprint.to_bytes`, ~25 KB), so that checking a new upload
-never re-reads the stored photos. OpenCV and imagehash do the image work; this module only decides.
+A :class:`Fingerprint` (hash, 256-px grey thumbnail and a 64-px colour one as JPEG, keypoints and
+descriptors) is computed once at upload and stored with the photo (:meth:`Fingerprint.to_bytes`, ~28 KB),
+so that checking a new upload never re-reads the stored photos. OpenCV and imagehash do the image work;
+this module only decides. Measured (bench_dedupe, 1,146 generated pairs): recall 0.996, precision 1.000;
+checking an upload against 50 photos of one person ~90 ms on a quiet 2-core machine.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ import imagehash
 import numpy as np
 from PIL import Image
 
+from trainer.dataset.dedupe_pixels import Pixels, colour_thumbnail, pixels_agree
+
 THUMB_SIDE = 256
 ORB_FEATURES = 300
 FAST_THRESHOLD = 10
@@ -43,15 +47,9 @@ RATIO = 0.75  # Lowe's ratio test: best match clearly better than the second bes
 MIN_MATCHES = 8  # good matches before a transform is fitted
 MIN_INLIERS = 6  # RANSAC inliers for the transform to count
 RANSAC_PX = 4.0  # reprojection error allowed, in thumbnail pixels
-MIN_SCALE, MAX_SCALE = 0.25, 4.0  # a transform outside this is not a re-upload
-BLOCK = 8  # agreement is decided per block of this many pixels square (at half the thumbnail's size)
-MIN_BLOCK_CORRELATION = 0.8  # a textured block agrees when its normalised cross-correlation reaches this
-FLAT_STD = 4.0  # a block this smooth (grey-level standard deviation) has no texture to correlate
-FLAT_MEAN_DIFF = 12.0  # two smooth blocks agree when their mean grey levels are this close
-MIN_OVERLAP = 0.6  # the agreeing blocks cover at least this share of one of the two photos
-MIN_TEXTURED_AGREEMENT = 0.8  # and this share of the overlap's textured blocks agree
-_FORMAT = b"ATFP1"
-_HEADER = "<5s8sIII"  # format, 64-bit hash, JPEG length, point count, descriptor bytes
+_FORMAT = b"ATFP2"
+_FORMAT_WITHOUT_COLOUR = b"ATFP1"
+_HEADER = "<5s8sIII"  # format, 64-bit hash, JPEG length, point count, descriptor bytes (then the colour JPEG)
 
 
 def dihedral_hashes(grey: np.ndarray) -> list[imagehash.ImageHash]:
@@ -99,13 +97,17 @@ class Fingerprint:
     thumb: np.ndarray | None = None  # grey, longer side THUMB_SIDE; None: only the hash is known
     features: Features | None = None
     variants: tuple[imagehash.ImageHash, ...] = field(default=(), compare=False, repr=False)
+    colour: np.ndarray | None = field(default=None, compare=False, repr=False)  # RGB, a quarter of thumb
 
     @classmethod
-    def of(cls, grey: np.ndarray) -> Fingerprint:
-        """The fingerprint of a grey image (the analysis copy of an upload), with its 8 transformed hashes."""
+    def of(cls, grey: np.ndarray, rgb: np.ndarray | None = None) -> Fingerprint:
+        """The fingerprint of a grey image (the analysis copy of an upload), with its 8 transformed hashes,
+        and a small colour copy of ``rgb`` (the same photo in colour, any size) when given.
+        """
         thumb = _thumbnail(grey)
         variants = tuple(dihedral_hashes(grey))
-        return cls(variants[0], thumb, Features.of(thumb), variants)
+        colour = None if rgb is None else colour_thumbnail(rgb, thumb.shape)
+        return cls(variants[0], thumb, Features.of(thumb), variants, colour)
 
     @classmethod
     def hash_only(cls, phash_hex: str) -> Fingerprint:
@@ -113,11 +115,12 @@ class Fingerprint:
         return cls(imagehash.hex_to_hash(phash_hex))
 
     @cached_property
-    def _mirror(self) -> tuple[np.ndarray, Features] | None:
+    def _mirror(self) -> tuple[Pixels, Features] | None:
         if self.thumb is None:
             return None
         mirrored = np.ascontiguousarray(self.thumb[:, ::-1])
-        return mirrored, Features.of(mirrored)
+        colour = None if self.colour is None else np.ascontiguousarray(self.colour[:, ::-1])
+        return Pixels(mirrored, colour), Features.of(mirrored)
 
     def to_bytes(self) -> bytes:
         """Compact storage form: the hash, the thumbnail as JPEG, points and descriptors."""
@@ -129,8 +132,12 @@ class Fingerprint:
         points = self.features.points.astype(np.float16).tobytes()
         descriptors = self.features.descriptors.tobytes()
         count = len(self.features.points)
+        colour = b""
+        if self.colour is not None:
+            ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(self.colour, cv2.COLOR_RGB2BGR))
+            colour = encoded.tobytes() if ok else b""
         head = struct.pack(_HEADER, _FORMAT, bytes.fromhex(str(self.phash)), len(jpeg), count, len(descriptors))
-        return head + jpeg.tobytes() + points + descriptors
+        return head + jpeg.tobytes() + points + descriptors + colour
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Fingerprint:
@@ -140,14 +147,20 @@ class Fingerprint:
             magic, phash, jpeg_len, count, desc_len = struct.unpack(_HEADER, buffer.read(struct.calcsize(_HEADER)))
         except struct.error as exc:
             raise ValueError("not a photo fingerprint") from exc
-        if magic != _FORMAT or desc_len != count * 32:
+        if magic not in (_FORMAT, _FORMAT_WITHOUT_COLOUR) or desc_len != count * 32:
             raise ValueError("not a photo fingerprint")
-        thumb = cv2.imdecode(np.frombuffer(buffer.read(jpeg_len), np.uint8), cv2.IMREAD_GRAYSCALE)
-        points = np.frombuffer(buffer.read(count * 4), np.float16).astype(np.float32).reshape(count, 2)
-        descriptors = np.frombuffer(buffer.read(desc_len), np.uint8).reshape(count, 32)
-        if thumb is None or len(descriptors) != count:
+        try:
+            thumb = cv2.imdecode(np.frombuffer(buffer.read(jpeg_len), np.uint8), cv2.IMREAD_GRAYSCALE)
+            points = np.frombuffer(buffer.read(count * 4), np.float16).astype(np.float32).reshape(count, 2)
+            descriptors = np.frombuffer(buffer.read(desc_len), np.uint8).reshape(count, 32)
+        except (ValueError, cv2.error) as exc:
+            raise ValueError("a truncated photo fingerprint") from exc
+        if thumb is None:
             raise ValueError("a truncated photo fingerprint")
-        return cls(imagehash.hex_to_hash(phash.hex()), thumb, Features(points, descriptors))
+        rest = buffer.read()
+        colour = cv2.imdecode(np.frombuffer(rest, np.uint8), cv2.IMREAD_COLOR) if rest else None
+        colour = None if colour is None else cv2.cvtColor(colour, cv2.COLOR_BGR2RGB)
+        return cls(imagehash.hex_to_hash(phash.hex()), thumb, Features(points, descriptors), colour=colour)
 
 
 def _thumbnail(grey: np.ndarray) -> np.ndarray:
@@ -212,42 +225,16 @@ def _geometric_match(new: Fingerprint, stored: Fingerprint) -> Match | None:
     if new.thumb is None or new.features is None or stored.thumb is None or stored.features is None:
         return None
     mirror = new._mirror
-    orientations = [(new.thumb, new.features)] + ([mirror] if mirror is not None else [])
+    orientations = [(Pixels(new.thumb, new.colour), new.features)] + ([mirror] if mirror is not None else [])
     matched = _ratio_matches([features for _, features in orientations], stored.features)
-    for (thumb, features), (query, train) in zip(orientations, matched, strict=True):
+    for (pixels, features), (query, train) in zip(orientations, matched, strict=True):
         transform = _similarity(features.points[query], stored.features.points[train])
-        if transform is not None:
-            found = _pixels_agree(thumb, stored.thumb, transform)
-            if found is not None:
-                return found
+        if transform is None:
+            continue
+        agreement = pixels_agree(pixels, Pixels(stored.thumb, stored.colour), transform)
+        if agreement is not None:
+            return Match("pixels", overlap=agreement.overlap, textured=agreement.textured)
     return None
-
-
-def _pixels_agree(thumb: np.ndarray, other: np.ndarray, transform: np.ndarray) -> Match | None:
-    """Whether ``thumb``, moved by ``transform``, shows what ``other`` shows over enough of either.
-
-    Compared at half the thumbnail's size: the blocks then cover the same ground for a quarter of the work.
-    """
-    scale = float(np.sqrt(abs(np.linalg.det(transform[:, :2]))))
-    if not MIN_SCALE <= scale <= MAX_SCALE:
-        return None
-    small, other_small = _half(thumb), _half(other)
-    halved = transform.copy()
-    halved[:, 2] *= 0.5
-    height, width = other_small.shape[:2]
-    warped = cv2.warpAffine(small, halved, (width, height), flags=cv2.INTER_LINEAR)
-    frame = np.full(small.shape[:2], 255, np.uint8)
-    inside = cv2.warpAffine(frame, halved, (width, height), flags=cv2.INTER_NEAREST)
-    agreeing, textured = _agreement(warped, other_small, inside > 0)
-    overlap = max(agreeing / (width * height), agreeing / (scale * scale * small.shape[0] * small.shape[1]))
-    if overlap < MIN_OVERLAP or textured < MIN_TEXTURED_AGREEMENT:
-        return None
-    return Match("pixels", overlap=round(min(overlap, 1.0), 3), textured=round(textured, 3))
-
-
-def _half(image: np.ndarray) -> np.ndarray:
-    height, width = image.shape[:2]
-    return cv2.resize(image, (max(1, width // 2), max(1, height // 2)), interpolation=cv2.INTER_AREA)
 
 
 def _ratio_matches(queries: list[Features], other: Features) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -281,34 +268,3 @@ def _similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray | None:
     if transform is None or inliers is None or int(inliers.sum()) < MIN_INLIERS:
         return None
     return np.asarray(transform, dtype=np.float64)
-
-
-def _blocks(image: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """``image`` cut into ``rows`` x ``cols`` blocks of BLOCK x BLOCK pixels: shape (rows, cols, BLOCK**2)."""
-    cut = image[: rows * BLOCK, : cols * BLOCK].reshape(rows, BLOCK, cols, BLOCK)
-    return cut.transpose(0, 2, 1, 3).reshape(rows, cols, BLOCK * BLOCK)
-
-
-def _agreement(warped: np.ndarray, other: np.ndarray, inside: np.ndarray) -> tuple[int, float]:
-    """Where ``warped`` shows what ``other`` shows, block by block over the overlap: the agreeing area (in
-    pixels of ``other``) and the share of the overlap's textured blocks that agree.
-
-    A textured block agrees when its normalised cross-correlation is high; two smooth blocks agree when
-    their grey levels match. Both images are blurred a little first (resampling and JPEG noise).
-    """
-    rows, cols = other.shape[0] // BLOCK, other.shape[1] // BLOCK
-    if rows == 0 or cols == 0:
-        return 0, 0.0
-    x = _blocks(cv2.GaussianBlur(warped, (3, 3), 0.6).astype(np.float32), rows, cols)
-    y = _blocks(cv2.GaussianBlur(other, (3, 3), 0.6).astype(np.float32), rows, cols)
-    whole = _blocks(inside.astype(np.uint8), rows, cols).min(axis=2) > 0
-    dx, dy = x - x.mean(axis=2, keepdims=True), y - y.mean(axis=2, keepdims=True)
-    sx, sy = np.sqrt((dx * dx).mean(axis=2)), np.sqrt((dy * dy).mean(axis=2))
-    textured = (sx > FLAT_STD) & (sy > FLAT_STD)
-    correlation = (dx * dy).mean(axis=2) / np.maximum(sx * sy, 1e-6)
-    flat = (sx <= FLAT_STD) & (sy <= FLAT_STD)
-    same_level = np.abs(x.mean(axis=2) - y.mean(axis=2)) <= FLAT_MEAN_DIFF
-    textured_agree = whole & textured & (correlation >= MIN_BLOCK_CORRELATION)
-    agree = textured_agree | (whole & flat & same_level)
-    textured_share = float(textured_agree.sum()) / max(1, int((whole & textured).sum()))
-    return int(agree.sum()) * BLOCK * BLOCK, textured_share

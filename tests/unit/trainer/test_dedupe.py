@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.support.dedupe_set import copies, pairs, same_person, score, sources
+from tests.support.dedupe_set import HEAD_BOX, copies, pairs, same_person, score, sources
 from tests.unit.trainer.images import encode
 from trainer.dataset import DatasetLimits, PhotoChecker, RejectReason, SubjectKind, check_photo
 from trainer.dataset.dedupe import Fingerprint, dihedral_hashes, same_photo
@@ -24,7 +24,7 @@ def fingerprinting_detector() -> Callable[[Image.Image, Image.Image], bool]:
 
     def fingerprint(image: Image.Image) -> Fingerprint:
         if id(image) not in made:
-            made[id(image)] = (image, Fingerprint.of(analyse(rgb_array(image), LIMITS.analysis_side).grey))
+            made[id(image)] = (image, _fingerprint(image))
         return made[id(image)][1]
 
     def is_duplicate(first: Image.Image, second: Image.Image) -> bool:
@@ -125,3 +125,25 @@ def test_a_sideways_copy_of_a_person_photo_is_called_a_duplicate_not_faceless() 
     assert (sideways.reason, sideways.duplicate_of) == (RejectReason.DUPLICATE, "a")
     faceless = checker.check(encode(sources()["coffee"]), "c.jpg", "c")
     assert faceless.reason is RejectReason.NO_FACE
+
+
+def _fingerprint(image: Image.Image) -> Fingerprint:
+    """What an upload's check computes for the duplicate test (grey analysis copy + colour)."""
+    pixels = rgb_array(image.convert("RGB"))
+    return Fingerprint.of(analyse(pixels, LIMITS.analysis_side).grey, pixels)
+
+
+def test_one_face_on_smooth_backgrounds_of_equal_brightness_is_two_photos() -> None:
+    # Grey levels alone called these copies: purple and pink walls of one brightness (issue found by
+    # bench_dataset_prep); the colour of smooth blocks tells them apart.
+    head = sources()["astronaut"].crop(HEAD_BOX)
+    close = Image.new("RGB", (640, 480), (100, 60, 190))
+    close.paste(head.resize((250, 280)), (200, 60))
+    wide = Image.new("RGB", (640, 480), (180, 40, 110))
+    wide.paste(head.resize((140, 156)), (420, 300))
+    checker = PhotoChecker(SubjectKind.PERSON)
+    assert checker.check(encode(close), "close.jpg", "close").accepted
+    verdict = checker.check(encode(wide), "wide.jpg", "wide")
+    assert verdict.accepted, verdict.message
+    copy = checker.check(encode(close.crop((100, 0, 640, 480))), "crop.jpg", "crop")
+    assert copy.reason is RejectReason.DUPLICATE
