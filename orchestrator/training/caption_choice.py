@@ -35,7 +35,7 @@ def decide_captions(
             errors.append({"field": "captions.template", "reason": str(exc)})
     mode = options.mode or (CaptionMode.AUTO if services.captioner_configured else CaptionMode.TRIGGER)
     if mode is CaptionMode.AUTO:
-        errors.extend(_auto_problems(services, explicit=options.mode is not None))
+        errors.extend(_auto_problems(services))
     if mode is CaptionMode.MANUAL:
         captioned = {p.id for p in photos if p.caption and p.caption.strip()}
         captioned |= {pid for pid, text in options.per_photo.items() if text.strip()}
@@ -49,10 +49,9 @@ def decide_captions(
     return options.model_copy(update={"mode": mode})
 
 
-def _auto_problems(services: TrainingServices, *, explicit: bool) -> list[dict[str, str]]:
-    if not services.captioner_configured:
-        field = "captions" if explicit else "captions.mode"
-        return [{"field": field, "reason": "this service has no captioner (ATELIER_CAPTIONER); use 'trigger'"}]
+def _auto_problems(services: TrainingServices) -> list[dict[str, str]]:
+    if not services.captioner_configured:  # only an explicit "auto" gets here: the default is then "trigger"
+        return [{"field": "captions", "reason": "this service has no captioner (ATELIER_CAPTIONER); use 'trigger'"}]
     if services.captioner is None:
         raise ServiceUnavailable(f"auto-captioning is configured but unavailable: {services.captioner_problem}")
     return []
