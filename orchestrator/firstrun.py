@@ -30,7 +30,7 @@ from orchestrator.engines.runtime import engines_missing
 from orchestrator.engines.specs import ENGINES
 from orchestrator.modelstore.pull import UNREACHABLE_EXIT
 from orchestrator.modelstore.store import ModelStore
-from orchestrator.settings import Settings, engines_root
+from orchestrator.settings import Settings, engine_origin, engines_root
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +79,17 @@ class FirstRun:
 
     @property
     def settled(self) -> bool:
-        """Whether nothing is waiting or installing any more."""
-        return all(item.state in ("installed", "failed") for item in self.items.values())
+        """Whether the installs are over and the application answering is the one built with what they installed.
+
+        The items' states alone do not tell: the last one turns ``installed`` before the restart that puts the
+        engines to use, and the application before it passes its ``comfyui`` check with no ComfyUI configured.
+        """
+        running = self._task is not None and not self._task.done()
+        return not running and not self.engines_installed.is_set()
+
+    def restarted(self) -> None:
+        """The application was built again with the engines installed: nothing is pending any more."""
+        self.engines_installed.clear()
 
     async def readiness(self, _app: web.Application) -> tuple[bool, Any]:
         """The ``installing`` check of /readyz."""
@@ -111,7 +120,9 @@ class FirstRun:
     async def _install_engine(self, name: str) -> bool:
         item = self.items[name]
         item.state = "installing"
-        argv = self._command("engines", "install", name, "--torch", self.settings.engines_torch)
+        source, ref = engine_origin(self.settings, name)
+        origin = [*(["--source", source] if source else []), *(["--ref", ref] if ref else [])]
+        argv = self._command("engines", "install", name, "--torch", self.settings.engines_torch, *origin)
         code, last = await _run_child(
             argv, item, EngineLayout.of(engines_root(self.settings), name).root / "first-run.log"
         )

@@ -42,6 +42,18 @@ def effective_settings(settings: Settings, first_run: FirstRun | None) -> Settin
     return effective
 
 
+def describe_engines(settings: Settings) -> str:
+    """Which engines an application built with ``settings`` uses, for the log."""
+    parts = []
+    if settings.comfyui_urls:
+        parts.append(f"{len(settings.comfyui_urls)} ComfyUI server(s) by URL")
+    if settings.comfyui_dir is not None:
+        parts.append(f"ComfyUI launched from {settings.comfyui_dir} with {settings.comfyui_python}")
+    if settings.sd_scripts_dir is not None:
+        parts.append(f"sd-scripts in {settings.sd_scripts_dir} with {settings.sd_scripts_python}")
+    return "; ".join(parts) or "none configured or installed"
+
+
 async def serve(settings: Settings, database: str) -> None:
     """Serve until a stop signal; rebuild the application once a first run installed an engine."""
     sock = bind(settings)
@@ -55,7 +67,8 @@ async def serve(settings: Settings, database: str) -> None:
         first_run.start()
     try:
         while True:
-            app = create_app(effective_settings(settings, first_run))
+            effective = effective_settings(settings, first_run)
+            app = create_app(effective)
             if first_run is not None:
                 app[READINESS_CHECKS].append(("installing", first_run.readiness))
             runner = web.AppRunner(
@@ -66,6 +79,7 @@ async def serve(settings: Settings, database: str) -> None:
             await runner.setup()
             await web.SockSite(runner, sock.dup()).start()
             log.info("serving on http://%s:%d (auth: %s; database: %s)", host, port, settings.auth, database)
+            log.info("engines: %s", describe_engines(effective))
             restart = await _stop_or_restart(stop, first_run)
             await runner.cleanup()
             if not restart:
@@ -79,7 +93,7 @@ async def serve(settings: Settings, database: str) -> None:
 
 def _restarting(first_run: FirstRun | None) -> FirstRun | None:
     if first_run is not None:
-        first_run.engines_installed.clear()
+        first_run.restarted()
     log.info("engines installed: restarting the application to use them")
     return first_run
 

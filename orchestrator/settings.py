@@ -87,6 +87,26 @@ class Settings(BaseSettings):
     engines_torch: Literal["auto", "cpu", "cuda", "rocm", "mps"] = Field(
         "auto", description="Which torch build engine installs take; auto = by the accelerator found."
     )
+    engines_comfyui_source: str | None = Field(
+        None,
+        description=(
+            "Git URL or local repository `atelier engines install comfyui` (and the first run) takes ComfyUI from; "
+            "None = upstream. Like --source."
+        ),
+    )
+    engines_comfyui_ref: str | None = Field(
+        None, description="Commit, tag or branch ComfyUI is installed at; None = the pinned commit. Like --ref."
+    )
+    engines_sd_scripts_source: str | None = Field(
+        None,
+        description=(
+            "Git URL or local repository `atelier engines install sd-scripts` (and the first run) takes sd-scripts "
+            "from; None = upstream. Like --source."
+        ),
+    )
+    engines_sd_scripts_ref: str | None = Field(
+        None, description="Commit, tag or branch sd-scripts is installed at; None = the pinned commit. Like --ref."
+    )
     comfyui_urls: CommaList = Field(default_factory=list, description="Running ComfyUI servers (comma list).")
     comfyui_dir: Path | None = Field(None, description="A ComfyUI checkout to launch and supervise.")
     comfyui_python: Path | None = Field(None, description="Python to run ComfyUI with.")
@@ -278,6 +298,16 @@ class Settings(BaseSettings):
 def engines_root(settings: Settings) -> Path:
     """The folder installed engines live in."""
     return settings.engines_dir or settings.var_dir / "engines"
+
+
+def engine_origin(settings: Settings, name: str) -> tuple[str | None, str | None]:
+    """The repository and ref engine ``name`` is to be installed from (``ATELIER_ENGINES_COMFYUI_SOURCE``/``_REF``,
+    ``ATELIER_ENGINES_SD_SCRIPTS_SOURCE``/``_REF``); None = its upstream repository, its pinned commit."""
+    origins = {
+        "comfyui": (settings.engines_comfyui_source, settings.engines_comfyui_ref),
+        "sd-scripts": (settings.engines_sd_scripts_source, settings.engines_sd_scripts_ref),
+    }
+    return origins[name]
 
 
 def settings_table() -> str:

@@ -14,7 +14,7 @@ from orchestrator.engines.installer import InstallError, default_options, instal
 from orchestrator.engines.layout import EngineLayout, engine_status
 from orchestrator.engines.specs import ENGINES
 from orchestrator.engines.torch_builds import TORCH_BUILDS, TorchBuild, detect_build
-from orchestrator.settings import Settings, engines_root
+from orchestrator.settings import Settings, engine_origin, engines_root
 
 
 class ConsoleProgress:
@@ -63,7 +63,9 @@ def install_engines(settings: Settings, names: list[str], args: argparse.Namespa
     progress = ConsoleProgress()
     for name in names:
         spec = ENGINES[name]
-        given: dict[str, Any] = {"source": args.source, "ref": args.ref, "torch_index": args.torch_index}
+        source, ref = engine_origin(settings, name)
+        given: dict[str, Any] = {"source": args.source or source, "ref": args.ref or ref}
+        given["torch_index"] = args.torch_index
         given["python"] = args.python
         if fresh_ref:
             given["force_steps"] = {"fetch"}
@@ -132,8 +134,10 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def _install_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("engine", choices=[*ENGINES, "all"])
-    parser.add_argument("--ref", help="commit, tag or branch (default: the pinned commit)")
-    parser.add_argument("--source", help="git URL or local repository (default: the upstream repository)")
+    parser.add_argument("--ref", help="commit, tag or branch (default: ATELIER_ENGINES_<NAME>_REF, else pinned)")
+    parser.add_argument(
+        "--source", help="git URL or local repository (default: ATELIER_ENGINES_<NAME>_SOURCE, else upstream)"
+    )
     parser.add_argument("--torch", choices=["auto", *TORCH_BUILDS], help="torch build (default ATELIER_ENGINES_TORCH)")
     parser.add_argument("--torch-index-url", dest="torch_index", help="index to take torch from")
     parser.add_argument("--python", help="Python the engine's venv is made with (default: this one)")

@@ -7,6 +7,10 @@ folder of wheels built here (``PIP_NO_INDEX``, ``PIP_FIND_LINKS``): fake ``torch
 ``torchaudio`` (importable, with a version), ``open-clip-torch`` (carrying a small CLIP BPE file), and
 whatever a test's requirements name. A requirement can also be a local package whose in-tree build
 backend blocks until told to go on, so that a test can interrupt an install in the middle of a step.
+
+``comfyui_mimic`` and ``sd_scripts_mimic`` go further, for the first run that installs and then uses the
+engines: the mimic's ComfyUI ``main.py`` runs the ComfyUI stand-in in the installed venv, and the mimic of
+sd-scripts holds the scripts the service checks for (the sd-scripts stand-in trains as the launcher).
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ import gzip
 import hashlib
 import os
 import subprocess
+import sysconfig
 import textwrap
 import zipfile
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[2]
 TINY_MERGES = [("i", "n"), ("t", "h"), ("a", "n</w>"), ("th", "e</w>"), ("in", "g</w>")]
 
 
@@ -98,16 +104,52 @@ def blocking_package(folder: Path) -> Path:
     return folder
 
 
-def engine_repo(folder: Path, requirements: list[str]) -> Path:
-    """A git repository laid out like an engine checkout, with one commit; returns its path."""
+def engine_repo(folder: Path, requirements: list[str], files: dict[str, str] | None = None) -> Path:
+    """A git repository laid out like an engine checkout (``files`` on top), with one commit; returns its path."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "requirements.txt").write_text("".join(line + "\n" for line in requirements))
     (folder / "main.py").write_text("print('fake engine')\n")
     (folder / "custom_nodes").mkdir(exist_ok=True)
     (folder / "custom_nodes" / "README").write_text("custom nodes go here\n")
     (folder / "README.md").write_text(textwrap.dedent("A stand-in for an engine's repository (tests only).\n"))
+    for name, text in (files or {}).items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
     commit(folder, "first")
     return folder
+
+
+COMFYUI_MAIN = """\
+\"\"\"ComfyUI's main.py in a test's mimic of its repository: torch from the engine's own venv, as ComfyUI
+imports it, then the ComfyUI stand-in (tests/standin/comfyui), whose own packages (aiohttp, PyYAML) come
+from the test's environment, looked up after the venv's.\"\"\"
+import runpy
+import sys
+
+import torch
+
+print("mimic ComfyUI: torch", torch.__version__, "in", sys.prefix, flush=True)
+sys.path.insert(0, {repo!r})
+sys.path.extend({site!r})
+runpy.run_module("tests.standin.comfyui", run_name="__main__", alter_sys=True)
+"""
+
+
+def comfyui_mimic(folder: Path, requirements: list[str]) -> Path:
+    """A repository laid out like ComfyUI whose ``main.py`` runs the ComfyUI stand-in in the engine's venv."""
+    site = list(dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib")))
+    main = COMFYUI_MAIN.format(repo=str(REPO), site=site)
+    return engine_repo(folder, requirements, {"main.py": main})
+
+
+def sd_scripts_mimic(folder: Path, requirements: list[str]) -> Path:
+    """A repository laid out like kohya sd-scripts: the training scripts the service looks for, its
+    ``library/`` and ``networks/`` packages. The training itself is the sd-scripts stand-in
+    (tests/standin/fake_sd_trainer.py, run as the launcher with the engine's Python)."""
+    script = "# a mimic of sd-scripts: the stand-in trainer runs in its place\n"
+    files = {name: script for name in ("train_network.py", "sdxl_train_network.py", "flux_train_network.py")}
+    files |= {"library/__init__.py": "", "networks/__init__.py": "", "networks/lora.py": script}
+    return engine_repo(folder, requirements, files)
 
 
 def commit(folder: Path, message: str) -> str:

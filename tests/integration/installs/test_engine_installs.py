@@ -33,8 +33,11 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return package_index(tmp_path_factory.mktemp("wheels"))
 
 
-def _atelier(args: list[str], var: Path, index: Path, **popen: object) -> subprocess.CompletedProcess[str]:
+def _atelier(
+    args: list[str], var: Path, index: Path, settings: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **offline_pip_env(index), "ATELIER_VAR_DIR": str(var), "ATELIER_MODELS_DIR": str(var / "m")}
+    env.update(settings or {})
     return subprocess.run(
         [sys.executable, "-m", "orchestrator.cli", *args], env=env, capture_output=True, text=True, timeout=500
     )
@@ -114,12 +117,16 @@ def test_install_then_a_second_run_changes_nothing(tmp_path: Path, index: Path) 
     assert not layout.root.exists()
 
 
-def test_sd_scripts_install_builds_the_tokenizer_cache(tmp_path: Path, index: Path) -> None:
+def test_sd_scripts_install_from_the_configured_source_builds_the_tokenizer_cache(tmp_path: Path, index: Path) -> None:
     repo = engine_repo(tmp_path / "sd-scripts", ["fake-engine-dep"])
     var = tmp_path / "var"
-    result = _install("sd-scripts", repo, var, index, "--ref", "main")
+    origin = {"ATELIER_ENGINES_SD_SCRIPTS_SOURCE": str(repo), "ATELIER_ENGINES_SD_SCRIPTS_REF": "main"}
+    result = _atelier(["engines", "install", "sd-scripts", "--torch", "cpu"], var, index, origin)
     assert result.returncode == 0, result.stdout + result.stderr
     layout = EngineLayout.of(var / "engines", "sd-scripts")
+    manifest = layout.manifest()
+    assert manifest is not None
+    assert (manifest["source"], manifest["ref"]) == (str(repo), "main"), "the settings name where it comes from"
     assert (layout.tokenizers / "openai_clip-vit-large-patch14" / "vocab.json").is_file()
     settings = with_installed_engines(Settings(var_dir=var))
     assert settings.sd_scripts_dir == layout.src
