@@ -20,7 +20,7 @@ from orchestrator.db.engine import create_engine
 from orchestrator.settings import Settings
 from tests.integration.conftest import Caller, new_caller
 from tests.integration.training.conftest import TrainingService, create_subject, face_photos, submit, upload
-from tests.support.captioning import build_tiny_blip
+from tests.support.captioning import build_blip
 from tests.support.db import scratch_database
 from tests.support.service import running_app
 from tests.support.sse import SseEvent, collect
@@ -31,7 +31,7 @@ DESCRIBED = re.compile(r"^zxq woman, word\d+( word\d+)*$")
 @pytest.fixture(scope="module")
 def captioning_settings(training_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """The training settings with a tiny BLIP captioner, on a database of their own."""
-    blip = build_tiny_blip(tmp_path_factory.mktemp("captioner") / "tiny-blip")
+    blip = build_blip(tmp_path_factory.mktemp("captioner") / "tiny-blip")
     var = tmp_path_factory.mktemp("captions-var")
     with scratch_database("captions") as url:
         yield training_settings.model_copy(

@@ -19,7 +19,7 @@ from orchestrator.training.captioners import (
     resolve_captioner_dir,
     store_dir,
 )
-from tests.support.captioning import build_tiny_blip
+from tests.support.captioning import build_blip
 from tests.support.fake_hub import COMMIT, FakeHub, serving
 from tests.unit.trainer.images import astronaut
 
@@ -27,7 +27,7 @@ from tests.unit.trainer.images import astronaut
 @pytest.fixture(scope="module")
 def hub_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     """A tiny BLIP's files as a hub repository holds them, plus pickled weights that must not be pulled."""
-    model = build_tiny_blip(tmp_path_factory.mktemp("hub-blip"))
+    model = build_blip(tmp_path_factory.mktemp("hub-blip"))
     files = {path.name: path.read_bytes() for path in model.iterdir() if path.is_file()}
     files["pytorch_model.bin"] = b"pickled weights are never pulled"
     return files

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.support.captioning import build_tiny_blip, build_tiny_florence2
+from tests.support.captioning import build_blip, build_florence2
 from tests.unit.trainer.images import astronaut, cat, noise_image
 from trainer.dataset import Captioner
 from trainer.dataset.captioner import CaptionerError, TransformersCaptioner, clean_description, model_type_of
@@ -21,13 +21,13 @@ WORDS = re.compile(r"^word\d+( word\d+)*$")
 @pytest.fixture(scope="module")
 def blip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny BLIP captioning model on disk."""
-    return build_tiny_blip(tmp_path_factory.mktemp("blip"))
+    return build_blip(tmp_path_factory.mktemp("blip"))
 
 
 @pytest.fixture(scope="module")
 def florence_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny Florence-2 model on disk."""
-    return build_tiny_florence2(tmp_path_factory.mktemp("florence2"))
+    return build_florence2(tmp_path_factory.mktemp("florence2"))
 
 
 def _images() -> list[Image.Image]:
