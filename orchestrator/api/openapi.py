@@ -149,11 +149,14 @@ def documented_errors(op: Operation) -> list[int]:
     """The error statuses of an operation: its own, plus what every operation of its shape can answer.
 
     Authenticated operations can answer 401 (no or a bad key) and 503 (the database is unavailable);
-    any operation with path or query parameters can answer 422 (a control character in one of them).
+    any operation with path or query parameters can answer 422 (a control character in one of them); any
+    with a JSON body 400 (malformed), 413 (too large), 415 (not JSON) and 422.
     """
     errors = set(op.errors)
     if op.auth:
         errors |= {401, 503}
+    if op.body is not None:
+        errors |= {400, 413, 415, 422}
     if op.query is not None or op.event_stream or op.idempotent or "{" in op.path:
         errors.add(422)
     return sorted(errors)
