@@ -24,12 +24,16 @@ from orchestrator.firstrun import FirstRun
 from orchestrator.settings import Settings
 
 log = logging.getLogger("atelier")
+# Connections a burst may open before the loop accepts them. With 128 (aiohttp's default), 1,000 clients
+# connecting at once overflowed the accept queue and waited for SYN retransmits (1 s, then 3 s): submit p99
+# 2.5 to 5 s although the handler's own p99 was under 0.5 s (benchmarks/bench_submit_under_fanout.py).
+BACKLOG = 2048
 
 
 def bind(settings: Settings) -> socket.socket:
     """The listening socket for ``ATELIER_HOST``/``ATELIER_PORT``."""
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    sock = socket.create_server((settings.host, settings.port), family=family, backlog=1024, reuse_port=False)
+    sock = socket.create_server((settings.host, settings.port), family=family, backlog=BACKLOG, reuse_port=False)
     sock.setblocking(False)
     return sock
 
@@ -77,7 +81,8 @@ async def serve(settings: Settings, database: str) -> None:
                 access_log_class=AccessLogger,
             )  # fmt: skip
             await runner.setup()
-            await web.SockSite(runner, sock.dup()).start()
+            # the site listens on the socket again: without the backlog it would shrink to aiohttp's 128
+            await web.SockSite(runner, sock.dup(), backlog=BACKLOG).start()
             log.info("serving on http://%s:%d (auth: %s; database: %s)", host, port, settings.auth, database)
             log.info("engines: %s", describe_engines(effective))
             restart = await _stop_or_restart(stop, first_run)
