@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 NotificationHandler = Callable[[str], None]
 ReconnectHandler = Callable[[], None]
 
+# how the connection names itself in pg_stat_activity: one per atelier process (serve or worker)
+LISTENER_APPLICATION_NAME = "atelier-listener"
+
 
 class PgListener:
     """Holds one asyncpg connection that LISTENs on a few channels, reconnecting with backoff.
@@ -76,7 +79,7 @@ class PgListener:
             await self._conn.close()
 
     async def _connect(self) -> None:
-        conn = await asyncpg.connect(self._dsn)
+        conn = await asyncpg.connect(self._dsn, server_settings={"application_name": LISTENER_APPLICATION_NAME})
         try:
             for channel in self._channels:
                 await conn.add_listener(channel, self._dispatch)

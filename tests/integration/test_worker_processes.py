@@ -17,7 +17,7 @@ import pytest
 from orchestrator.db.engine import asyncpg_dsn, create_engine
 from orchestrator.jobs.records import NewJob
 from orchestrator.jobs.store import JobStore
-from tests.support.db import wait_for_terminal
+from tests.support.db import wait_for_listeners, wait_for_terminal
 from tests.support.service import free_port, running_owner, spawn_atelier, wait_until_healthy
 from tests.support.sse import SseEvent, iter_sse
 
@@ -54,6 +54,8 @@ async def test_two_worker_processes_run_each_of_500_jobs_exactly_once(fresh_data
     workers = [spawn_atelier(["worker", "--kinds", "noop"], env, tmp_path / f"w{i}.log") for i in range(2)]
     engine = create_engine(fresh_database_url, pool_size=4)
     try:
+        # both processes up before the first job, or a slow start lets the other run all 500
+        await wait_for_listeners(fresh_database_url, 2)
         owner = await running_owner(engine)
         store = JobStore(engine)
         jobs = [NewJob(owner_id=owner, kind="noop", payload={"steps": 1}) for _ in range(500)]

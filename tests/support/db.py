@@ -13,6 +13,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from orchestrator.db.engine import asyncpg_dsn, migrate
+from orchestrator.events.listener import LISTENER_APPLICATION_NAME
 
 TERMINAL = ["succeeded", "failed", "cancelled"]
 
@@ -53,6 +54,29 @@ async def wait_for_event(database_url: str, job_id: uuid.UUID, event_type: str, 
         event_type,
         timeout_s=timeout_s,
     )
+
+
+async def wait_for_listeners(database_url: str, count: int, timeout_s: float = 60.0) -> None:
+    """Return once ``count`` ``atelier`` processes hold their LISTEN connection to this database.
+
+    Polled: a process opening its LISTEN connection notifies nobody, and Postgres's own view of its sessions
+    is the readiness signal a child process gives.
+    """
+    name = make_url(database_url).database
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                listening = await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2",
+                    name,
+                    LISTENER_APPLICATION_NAME,
+                )
+                if listening >= count:
+                    return
+                await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
 
 
 SERVER_URL = os.environ.get("ATELIER_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
