@@ -1,9 +1,7 @@
 """`atelier models pull|list|remove`: the demo model, a local file, and hub downloads from a local hub.
 
-The hub stand-in serves the download routes huggingface_hub uses (``HEAD``/``GET
-/{repo}/resolve/{revision}/{file}`` with ``X-Repo-Commit``, ``X-Linked-Etag`` = the file's sha256 and
-``X-Linked-Size``, ranges on GET); ``HF_ENDPOINT`` points the CLI at it. It can cut the first download
-in the middle and can announce a wrong sha256.
+The hub stand-in (tests/support/fake_hub.py) is where ``HF_ENDPOINT`` points the CLI; here it also cuts
+the first download in the middle and announces a wrong sha256.
 """
 
 from __future__ import annotations
@@ -14,20 +12,17 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from aiohttp import web
 from safetensors.numpy import save_file
 
 from orchestrator.modelfiles import family_of, tensor_names
+from tests.support.fake_hub import COMMIT, FakeHub, serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
-
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 def sd15_like_file(path: Path, size_kb: int = 256) -> Path:
@@ -44,58 +39,11 @@ def sd15_like_file(path: Path, size_kb: int = 256) -> Path:
     return path
 
 
-@dataclass
-class FakeHub:
-    """Files by (repo, filename); what the clients asked for."""
-
-    files: dict[tuple[str, str], bytes] = field(default_factory=dict)
-    announced: dict[tuple[str, str], str] = field(default_factory=dict)
-    cut_first_download: bool = False
-    ranges: list[str | None] = field(default_factory=list)
-    url: str = ""
-
-    async def resolve(self, request: web.Request) -> web.StreamResponse:
-        key = (f"{request.match_info['owner']}/{request.match_info['name']}", request.match_info["file"])
-        if key not in self.files:
-            return web.Response(status=404, headers={"X-Error-Code": "EntryNotFound"})
-        body = self.files[key]
-        sha = self.announced.get(key, hashlib.sha256(body).hexdigest())
-        headers = {"X-Repo-Commit": COMMIT, "X-Linked-Etag": f'"{sha}"', "X-Linked-Size": str(len(body)),
-                   "ETag": f'"{sha}"', "Accept-Ranges": "bytes"}  # fmt: skip
-        if request.method == "HEAD":
-            return web.Response(status=200, headers={**headers, "Content-Length": str(len(body))})
-        requested = request.headers.get("Range")
-        self.ranges.append(requested)
-        start = int(requested.split("=")[1].split("-")[0]) if requested else 0
-        chunk = body[start:]
-        status = 206 if requested else 200
-        if requested:
-            headers["Content-Range"] = f"bytes {start}-{len(body) - 1}/{len(body)}"
-        response = web.StreamResponse(status=status, headers={**headers, "Content-Length": str(len(chunk))})
-        await response.prepare(request)
-        if self.cut_first_download and len(self.ranges) == 1:
-            await response.write(chunk[: len(chunk) // 2])
-            assert request.transport is not None
-            request.transport.close()  # what was written is flushed, then the connection drops mid-body
-            return response
-        await response.write(chunk)
-        await response.write_eof()
-        return response
-
-
 @pytest.fixture
 async def hub() -> AsyncIterator[FakeHub]:
-    """A hub stand-in on a free loopback port."""
-    fake = FakeHub()
-    app = web.Application()
-    app.router.add_route("*", "/{owner}/{name}/resolve/{revision}/{file}", fake.resolve)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    fake.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    yield fake
-    await runner.cleanup()
+    """A hub stand-in on a free loopback port, holding nothing until a test adds files."""
+    async with serving(FakeHub()) as fake:
+        yield fake
 
 
 async def _models(args: list[str], models: Path, hub_url: str = "http://127.0.0.1:9") -> tuple[int, str, str]:

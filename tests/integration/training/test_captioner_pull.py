@@ -40,7 +40,7 @@ async def test_a_hub_id_is_pulled_into_the_store_and_loaded_from_there(
     settings = Settings(models_dir=models, var_dir=tmp_path / "var", captioner="acme/tiny-blip")
     with pytest.raises(CaptionerUnavailable, match="not in the models store"):
         captioner_from_settings(settings)
-    async with serving(FakeHub("acme/tiny-blip", hub_files)) as hub:
+    async with serving(FakeHub.of_repository("acme/tiny-blip", hub_files)) as hub:
         pulled = await asyncio.to_thread(pull_captioner, "acme/tiny-blip", models, endpoint=hub.url)
     assert pulled == store_dir(models, "acme/tiny-blip") == models / "captioners" / "acme--tiny-blip"
     assert ("GET", f"/api/models/acme/tiny-blip/tree/{COMMIT}") in hub.requests
@@ -57,7 +57,7 @@ async def test_a_hub_id_is_pulled_into_the_store_and_loaded_from_there(
 
 
 async def test_a_missing_repository_or_a_model_we_cannot_run_is_reported(tmp_path: Path) -> None:
-    async with serving(FakeHub("acme/tiny-blip", {"config.json": b'{"model_type": "bert"}'})) as hub:
+    async with serving(FakeHub.of_repository("acme/tiny-blip", {"config.json": b'{"model_type": "bert"}'})) as hub:
         with pytest.raises(CaptionerUnavailable, match="cannot pull acme/other"):
             await asyncio.to_thread(pull_captioner, "acme/other", tmp_path, endpoint=hub.url)
         with pytest.raises(CaptionerUnavailable, match="'bert' model"):
@@ -86,7 +86,7 @@ async def test_atelier_models_pull_knows_captioners_by_name_and_by_repository(
     hub_files: dict[str, bytes], tmp_path: Path
 ) -> None:
     models = tmp_path / "models"
-    async with serving(FakeHub("Salesforce/blip-image-captioning-base", hub_files)) as hub:
+    async with serving(FakeHub.of_repository("Salesforce/blip-image-captioning-base", hub_files)) as hub:
         code, out, err = await _models_cli(["pull", "blip-base"], models, hub.url)
         assert code == 0, err
     pulled = models / "captioners" / "Salesforce--blip-image-captioning-base"
@@ -105,7 +105,7 @@ async def test_atelier_models_pull_knows_captioners_by_name_and_by_repository(
     code, out, _ = await _models_cli(["remove", "blip-base"], models, hub.url)
     assert code == 0
     assert not (pulled / "model.safetensors").exists()
-    async with serving(FakeHub("acme/tiny-blip", hub_files)) as hub:
+    async with serving(FakeHub.of_repository("acme/tiny-blip", hub_files)) as hub:
         code, _, err = await _models_cli(["pull", "acme/tiny-blip", "--captioner"], models, hub.url)
         assert code == 0, err
         code, _, err = await _models_cli(["pull", "acme/missing", "--captioner"], models, hub.url)
