@@ -96,6 +96,7 @@ class ComfyConnection:
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._heard = False
         self._closing = False
         #: ComfyUI's queue length (pending + running, every client) from the last ``status``.
         self.queue_remaining: int | None = None
@@ -117,6 +118,12 @@ class ComfyConnection:
     def connected(self) -> bool:
         """Whether the socket is open now."""
         return self._connected.is_set()
+
+    @property
+    def registered(self) -> bool:
+        """Whether ComfyUI has registered the open socket: it has sent something on it (its first frame, the
+        ``status`` with our sid, follows the registration). Before that a prompt's messages may go nowhere."""
+        return self._heard and self._connected.is_set()
 
     def start(self) -> None:
         """Start connecting (in the background; returns at once)."""
@@ -189,6 +196,7 @@ class ComfyConnection:
                 log.debug("comfy ws %s: %s", self.base_url, self.last_error)
             finally:
                 self._ws = None
+                self._heard = False
                 if self._connected.is_set():
                     self._connected.clear()
                     self._signal(ConnectionSignal.LOST)
@@ -211,6 +219,7 @@ class ComfyConnection:
         self._signal(ConnectionSignal.RESTORED)
         async for frame in ws:
             self.last_message_at = time.monotonic()
+            self._heard = True
             if frame.type == aiohttp.WSMsgType.TEXT:
                 message = parse_text_frame(frame.data)
                 if message is not None:

@@ -56,9 +56,23 @@ def output_images(outputs: Mapping[str, Any]) -> tuple[OutputImage, ...]:
 
 def result_from_history(prompt_id: str, entry: Mapping[str, Any], *, backend: str | None = None) -> RunResult:
     """Turn a history entry into the prompt's result."""
-    messages = status_messages(entry)
     status = entry.get("status")
     status_str = status.get("status_str") if isinstance(status, Mapping) else None
+    outputs = entry.get("outputs")
+    outputs = dict(outputs) if isinstance(outputs, Mapping) else {}
+    return result_from_messages(prompt_id, status_messages(entry), outputs, status_str=status_str, backend=backend)
+
+
+def result_from_messages(
+    prompt_id: str,
+    messages: Mapping[str, Mapping[str, Any]],
+    outputs: Mapping[str, Any],
+    *,
+    status_str: str | None = None,
+    backend: str | None = None,
+) -> RunResult:
+    """The prompt's result from its ``execution_*`` messages (by type) and its output nodes' UI outputs: what a
+    history entry holds, and what the prompt's own websocket messages carry (see :mod:`orchestrator.comfy.record`)."""
     if "execution_interrupted" in messages:
         data = messages["execution_interrupted"]
         return RunInterrupted(
@@ -80,13 +94,11 @@ def result_from_history(prompt_id: str, entry: Mapping[str, Any], *, backend: st
             execution_ms=execution_ms(messages, "execution_error"),
             backend=backend,
         )
-    outputs = entry.get("outputs")
-    outputs = dict(outputs) if isinstance(outputs, Mapping) else {}
     cached = messages.get("execution_cached", {}).get("nodes") or ()
     return RunSucceeded(
         prompt_id,
         images=output_images(outputs),
-        outputs=outputs,
+        outputs=dict(outputs),
         execution_ms=execution_ms(messages, "execution_success"),
         cached_nodes=tuple(str(n) for n in cached),
         backend=backend,

@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
 """Run one prompt on one backend, from submission to its final result.
 
-The websocket says when the prompt is done; ``/history`` says how it ended. The two are
-raced: whenever the socket drops or comes back, whenever nothing has arrived for
-``watchdog_s``, and every ``poll_s`` while the socket is down, ``/history`` (then
-``/queue``) is checked, so a lost websocket never hangs a run. A backend that does not
-answer for ``lost_after_s``, or that has forgotten the prompt, raises :class:`BackendLost`.
+The websocket says when the prompt is done and, when the run heard every message of it, how it ended
+(:mod:`orchestrator.comfy.record`: outputs from ``executed``, the end from ``execution_*``), so the run
+ends at the terminal message with no ``/history`` round trip. Otherwise ``/history`` says how it ended,
+and the two are raced: whenever the socket drops or comes back, whenever nothing has arrived for
+``watchdog_s``, and every ``poll_s`` while the socket is down, ``/history`` (then ``/queue``) is
+checked, so a lost websocket never hangs a run. A backend that does not answer for ``lost_after_s``,
+or that has forgotten the prompt, raises :class:`BackendLost`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from orchestrator.comfy.events import (
 from orchestrator.comfy.history import result_from_history
 from orchestrator.comfy.progress import ProgressMeter
 from orchestrator.comfy.protocol import PreviewFrame, WsMessage
+from orchestrator.comfy.record import SocketRecord
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,7 @@ class PromptRun:
         self._done_seen = False
         self._executing: str | None = None
         self._unreachable_since: float | None = None
+        self._record = SocketRecord()
 
     async def run(self) -> RunResult:
         """Submit the prompt and follow it to its end.
@@ -103,6 +107,8 @@ class PromptRun:
         try:
             if not self._conn.connected:
                 await self._conn.wait_connected(self._opt.connect_wait_s)
+            if not self._conn.registered:
+                self._record.broken()  # its first messages may go nowhere: the end comes from /history
             self.queue_number = await self._client.submit(self._graph, self.prompt_id)
             self.state = RunState.PENDING
             self.submitted.set()
@@ -147,14 +153,20 @@ class PromptRun:
             urgent = self._done_seen or self._unreachable_since is not None or not self._conn.connected
             item = await sub.get(self._opt.poll_s if urgent else self._opt.watchdog_s)
             if isinstance(item, WsMessage):
-                if not await self._handle(item):
+                ended = self._record.add(item)
+                done = await self._handle(item)
+                if ended and (heard := self._record.result(self.prompt_id, backend=self._backend)) is not None:
+                    return heard
+                if not done:
                     continue
                 self._done_seen = True
             elif isinstance(item, PreviewFrame):
                 await self._on_event(Preview(item.image, item.mime, item.node))
                 continue
-            elif item is ConnectionSignal.LOST:
-                log.info("comfy %s: socket lost while prompt %s in flight", self._client.base_url, self.prompt_id)
+            elif item is ConnectionSignal.LOST or item is ConnectionSignal.RESTORED:
+                self._record.broken()  # ComfyUI replays nothing to a new socket
+                if item is ConnectionSignal.LOST:
+                    log.info("comfy %s: socket lost while prompt %s in flight", self._client.base_url, self.prompt_id)
             result = await self._reconcile()
             if result is not None:
                 return result
@@ -187,6 +199,10 @@ class PromptRun:
         elif kind in ("execution_error", "execution_interrupted"):
             log.info("comfy %s: prompt %s %s", self._client.base_url, self.prompt_id, kind)
         return False
+
+    @property
+    def _backend(self) -> str:
+        return self._client.base_url
 
     def _class_of(self, node: str) -> str | None:
         spec = self._graph.get(node)

@@ -40,6 +40,7 @@ from orchestrator.comfy import (
     RunResult,
     RunSucceeded,
 )
+from orchestrator.comfy.history import result_from_history
 from orchestrator.generation.comfy_relay import ComfyEventRelay
 from orchestrator.generation.followup import follow_existing
 from orchestrator.generation.generation_services import GenerationServices
@@ -232,11 +233,27 @@ class GenerationKind:
             raise JobFailed("interrupted", "the prompt was interrupted on the ComfyUI backend", backend=result.backend)
         return await self._collect(job, payload, backend, result)
 
+    async def _with_every_output(
+        self, backend: Backend, job: ClaimedJob, payload: GenerationPayload, result: RunSucceeded
+    ) -> RunSucceeded:
+        """The result with every output node the template names; one missing (a message the socket did not
+        deliver, which ComfyUI never does on an unbroken socket) is looked up in the history entry."""
+        expected = payload.output_node_ids
+        if not expected or all(node in result.outputs for node in expected):
+            return result
+        entry = await backend.client.history(str(job.id))
+        full = result_from_history(str(job.id), entry, backend=backend.url) if entry is not None else None
+        if isinstance(full, RunSucceeded):
+            log.warning("job %s: output nodes missing from the run's messages; taken from /history", job.id)
+            return full
+        return result
+
     async def _collect(
         self, job: ClaimedJob, payload: GenerationPayload, backend: Backend, result: RunSucceeded
     ) -> JobOutcome:
         """Images past the content policy, then to storage; their rows and job.artifact events go with the
         job's success (one statement)."""
+        result = await self._with_every_output(backend, job, payload, result)
         selected = select_images(result, payload.output_node_ids)
         fetched = await fetch_outputs(backend.client, job.id, selected)
         home = self._services.local_home(backend.url)

@@ -25,6 +25,7 @@ from orchestrator.comfy import (
     RunSucceeded,
     run_prompt,
 )
+from orchestrator.comfy.history import result_from_history
 from tests.integration.comfy.conftest import FAST, corrupt_lora_graph, txt2img
 from tests.standin.comfyui import StandinComfyUI
 
@@ -74,6 +75,21 @@ async def test_txt2img_succeeds_with_outputs_progress_and_previews(
     assert {p.mime for p in previews} == {"image/png"}
     assert previews[0].node == "5"
     assert previews[0].image.startswith(b"\x89PNG")
+
+
+async def test_a_run_heard_in_full_ends_on_its_messages_without_asking_history(
+    standin: StandinComfyUI, client: ComfyClient, connection: ComfyConnection
+) -> None:
+    assert await connection.wait_connected(5.0)
+    await run_prompt(client, connection, txt2img(seed=3), str(uuid.uuid4()), None, FAST)  # the socket is heard
+    standin.requests.clear()
+    prompt_id = str(uuid.uuid4())
+    result = await run_prompt(client, connection, txt2img(seed=4), prompt_id, None, FAST)
+    asked = dict(standin.requests)
+
+    assert isinstance(result, RunSucceeded)
+    assert asked == {"POST /prompt": 1}
+    assert result == result_from_history(prompt_id, await client.history(prompt_id) or {}, backend=client.base_url)
 
 
 async def test_cached_rerun_runs_nothing_and_reuses_the_outputs(
@@ -160,10 +176,12 @@ async def test_websocket_lost_mid_run_completion_found_via_history(
     await standin.wait_held()
     await standin.drop_sockets(block=True)
     standin.release()
+    standin.requests.clear()
     result = await task
 
     assert isinstance(result, RunSucceeded)
     assert result.images
+    assert standin.requests["GET /history/{prompt_id}"] >= 1  # the socket's record was broken: history tells
     assert not connection.connected
     standin.allow_sockets()
     assert await connection.wait_connected(5.0)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -88,6 +90,8 @@ class StandinComfyUI:
             root, input_dir=self.options.input_dir, output_dir=self.options.output_dir, temp_dir=self.options.temp_dir
         )
         self.port = self.options.port
+        #: Requests answered, by method and route (``"GET /history/{prompt_id}"``): tests count round trips.
+        self.requests: Counter[str] = Counter()
         self._runner: web.AppRunner | None = None
         self._worker: asyncio.Task[None] | None = None
         self.hub: SocketHub
@@ -110,9 +114,17 @@ class StandinComfyUI:
             fail_classes=dict(self.options.fail_classes),
         )
         routes = Routes(self)
-        app = web.Application(client_max_size=100 * 1024 * 1024)
+        app = web.Application(client_max_size=100 * 1024 * 1024, middlewares=[self._count])
         routes.install(app)
         return app
+
+    @web.middleware
+    async def _count(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        route = request.match_info.route.resource
+        self.requests[f"{request.method} {route.canonical if route is not None else request.path}"] += 1
+        return await handler(request)
 
     async def start(self) -> str:
         """Listen (on ``port``, or a free one) and start the worker; returns the URL."""
