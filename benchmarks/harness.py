@@ -50,11 +50,13 @@ async def scratch_database() -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def service(env: Mapping[str, str] | None = None) -> AsyncIterator[RunningService]:
-    """`atelier serve` on a scratch database with an API key for one owner."""
+async def service(
+    env: Mapping[str, str] | None = None, *, adult_content: bool = False
+) -> AsyncIterator[RunningService]:
+    """`atelier serve` on a scratch database with an API key for one owner (``adult_content``: the key's flag)."""
     async with scratch_database() as database_url:
         engine = create_engine(database_url, pool_size=1)
-        key = await issue_key(engine, "bench")
+        key = await issue_key(engine, "bench", adult_content=adult_content)
         await engine.dispose()
         port = free_port()
         log = Path(tempfile.mkdtemp(prefix="atelier-bench-")) / "service.log"

@@ -31,6 +31,7 @@ from orchestrator.comfy import (
     RunSucceeded,
     run_prompt,
 )
+from orchestrator.comfy.history import result_from_history
 from tests.contract import cases
 from tests.contract.canonical import (
     cached_nodes,
@@ -235,6 +236,14 @@ async def test_server_answers(target: Target, session: aiohttp.ClientSession) ->
     assert observed["models"]["folders"] == read_json(server / "models.json")["folders"]
 
 
+async def test_index_page(target: Target, session: aiohttp.ClientSession) -> None:
+    """``GET /`` (the frontend's page) answers: wrappers such as comfyui-api probe it for liveness."""
+    async with session.get(f"{target.url}/") as response:
+        assert response.status == 200
+        assert response.content_type == "text/html"
+        assert "<html" in (await response.text()).lower()
+
+
 async def test_boundary_runs_prompts(target: Target, session: aiohttp.ClientSession) -> None:
     """Our own client, websocket and run code (what the service uses) against the target."""
     client = ComfyClient(target.url, session, f"atelier-contract-run-{uuid.uuid4().hex[:8]}")
@@ -253,6 +262,9 @@ async def test_boundary_runs_prompts(target: Target, session: aiohttp.ClientSess
         done = await run_prompt(client, connection, cases.txt2img(target.checkpoint), str(uuid.uuid4()), on_event)
         assert isinstance(done, RunSucceeded)
         assert done.execution_ms is not None
+        entry = await client.history(done.prompt_id)  # what the run's messages told equals what history keeps
+        assert entry is not None
+        assert done == result_from_history(done.prompt_id, entry, backend=client.base_url)
         assert (await client.view(done.images[0].filename, done.images[0].subfolder)).startswith(b"\x89PNG")
         progress = [e for e in events if isinstance(e, Progress)]
         assert progress[-1].step == progress[-1].total

@@ -23,6 +23,9 @@ def _error_body(kind: str, message: str, details: str) -> dict[str, Any]:
     return {"error": {"type": kind, "message": message, "details": details, "extra_info": {}}, "node_errors": {}}
 
 
+_INDEX_HTML = "<!doctype html><html><head><title>ComfyUI</title></head><body></body></html>\n"
+
+
 class Routes:
     """Request handlers bound to one stand-in server."""
 
@@ -60,6 +63,11 @@ class Routes:
         ]
         for prefix in ("", "/api"):
             app.router.add_routes([web.route(method, prefix + path, handler) for method, path, handler in table])
+        app.router.add_get("/", self.index)  # the frontend's page: only without the prefix, as on the real server
+
+    async def index(self, request: web.Request) -> web.Response:
+        """ComfyUI serves its frontend's ``index.html`` here; wrappers that probe ``/`` for liveness see 200."""
+        return web.Response(text=_INDEX_HTML, content_type="text/html")
 
     @property
     def ex(self) -> Any:

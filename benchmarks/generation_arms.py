@@ -1,0 +1,270 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The arms of ``bench_generation_overhead``: three ways of getting the same prompt run by ComfyUI.
+
+* direct: a minimal client -- ``POST /prompt`` with its own prompt id, then wait on its websocket for
+  ``executing`` with node null (ComfyUI's own example client does exactly this);
+* Atelier: ``POST /v1/generations`` (the service runs as its own process, ``atelier serve``) -> the
+  ``job.succeeded`` event on an SSE stream of the caller's events (``GET /v1/events``, opened once);
+* comfyui-api (SaladTechnologies/comfyui-api, MIT, a Node program run beside ComfyUI): its ``POST /prompt``
+  ``{"prompt": <API graph>, "id": <ours>}`` answers once the prompt is done, with the images inline
+  (``{"id", "images": [base64], "filenames", "stats"}``). Inside, it queues the graph under a prompt id of
+  ComfyUI's choosing, waits for ``execution_success`` on its websocket while polling ``/history``, reads the
+  files from ComfyUI's output folder (so it must run beside it, given that folder) and deletes them. It
+  prefixes every ``filename_prefix`` with our id, which is how its prompt is found in ``/history`` here.
+
+Every arm measures its client-visible wall time and reads ComfyUI's own execution time (``execution_start``
+-> ``execution_success`` timestamps) and queue wait from the prompt's history entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from tests.support.service import free_port
+
+#: comfyui-api reads ``<output dir>/<filename>`` and ignores ComfyUI's subfolder: its prefix has no slash.
+SAL_PREFIX = "bench_sal"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One measured generation."""
+
+    path: str
+    wall_ms: float
+    execution_ms: float
+    queue_wait_ms: float
+    prompt_id: str = ""
+    posted_at: float = 0.0
+    received_at: float = 0.0
+
+    @property
+    def overhead_ms(self) -> float:
+        """Client-visible time outside ComfyUI's execution."""
+        return self.wall_ms - self.execution_ms
+
+
+def timings_of(entry: Mapping[str, Any]) -> tuple[float, float]:
+    """ComfyUI's execution time and how long the prompt waited in its queue, from its history entry."""
+    stamps = {kind: data.get("timestamp") for kind, data in entry["status"]["messages"]}
+    created = entry["prompt"][3].get("create_time", stamps["execution_start"])
+    return float(stamps["execution_success"] - stamps["execution_start"]), float(stamps["execution_start"] - created)
+
+
+async def history_entry(http: aiohttp.ClientSession, comfy: str, prompt_id: str) -> dict[str, Any]:
+    """The prompt's ``/history`` entry."""
+    async with http.get(f"{comfy}/history/{prompt_id}") as response:
+        entry: dict[str, Any] = (await response.json())[prompt_id]
+    return entry
+
+
+async def _stop(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+class DirectClient:
+    """POST /prompt + wait for ``executing`` node null on our websocket."""
+
+    def __init__(self, http: aiohttp.ClientSession, comfy: str) -> None:
+        self.http = http
+        self.comfy = comfy
+        self.client_id = f"bench-direct-{uuid.uuid4().hex[:8]}"
+        self._done: dict[str, asyncio.Future[None]] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Open the websocket (once)."""
+        ws = await self.http.ws_connect(f"{self.comfy.replace('http', 'ws', 1)}/ws?clientId={self.client_id}")
+        self._reader = asyncio.create_task(self._read(ws))
+
+    async def close(self) -> None:
+        """Stop reading."""
+        await _stop(self._reader)
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for message in ws:
+            if message.type != aiohttp.WSMsgType.TEXT:
+                continue
+            data = json.loads(message.data)
+            if data["type"] == "executing" and data["data"].get("node") is None:
+                future = self._done.get(data["data"].get("prompt_id"))
+                if future is not None and not future.done():
+                    future.set_result(None)
+
+    async def run(self, graph: dict[str, Any]) -> Run:
+        """One prompt, timed from the POST to its ``executing`` null."""
+        prompt_id = str(uuid.uuid4())
+        self._done[prompt_id] = asyncio.get_running_loop().create_future()
+        started = time.perf_counter()
+        body = {"prompt": graph, "client_id": self.client_id, "prompt_id": prompt_id}
+        async with self.http.post(f"{self.comfy}/prompt", json=body) as response:
+            if response.status != 200:
+                raise RuntimeError(f"ComfyUI refused the prompt: {await response.text()}")
+        try:
+            await asyncio.wait_for(self._done[prompt_id], 300)
+        finally:
+            self._done.pop(prompt_id, None)
+        wall = (time.perf_counter() - started) * 1000
+        execution, waited = timings_of(await history_entry(self.http, self.comfy, prompt_id))
+        return Run("direct", wall, execution, waited, prompt_id)
+
+
+class AtelierClient:
+    """POST /v1/generations + wait for job.succeeded on one long-lived SSE stream."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str, headers: dict[str, str], comfy: str) -> None:
+        self.http = http
+        self.url = url
+        self.headers = headers
+        self.comfy = comfy
+        self._ended: dict[str, tuple[float, str]] = {}
+        self._changed = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Open the SSE stream of the caller's events (once)."""
+        response = await self.http.get(f"{self.url}/v1/events", headers=self.headers)
+        if response.status != 200:
+            raise RuntimeError(f"GET /v1/events answered {response.status}")
+        self._reader = asyncio.create_task(self._read(response))
+
+    async def close(self) -> None:
+        """Stop reading."""
+        await _stop(self._reader)
+
+    async def _read(self, response: aiohttp.ClientResponse) -> None:
+        event = ""
+        async for raw in response.content:
+            line = raw.decode().rstrip("\r\n")
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event in ("job.succeeded", "job.failed", "job.cancelled"):
+                self._ended[json.loads(line[5:])["job_id"]] = (time.perf_counter(), event)
+                self._changed.set()
+
+    async def run(self, body: dict[str, Any]) -> Run:
+        """One generation, timed from the POST to its ``job.succeeded`` event."""
+        posted_wall = time.time()
+        started = time.perf_counter()
+        async with self.http.post(f"{self.url}/v1/generations", json=body, headers=self.headers) as response:
+            answer = await response.json()
+            if response.status != 202:
+                raise RuntimeError(f"POST /v1/generations answered {response.status}: {answer}")
+        job_id = answer["id"]
+        async with asyncio.timeout(300):
+            while job_id not in self._ended:
+                self._changed.clear()
+                await self._changed.wait()
+        ended, kind = self._ended.pop(job_id)
+        if kind != "job.succeeded":
+            raise RuntimeError(f"job {job_id} ended with {kind}")
+        execution, waited = timings_of(await history_entry(self.http, self.comfy, job_id))
+        wall = (ended - started) * 1000
+        return Run("atelier", wall, execution, waited, job_id, posted_wall, posted_wall + wall / 1000)
+
+
+class ComfyApiClient:
+    """comfyui-api's synchronous ``POST /prompt``: the answer carries the images."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str, comfy: str) -> None:
+        self.http = http
+        self.url = url.rstrip("/")
+        self.comfy = comfy
+
+    async def run(self, graph: dict[str, Any]) -> Run:
+        """One prompt, timed from the POST to the answer with its images."""
+        request_id = str(uuid.uuid4())
+        started = time.perf_counter()
+        async with self.http.post(f"{self.url}/prompt", json={"prompt": graph, "id": request_id}) as response:
+            answer = await response.json()
+            if response.status != 200:
+                raise RuntimeError(f"comfyui-api answered {response.status}: {answer}")
+        wall = (time.perf_counter() - started) * 1000
+        filenames = answer.get("filenames") or []
+        images = [base64.b64decode(image) for image in answer.get("images") or []]
+        if not images or len(images) != len(filenames) or not all(i.startswith(b"\x89PNG") for i in images):
+            raise RuntimeError(f"comfyui-api answered without the PNG images: {str(answer)[:300]}")
+        prompt_id, entry = await self._find(request_id, filenames)
+        execution, waited = timings_of(entry)
+        return Run("comfyui-api", wall, execution, waited, prompt_id)
+
+    async def _find(self, request_id: str, filenames: list[str]) -> tuple[str, dict[str, Any]]:
+        """The ComfyUI prompt that wrote these files (comfyui-api chose its id), among the latest in history."""
+        async with self.http.get(f"{self.comfy}/history", params={"max_items": "8"}) as response:
+            entries: dict[str, Any] = await response.json()
+        for prompt_id, entry in entries.items():
+            written = {
+                image.get("filename")
+                for output in entry.get("outputs", {}).values()
+                for image in output.get("images") or ()
+            }
+            if set(filenames) <= written and all(name.startswith(request_id) for name in filenames):
+                return prompt_id, entry
+        raise RuntimeError(f"no ComfyUI prompt in /history wrote {filenames}")
+
+
+def _launch(program: Path, comfy: str, output_dir: Path, work: Path, port: int) -> tuple[list[str], dict[str, str]]:
+    """comfyui-api's command line and environment (its folders made under ``work``)."""
+    address = urlsplit(comfy)
+    for folder in ("home", "models", "input", "workflows"):
+        (work / folder).mkdir(parents=True, exist_ok=True)
+    program = program.absolute()
+    argv = ["node", str(program)] if program.suffix == ".js" else [str(program)]
+    return argv, {
+        **os.environ,
+        "CMD": "true",  # ComfyUI runs already: the command it would launch it with does nothing
+        "DIRECT_ADDRESS": address.hostname or "127.0.0.1",
+        "COMFYUI_PORT_HOST": str(address.port or 80),
+        "OUTPUT_DIR": str(output_dir),
+        "INPUT_DIR": str(work / "input"),
+        "COMFY_HOME": str(work / "home"),
+        "MODEL_DIR": str(work / "models"),
+        "WORKFLOW_DIR": str(work / "workflows"),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "LOG_LEVEL": "warn",
+    }
+
+
+@asynccontextmanager
+async def comfyui_api_process(program: Path, comfy: str, output_dir: Path, work: Path) -> AsyncIterator[str]:
+    """comfyui-api run beside ``comfy`` (``program``: its built entry point, e.g. ``dist/src/index.js``, run
+    with ``node``; or its single-file binary); yields its URL once ``/ready`` answers."""
+    port = free_port()
+    argv, env = _launch(program, comfy, output_dir, work, port)
+    log = (work / "comfyui-api.log").open("ab")
+    process = await asyncio.create_subprocess_exec(*argv, env=env, stdout=log, stderr=log, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http, asyncio.timeout(60):
+            while True:
+                if process.returncode is not None:
+                    raise RuntimeError(f"comfyui-api exited with {process.returncode}; see {work / 'comfyui-api.log'}")
+                try:
+                    async with http.get(f"{url}/ready") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.2)  # polling a process that offers no readiness signal
+        yield url
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
+        log.close()
