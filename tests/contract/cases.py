@@ -10,6 +10,7 @@ import copy
 import json
 import random
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -337,27 +338,74 @@ def with_lora(graph: Any, lora: str, strength: float = 1.0) -> Any:
     return graph
 
 
-#: The runs of the model-switch case, in order: (label, checkpoint index, with the LoRA).
-MODEL_SWITCH_RUNS = (
-    ("warm", 0, False),
-    ("same_model", 0, False),
-    ("lora_switch", 0, True),
-    ("lora_same", 0, True),
-    ("checkpoint_switch", 1, False),
-    ("checkpoint_back", 0, False),
-    ("checkpoint_same", 0, False),
-)
+def usable_loras(names: list[str]) -> list[str]:
+    """LoRA files that load (not the corrupt one of the error case), those that patch weights first (a *bogus*
+    file's keys match no layer)."""
+    return sorted((n for n in names if "corrupt" not in n), key=lambda n: ("bogus" in n, n))
 
 
-async def record_model_switch(
-    session: aiohttp.ClientSession, url: str, checkpoints: tuple[str, str], lora: str
+async def _free(session: aiohttp.ClientSession, url: str) -> None:
+    """``POST /free``: drop cached outputs and unload models; ComfyUI does it once the prompt running now ends."""
+    async with session.post(url + "/free", json={"unload_models": True, "free_memory": True}) as response:
+        response.raise_for_status()
+
+
+async def _mark_disturbed(session: aiohttp.ClientSession, url: str, runs: list[Record]) -> None:
+    """Mark the runs before which another client's prompt started (since our previous one): it may have loaded
+    another model, or the very one, so the run says nothing about a switch."""
+    history = await get_json(session, url, "/history?max_items=1000")
+    starts = {
+        prompt_id: data["timestamp"]
+        for prompt_id, entry in history.items()
+        for kind, data in entry.get("status", {}).get("messages", [])
+        if kind == "execution_start"
+    }
+    ours = {run["prompt_id"] for run in runs}
+    previous = float("-inf")
+    for run in runs:
+        start = starts.get(run["prompt_id"], previous)
+        run["disturbed"] = any(previous < t < start for p, t in starts.items() if p not in ours)
+        previous = start
+
+
+async def record_model_loads(
+    session: aiohttp.ClientSession, url: str, checkpoints: Sequence[str], loras: tuple[str, str], rounds: int = 3
 ) -> Record:
-    """What a model switch costs: the same 64-pixel prompt (a new seed each time) on checkpoint A, A again,
-    A with a LoRA (a LoRA-set switch), that again, checkpoint B, back to A (a checkpoint switch), and A again.
-    The node timings in the frames show which loaders ran and how long each run's nodes took."""
-    async with WsCapture(session, url, _client_id("switch")) as ws:
-        runs = []
-        for label, index, lora_on in MODEL_SWITCH_RUNS:
-            graph = txt2img(checkpoints[index], prefix="atelier_contract_switch")
-            runs.append(await _run(session, url, ws, label, with_lora(graph, lora) if lora_on else graph))
-    return {"case": "model_switch", "frames": ws.frames, "runs": runs, "checkpoints": list(checkpoints)}
+    """What a model switch costs. Each round: a checkpoint switch (to the round's checkpoint, taking turns when
+    two are given, after ``/free`` unloaded the last prompt's model and dropped the cached outputs: a switch to a
+    model that is not in memory, also on a server that keeps earlier models in RAM), a rerun of that model, a
+    LoRA-set switch on the same checkpoint, and a rerun of that. Every prompt has a new seed and a new positive
+    text (as jobs do), so the text encoders and the sampler run every time and a switch differs from its rerun
+    only by what it loads. A warm-up prompt comes first. The ``progress_state`` frames are left out: the timings
+    do not need them, and they are most of the bytes."""
+    takes = iter(range(1 << 30))
+
+    def graph(checkpoint: str, lora: str) -> Any:
+        base = txt2img(checkpoint, prefix="atelier_contract_loads")
+        base["2"]["inputs"]["text"] = f"a photo of a cat, take {next(takes)}"
+        return with_lora(base, lora)
+
+    async def run(label: str, graph: Any, round_: int, *, free_after: bool = False) -> Record:
+        ws.note(f"submit {label}")
+        prompt_id, answer = await submit(session, url, graph, ws.client_id)
+        if free_after:  # taken once this prompt has run, before the next one starts
+            ws.note("POST /free")
+            await _free(session, url)
+        await ws.wait_for(is_msg("executing", prompt_id, node=None), TIMEOUT_S)
+        history = (await get_json(session, url, f"/history/{prompt_id}")).get(prompt_id)
+        return {"label": label, "round": round_, "prompt_id": prompt_id, "graph": graph, "graph_known": True,
+                "submit": answer, "history": history}  # fmt: skip
+
+    async with WsCapture(session, url, _client_id("loads")) as ws:
+        runs = [await run("warmup", graph(checkpoints[-1], loras[1]), -1, free_after=True)]
+        for round_ in range(rounds):
+            checkpoint = checkpoints[round_ % len(checkpoints)]
+            first, second = loras[round_ % 2], loras[(round_ + 1) % 2]
+            runs.append(await run("checkpoint_switch", graph(checkpoint, first), round_))
+            runs.append(await run("rerun", graph(checkpoint, first), round_))
+            runs.append(await run("lora_switch", graph(checkpoint, second), round_))
+            runs.append(await run("rerun", graph(checkpoint, second), round_, free_after=True))
+    await _mark_disturbed(session, url, runs)
+    frames = [f for f in ws.frames if (f.get("msg") or {}).get("type") != "progress_state"]  # most of the bytes
+    return {"case": "model_loads", "frames": frames, "runs": runs, "checkpoints": list(checkpoints),
+            "loras": list(loras)}  # fmt: skip

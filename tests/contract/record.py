@@ -7,9 +7,12 @@ Runs the contract cases (``tests/contract/cases.py``) against the server and wri
 saw into the fixture layout (``runs/<case>.json``, ``prompt_errors.json``,
 ``upload_image.json``, ``server/*.json``; ``object_info.json`` only with ``--object-info``).
 Before the txt2img case it asks the server to drop its caches (``POST /free``) so that the
-recording shows every node executing. Afterwards run the contract test: the stand-in half
-fails where the stand-in no longer matches the recording. The server is used lightly
-(a few 64-pixel prompts), but it should be otherwise idle while recording.
+recording shows every node executing. ``model_loads`` (what a checkpoint or LoRA-set switch
+costs; the stand-in charges it) needs two LoRAs that load; ``--rounds`` sets how many switches of
+each kind it times. Afterwards run the contract test: the stand-in half fails where the stand-in
+no longer matches the recording. The server is used lightly (a few 64-pixel prompts), but it
+should be otherwise idle while recording: another client's prompt between two of ours spoils a
+switch measurement (such runs are marked ``disturbed`` and left out).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import aiohttp
 
 from tests.contract import cases
 from tests.standin.comfyui.files import png_bytes
-from tests.standin.comfyui.recordings import FIXTURES, write_json
+from tests.standin.comfyui.recordings import FIXTURES, switch_extras, write_json
 
 log = logging.getLogger("tests.contract.record")
 ALL_CASES = (
@@ -40,6 +43,7 @@ ALL_CASES = (
     "exec_error",
     "prompt_errors",
     "upload",
+    "model_loads",
 )
 
 
@@ -86,7 +90,27 @@ async def _drop_caches(session: aiohttp.ClientSession, url: str) -> None:
         response.raise_for_status()
 
 
-async def record(url: str, out: Path, wanted: list[str], checkpoint: str | None, object_info: bool) -> None:
+async def _model_loads(
+    session: aiohttp.ClientSession,
+    url: str,
+    checkpoint: str,
+    loras: list[str],
+    rounds: int,
+    save: Callable[[str, dict[str, Any]], None],
+) -> None:
+    usable = cases.usable_loras(loras)
+    if len(usable) < 2:
+        log.warning("%s offers fewer than two LoRAs that load: runs/model_loads.json left as it is", url)
+        return
+    recording = await cases.record_model_loads(session, url, [checkpoint], (usable[0], usable[1]), rounds)
+    save("runs/model_loads.json", recording)
+    extras = switch_extras(recording)
+    log.info("switch extras (s): %s", {k: [round(v, 3) for v in vs] for k, vs in extras.items()})
+
+
+async def record(
+    url: str, out: Path, wanted: list[str], checkpoint: str | None, object_info: bool, rounds: int = 3
+) -> None:
     """Record ``wanted`` cases from ``url`` into ``out``."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=900)) as session:
         server = await cases.record_server(session, url)
@@ -132,6 +156,7 @@ async def record(url: str, out: Path, wanted: list[str], checkpoint: str | None,
             "txt2img": txt2img,
             "exec_error": exec_error,
             "upload": upload,
+            "model_loads": lambda: _model_loads(session, url, ckpt, server["models"]["loras"], rounds, save),
             "cached_rerun": lambda: simple("cached_rerun", "runs/cached_rerun.json", cases.record_cached_rerun, ckpt),
             "interrupt": lambda: simple("interrupt", "runs/interrupt.json", cases.record_interrupt, ckpt),
             "routing": lambda: simple("routing", "runs/routing.json", cases.record_routing, ckpt),
@@ -151,13 +176,14 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(ALL_CASES), help=f"comma-separated subset of {ALL_CASES}")
     parser.add_argument("--checkpoint", help="checkpoint to use (default: a *slim* one the server offers)")
     parser.add_argument("--object-info", action="store_true", help="also rewrite object_info.json")
+    parser.add_argument("--rounds", type=int, default=3, help="switches of each kind in model_loads")
     args = parser.parse_args()
     wanted = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = sorted(set(wanted) - set(ALL_CASES))
     if unknown:
         parser.error(f"unknown cases: {unknown}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    asyncio.run(record(args.url.rstrip("/"), args.out, wanted, args.checkpoint, args.object_info))
+    asyncio.run(record(args.url.rstrip("/"), args.out, wanted, args.checkpoint, args.object_info, args.rounds))
 
 
 if __name__ == "__main__":

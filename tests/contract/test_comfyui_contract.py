@@ -10,8 +10,10 @@ passing means the recordings are still what the engine speaks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import os
+import statistics
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -44,7 +46,15 @@ from tests.contract.canonical import (
 )
 from tests.standin.comfyui import StandinComfyUI, StandinOptions
 from tests.standin.comfyui.files import png_bytes
-from tests.standin.comfyui.recordings import FIXTURES, read_json, recorded, run_fixture
+from tests.standin.comfyui.recordings import (
+    FIXTURES,
+    SWITCH_LABELS,
+    read_json,
+    recorded,
+    rerun_seconds,
+    run_fixture,
+    switch_extras,
+)
 from tests.standin.comfyui.server import default_models
 
 REAL_URL = os.environ.get("ATELIER_TEST_COMFYUI_URL", "").rstrip("/")
@@ -242,6 +252,32 @@ async def test_index_page(target: Target, session: aiohttp.ClientSession) -> Non
         assert response.status == 200
         assert response.content_type == "text/html"
         assert "<html" in (await response.text()).lower()
+
+
+#: The model-switch case's stand-in runs slower than the module's, so that a LoRA-set switch takes many
+#: milliseconds there; with the switch recording's own run times (the proportion of runs and switches recorded).
+SWITCH_STANDIN = StandinOptions(time_scale=0.1, warm_timings=True, previews=False)
+
+
+@pytest.mark.slow
+async def test_a_model_switch_costs_more_than_a_rerun(target: Target, session: aiohttp.ClientSession) -> None:
+    """A checkpoint switch and a LoRA-set switch each take measurably longer than a rerun of the model just
+    loaded: more than the reruns vary among themselves (their median absolute deviation) and over 10 ms."""
+    loras = cases.usable_loras(list(target.loras))
+    if len(loras) < 2:
+        pytest.skip(f"{target.name} offers fewer than two LoRAs that load: the model-switch case did NOT run there")
+    async with contextlib.AsyncExitStack() as stack:
+        url = target.url
+        if target.name == "standin":
+            url = (await stack.enter_async_context(StandinComfyUI(SWITCH_STANDIN))).url
+        observed = await cases.record_model_loads(session, url, [target.checkpoint], (loras[0], loras[1]), rounds=3)
+    extras, reruns = switch_extras(observed), rerun_seconds(observed)
+    if len(reruns) < 2 or not all(extras[label] for label in SWITCH_LABELS):
+        pytest.skip(f"{target.name}: other clients' prompts came between ours; the model-switch case did NOT run")
+    spread = statistics.median(abs(r - statistics.median(reruns)) for r in reruns)
+
+    for label in SWITCH_LABELS:
+        assert statistics.median(extras[label]) > max(0.01, spread), (label, extras[label], reruns)
 
 
 async def test_boundary_runs_prompts(target: Target, session: aiohttp.ClientSession) -> None:

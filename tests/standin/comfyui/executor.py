@@ -21,6 +21,7 @@ from typing import Any
 
 from tests.standin.comfyui.files import FileStore, png_bytes
 from tests.standin.comfyui.graph import ExecutionList, cache_keys
+from tests.standin.comfyui.loading import LoadKind, ModelKey
 from tests.standin.comfyui.prompt_run import Interrupted, NodeFailure, PromptRun, now_ms
 from tests.standin.comfyui.recordings import Recorded
 from tests.standin.comfyui.sockets import SocketHub
@@ -105,12 +106,17 @@ class Executor:
         self.running: Task | None = None
         self.history: dict[str, dict[str, Any]] = {}
         self.cache: dict[str, dict[str, Any] | None] = {}
+        #: The model the last sampler ran with (what a next prompt finds loaded); None after ``/free``.
+        self.loaded: ModelKey | None = None
+        #: Every switch charged: (prompt id, kind), in order (for tests).
+        self.loads: list[tuple[str, LoadKind]] = []
         self.last_node_id: str | None = None
         self.interrupted = asyncio.Event()
         self.gate = Gate()
         self.number = 0
         self._work = asyncio.Event()
         self._free = False
+        self._unload = False
 
     def queue_remaining(self) -> int:
         """Pending + running, as ``status`` reports it."""
@@ -147,10 +153,11 @@ class Executor:
         if prompt_id is None or (self.running is not None and self.running.prompt_id == prompt_id):
             self.interrupted.set()
 
-    def free(self, free_memory: bool) -> None:
-        """``/free``: with ``free_memory`` the cache is dropped before the next prompt."""
-        if free_memory:
-            self._free = True
+    def free(self, free_memory: bool, unload_models: bool) -> None:
+        """``/free``, taken before the next prompt starts (after the running one, as ComfyUI does): with
+        ``free_memory`` the cache is dropped; either flag unloads the model (the next prompt loads its own)."""
+        self._free = self._free or free_memory
+        self._unload = self._unload or free_memory or unload_models
 
     async def serve(self) -> None:
         """The worker: run pending prompts one at a time, lowest number first."""
@@ -165,6 +172,9 @@ class Executor:
             if self._free:
                 self.cache.clear()
                 self._free = False
+            if self._unload:
+                self.loaded = None
+                self._unload = False
             await self.broadcast_status()
             try:
                 await self._execute(task)

@@ -8,8 +8,8 @@ import time
 import zlib
 from typing import TYPE_CHECKING, Any
 
-from comfy_workflows.markers import MARKER_CLASSES
 from tests.standin.comfyui.files import png_bytes
+from tests.standin.comfyui.loading import MODEL_LOADERS, load_needed, marker_value, model_key
 from tests.standin.comfyui.validation import is_link
 
 if TYPE_CHECKING:
@@ -101,8 +101,9 @@ class PromptRun:
             raise failure
         steps = self._steps(node_id, class_type)
         if steps:
+            await self._load_models()
             await self._sample(node_id, class_type, steps)
-        else:
+        elif class_type not in MODEL_LOADERS:  # a loader's time is part of the switch charged before sampling
             await self.ex.sleep(self.ex.rec.seconds_for(class_type))
         ui = await self._save(node_id, class_type) if self.is_output(node_id) else None
         if ui:
@@ -117,6 +118,17 @@ class PromptRun:
             return 0
         steps = self.value_of(self.task.prompt[node_id].get("inputs", {}).get("steps"))
         return int(steps) if isinstance(steps, int | float) and steps > 0 else 0
+
+    async def _load_models(self) -> None:
+        """Before the first step: switch to this prompt's checkpoint and LoRA set if they are not the loaded ones
+        (see :mod:`tests.standin.comfyui.loading`)."""
+        wanted = model_key(self.task.prompt)
+        load = load_needed(self.ex.loaded, wanted, self.ex.rec.load_costs)
+        if load is not None:
+            self.ex.loads.append((self.task.prompt_id, load.kind))
+            await self.ex.sleep(load.recorded_s)
+        if wanted is not None:
+            self.ex.loaded = wanted
 
     async def _sample(self, node_id: str, class_type: str, steps: int) -> None:
         step_s = self.ex.rec.step_seconds.get(class_type, max(self.ex.rec.step_seconds.values(), default=1.0))
@@ -179,12 +191,7 @@ class PromptRun:
 
     def value_of(self, value: Any) -> Any:
         """A literal input value, or the value an Atelier parameter marker passes on through a link."""
-        if isinstance(value, list) and len(value) == 2 and value[0] in self.task.prompt:
-            source = self.task.prompt[value[0]]
-            marker = MARKER_CLASSES.get(str(source.get("class_type")))
-            if marker is not None:
-                return (source.get("inputs") or {}).get(marker.value_input)
-        return value
+        return marker_value(self.task.prompt, value)
 
     def _image_spec(self) -> tuple[int, int, int]:
         for node in self.task.prompt.values():

@@ -8,19 +8,25 @@ Fixture layout (written by ``tests.contract.seed`` from the reference recordings
 * ``server/{system_stats,features,models}.json`` — its other answers;
 * ``runs/<case>.json`` — ``{"case", "source", "frames": [{t, kind, msg|...}], "runs": [{label,
   prompt_id, graph, history}], "sockets"?: {name: frames}}``: websocket transcripts;
+* ``runs/model_loads.json`` — the same format, for prompts that switch checkpoint or LoRA set and prompts that
+  rerun the model just loaded (labels ``checkpoint_switch``, ``lora_switch``, ``rerun``; written by
+  ``python -m tests.contract.record_loads``): what a switch costs (:func:`switch_extras`);
 * ``prompt_errors.json`` / ``upload_image.json`` — HTTP answers per case.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import json
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.standin.comfyui.loading import MODEL_LOADERS, LoadCosts
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "comfyui"
 _DEFAULT_NODE_S = 0.2
@@ -56,6 +62,8 @@ class Recorded:
     step_seconds: dict[str, float]
     #: Recorded ``execution_error`` payloads by failure kind ("lora": corrupt LoRA, "image": not an image).
     error_templates: dict[str, dict[str, Any]]
+    #: What a checkpoint or LoRA-set switch adds to a prompt.
+    load_costs: LoadCosts = field(default_factory=LoadCosts)
 
     def seconds_for(self, class_type: str) -> float:
         """Recorded wall time of a non-sampling node (a default for classes never recorded)."""
@@ -94,6 +102,85 @@ def measure_timings(fixture: dict[str, Any]) -> tuple[dict[str, list[float]], di
     return nodes, steps
 
 
+SWITCH_LABELS = ("checkpoint_switch", "lora_switch")
+
+
+@dataclass(frozen=True)
+class PromptTimes:
+    """One recorded prompt: its execution (``execution_start`` to its end) and each executed node's time."""
+
+    execution_s: float
+    nodes: dict[str, float]
+
+
+def prompt_times(fixture: dict[str, Any], prompt_id: str) -> PromptTimes | None:
+    """The times of one prompt of a recording (None when it did not run to ``execution_success``)."""
+    seq = _prompt_frames(fixture["frames"], prompt_id)
+    starts = [t for t, kind, _ in seq if kind == "execution_start"]
+    ends = [t for t, kind, _ in seq if kind == "execution_success"]
+    if not starts or not ends:
+        return None
+    nodes: dict[str, float] = {}
+    for i, (t, kind, data) in enumerate(seq):
+        if kind == "executing" and data.get("node") is not None:
+            end = next((t2 for t2, k2, _ in seq[i + 1 :] if k2 not in ("progress", "executed")), None)
+            if end is not None:
+                nodes[str(data["node"])] = end - t
+    return PromptTimes(ends[0] - starts[0], nodes)
+
+
+def _reruns(fixture: dict[str, Any]) -> list[dict[str, Any]]:
+    return [run for run in fixture["runs"] if run["label"] == "rerun" and not run.get("disturbed")]
+
+
+def switch_extras(fixture: dict[str, Any]) -> dict[str, list[float]]:
+    """Per switch label, the seconds each recorded switch added to its prompt: its execution minus the median
+    execution of the reruns (same graph, new seed and text, nothing to load), minus what the nodes other than
+    model loaders that ran in the switch but in no rerun take when nothing loads (the negative prompt's encoder,
+    whose clip the switch changed; after ``/free`` the empty latent), counted at the reruns' median time of
+    their class: the stand-in runs those nodes by their own times, while the loading they did in the switch
+    (the first text encoder moves and patches the clip) is part of the switch. Runs that another client's prompt
+    came before (``disturbed``) are left out."""
+    extras: dict[str, list[float]] = {label: [] for label in SWITCH_LABELS}
+    reruns = _reruns(fixture)
+    timed = [times for run in reruns if (times := prompt_times(fixture, run["prompt_id"])) is not None]
+    if not timed:
+        return extras
+    baseline = statistics.median(times.execution_s for times in timed)
+    rerun_nodes = set.intersection(*(set(times.nodes) for times in timed))
+    warm_nodes, _ = measure_timings({"frames": fixture["frames"], "runs": reruns})
+    warm = {class_type: statistics.median(values) for class_type, values in warm_nodes.items()}
+    for switch in fixture["runs"]:
+        times = prompt_times(fixture, switch["prompt_id"])
+        if switch["label"] not in extras or switch.get("disturbed") or times is None:
+            continue
+        graph = switch.get("graph") or {}
+        classes = {node: str(graph.get(node, {}).get("class_type")) for node in times.nodes}
+        only_here = sum(
+            warm.get(classes[node], seconds)
+            for node, seconds in times.nodes.items()
+            if node not in rerun_nodes and classes[node] not in MODEL_LOADERS
+        )
+        extras[switch["label"]].append(times.execution_s - only_here - baseline)
+    return extras
+
+
+def rerun_seconds(fixture: dict[str, Any]) -> list[float]:
+    """Execution times of the undisturbed reruns."""
+    found = (prompt_times(fixture, run["prompt_id"]) for run in _reruns(fixture))
+    return [times.execution_s for times in found if times is not None]
+
+
+def load_costs_of(fixture: dict[str, Any]) -> LoadCosts:
+    """The stand-in's switch charges: the median of each kind's recorded switches (0 when none was recorded)."""
+    extras = switch_extras(fixture)
+
+    def median(label: str) -> float:
+        return max(0.0, statistics.median(extras[label])) if extras[label] else 0.0
+
+    return LoadCosts(checkpoint_s=median("checkpoint_switch"), lora_s=median("lora_switch"))
+
+
 def _error_templates() -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for kind, case in (("lora", "exec_error"), ("image", "bad_image")):
@@ -104,6 +191,22 @@ def _error_templates() -> dict[str, dict[str, Any]]:
             if msg.get("type") == "execution_error":
                 found[kind] = dict(msg["data"])
     return found
+
+
+@functools.cache
+def recorded_warm() -> Recorded:
+    """:func:`recorded` with the node and step times of the reruns in ``runs/model_loads.json``: prompts that
+    load nothing, measured on the server and in the session the switch costs come from, so that runs and
+    switches keep their recorded proportion. (The default timings come from the first recordings, whose
+    prompts loaded their models, on a slower machine; the tests are tuned to them.)"""
+    fixture = run_fixture("model_loads")
+    nodes, steps = measure_timings({"frames": fixture["frames"], "runs": _reruns(fixture)})
+    rec = recorded()
+    return dataclasses.replace(
+        rec,
+        node_seconds={**rec.node_seconds, **{k: statistics.median(v) for k, v in nodes.items()}},
+        step_seconds={**rec.step_seconds, **{k: statistics.median(v) for k, v in steps.items()}},
+    )
 
 
 @functools.cache
@@ -127,6 +230,7 @@ def recorded() -> Recorded:
         node_seconds={k: statistics.median(v) for k, v in nodes.items()},
         step_seconds={k: statistics.median(v) for k, v in steps.items()},
         error_templates=_error_templates(),
+        load_costs=load_costs_of(run_fixture("model_loads")),
     )
 
 

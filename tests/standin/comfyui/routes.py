@@ -143,7 +143,7 @@ class Routes:
 
     async def free(self, request: web.Request) -> web.Response:
         body = await request.json()
-        self.ex.free(bool(body.get("free_memory", False)))
+        self.ex.free(bool(body.get("free_memory", False)), bool(body.get("unload_models", False)))
         return web.Response(status=200)
 
     async def get_history(self, request: web.Request) -> web.Response:

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from tests.standin.comfyui.executor import Executor
 from tests.standin.comfyui.files import FileStore
-from tests.standin.comfyui.recordings import recorded
+from tests.standin.comfyui.recordings import recorded, recorded_warm
 from tests.standin.comfyui.routes import Routes
 from tests.standin.comfyui.sockets import SocketHub
 
@@ -50,6 +50,9 @@ class StandinOptions:
 
     #: Recorded node/step durations are multiplied by this (1.0 = as slow as the recording).
     time_scale: float = 0.002
+    #: Node and step times of prompts that load nothing, from the model-switch recording (the session the switch
+    #: costs come from), instead of the first recordings' (see :func:`~.recordings.recorded_warm`).
+    warm_timings: bool = False
     #: Send a preview frame after every sampler step.
     previews: bool = True
     #: Files offered per model folder ("checkpoints", "loras", ...); default: the recorded lists.
@@ -103,7 +106,7 @@ class StandinComfyUI:
         return f"http://{self.options.host}:{self.port}"
 
     def _fresh_state(self) -> web.Application:
-        rec = recorded()
+        rec = recorded_warm() if self.options.warm_timings else recorded()
         self.hub = SocketHub(rec.features)
         self.executor = Executor(
             self.hub,
