@@ -8,7 +8,8 @@ one owner) and the fairness one (one owner with 500 jobs, five with 10).
 
 Arms: ``fifo`` (the claim before the scheduler), ``sql`` (the scheduler as one statement), ``python-fresh``
 (the built scheduler reading the queue before every claim) and ``python`` (as built: the view of the queue is
-kept between this process's claims and read again when it may be stale).
+kept between this process's claims and read again when it may be stale); ``decide`` times the pure decision
+alone (``choose`` over the view, nothing written), the part of a ``python`` claim that is not a statement.
 
 The SQL arm is a prototype that does less than the built scheduler (one lane; affinity with a single deadline
 check instead of the deadline-order feasibility; no urgent jobs), so it is a lower bound of what a full SQL
@@ -36,7 +37,7 @@ from benchmarks.harness import percentile, scratch_database
 from orchestrator.db.engine import create_engine
 from orchestrator.jobs.claims import JobClaims
 from orchestrator.jobs.records import NewJob
-from orchestrator.jobs.scheduling import Lane, Policy
+from orchestrator.jobs.scheduling import Lane, Policy, choose
 from orchestrator.jobs.store import JobStore
 
 KIND = "bench-claim"
@@ -167,15 +168,27 @@ async def _arm(arm: str, workload: str) -> list[float]:
                 claims.invalidate()
                 return await python()
 
-            base = {"kinds": [KIND], "worker_id": "bench"}
+            view = await claims.read(frozenset({KIND}), policy) if arm == "decide" else None
+
+            async def decide() -> bool:
+                if view is None:
+                    return False
+                dispatch = choose(list(view.jobs.values()), [lane], view.shares, view.clock, view.now(), policy)
+                if dispatch is not None:
+                    view.apply(dispatch)
+                return dispatch is not None
+
+            base: dict[str, object] = {"kinds": [KIND], "worker_id": "bench"}
             sql = {**base, "loaded_key": lane.loaded_key, "lookahead": 64, "max_wait": 60.0, "run": 1.0}
             claim = {
                 "fifo": lambda: statement(_FIFO, base),
                 "sql": lambda: statement(_SQL_SCHEDULER, sql),
                 "python": python,
                 "python-fresh": python_fresh,
+                "decide": decide,
             }[arm]
-            return await _timed(count, claim)
+            # the decision runs on the view as read: up to `lookahead` jobs per owner, as a claim sees it
+            return await _timed(len(view.jobs) if view is not None else count, claim)
         finally:
             await engine.dispose()
 
@@ -183,7 +196,7 @@ async def _arm(arm: str, workload: str) -> list[float]:
 async def main(repeat: int) -> None:
     print("per-claim cost, ms (median / p90 / p99), every job of the workload claimed one at a time")
     for workload in ("mixed", "fairness"):
-        for arm in ("fifo", "sql", "python-fresh", "python"):
+        for arm in ("fifo", "sql", "python-fresh", "python", "decide"):
             costs = [c for _ in range(repeat) for c in await _arm(arm, workload)]
             print(
                 f"  {workload:8} {arm:12} {statistics.median(costs):6.2f} / {percentile(costs, 90):6.2f} / "
