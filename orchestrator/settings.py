@@ -218,7 +218,8 @@ class Settings(BaseSettings):
     scheduling: Literal["fair", "fifo"] = Field(
         "fair",
         description="fair = priority, then weighted fair share between owners, preferring jobs whose model a backend "
-        "has loaded; fifo = priority, then age (for comparison).",
+        "has loaded; fifo = priority, then age, no owner fairness, no model affinity (the baseline "
+        "benchmarks/bench_scheduling.py compares with).",
     )
     affinity_max_wait_s: float = Field(
         60.0,
