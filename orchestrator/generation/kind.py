@@ -81,6 +81,8 @@ class GenerationKind:
     takes ``comfyui_backend_depth`` prompts at once (the one running and the next, queued in ComfyUI)."""
 
     name = KIND
+    #: Before its acceptance is committed it only queues a prompt on ComfyUI, which a withdrawn run cancels.
+    starts_before_commit = True
 
     def __init__(
         self, services: GenerationServices, storage: Storage, pool: BackendPool, policy: ContentPolicy

@@ -8,7 +8,8 @@ Two ways a job reaches the worker:
 * **Handoff.** A job accepted by this process while one of its lanes is idle is written as running on that lane
   in its acceptance statement (:mod:`orchestrator.jobs.group_commit`) and started here at once: no notification
   round trip, no claim statement. It is only offered when no decision is being made (the claim loop is not
-  reading the queue) and owners have no caps (a cap needs the claim's slot check).
+  reading the queue) and owners have no caps (a cap needs the claim's slot check). Kinds in ``early_kinds``
+  start while that statement's commit is flushed, their writes held until it is known.
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ class Dispatcher:
         config: SchedulingConfig,
         *,
         room: Callable[[], int],
-        start: Callable[[ClaimedJob], None],
+        start: Callable[[ClaimedJob, asyncio.Future[bool] | None], None],
         idle_poll_s: float,
+        early_kinds: frozenset[str] = frozenset(),
     ) -> None:
         self.worker_id = worker_id
         self._claims = claims
@@ -67,6 +69,7 @@ class Dispatcher:
         self._room = room
         self._start = start
         self._idle_poll_s = idle_poll_s
+        self._early_kinds = early_kinds
         self._wake = asyncio.Event()
         self._deciding = asyncio.Lock()
         self._held: dict[uuid.UUID, _Held] = {}
@@ -143,7 +146,7 @@ class Dispatcher:
             if claim is None:
                 return False
             self._hold(claim.job, claim.lane.name)
-            self._start(claim.job)
+            self._start(claim.job, None)
         return True
 
     # -- handoffs (orchestrator.jobs.group_commit.Handoff) -------------------------------------------
@@ -162,12 +165,13 @@ class Dispatcher:
         self._reserved += 1
         self._hold_lane(job.id, job.kind, dispatch.lane.name, job.affinity_key)
         backend = dispatch.lane.name if self._book.is_backend(dispatch.lane.name) else None
-        return HandoffLane(dispatch.lane.name, backend)
+        return HandoffLane(dispatch.lane.name, backend, early=job.kind in self._early_kinds)
 
-    def deliver(self, job: ClaimedJob) -> None:
-        """Run a job written as running on the lane reserved for it."""
+    def deliver(self, job: ClaimedJob, committed: asyncio.Future[bool] | None = None) -> None:
+        """Run a job written as running on the lane reserved for it (``committed``: not yet known to be
+        committed; its run writes nothing before that future says True)."""
         self._reserved -= 1
-        self._start(job)
+        self._start(job, committed)
 
     def decline(self, job: NewJob, lane: HandoffLane) -> None:
         """The job was queued instead: free its lane and look at the queue."""

@@ -4,6 +4,15 @@ Each accepted job still gets its own row, its own ``job.queued`` event and its o
 all committed before its caller hears back. Requests that arrive while a batch is being written
 form the next batch, so a lone request goes straight through (no timer, no added latency) and a
 burst pays one round trip and one WAL flush per batch instead of per job.
+
+A job handed to this process's idle worker starts *while its commit is flushed*: the batch then runs
+as ``BEGIN``; the statement; ``COMMIT``, and as soon as the statement says the job was written as
+running its kind starts (for kinds that may: :attr:`HandoffLane.early`), e.g. a generation's prompt
+goes to ComfyUI during the WAL flush, which on a loaded disk is the longest part of acceptance. The
+run writes nothing before the commit is known (its context waits for it, the worker too), nothing is
+notified before it (NOTIFY is delivered at commit), and the caller's 202 still comes after it. If the
+commit fails, the run is withdrawn (its engine work cancelled) and the job's request fails: whether the
+commit happened is then unknown, so it is not written again (a committed one is reaped and rerun).
 """
 
 from __future__ import annotations
@@ -12,11 +21,11 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import Row, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import Integer, Text
@@ -29,6 +38,8 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
 Pending = tuple[NewJob, "asyncio.Future[int]"]
+#: Per job written: its ``job.queued`` event id, and whether it was written as started (handed off).
+Written = dict[uuid.UUID, tuple[int, bool]]
 
 # A job offered to this process's idle worker (``lane`` set) is written as running, with ``job.queued`` then
 # ``job.started``, when no queued job of its kind and at least its priority is waiting (it would go first);
@@ -115,8 +126,10 @@ class Handoff(Protocol):
         """Reserve a free lane for ``job`` (synchronously); None when none is free."""
         ...
 
-    def deliver(self, job: ClaimedJob) -> None:
-        """The job was written as running on the reserved lane (``job.lane``): run it."""
+    def deliver(self, job: ClaimedJob, committed: asyncio.Future[bool] | None = None) -> None:
+        """The job was written as running on the reserved lane (``job.lane``): run it. With ``committed``
+        (an early start) its commit is still being flushed: the run must write nothing before that future
+        says True, and stop when it says False."""
         ...
 
     def decline(self, job: NewJob, lane: HandoffLane) -> None:
@@ -126,10 +139,12 @@ class Handoff(Protocol):
 
 @dataclass(frozen=True)
 class HandoffLane:
-    """A lane reserved for a handoff; ``backend`` when it is an engine backend."""
+    """A lane reserved for a handoff; ``backend`` when it is an engine backend; ``early`` when the job's kind may
+    start before its acceptance is committed."""
 
     name: str
     backend: str | None = None
+    early: bool = False
 
 
 class AcceptanceBatcher:
@@ -141,6 +156,7 @@ class AcceptanceBatcher:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._transactions = engine
         self._pending: list[Pending] = []
         self._writer: asyncio.Task[None] | None = None
         self._handoff: Handoff | None = None
@@ -163,28 +179,33 @@ class AcceptanceBatcher:
             batch, self._pending = _next_batch(self._pending)
             handoff = self._handoff
             offers = [handoff.offer(job) if handoff is not None else None for job, _ in batch]
+            starts = _EarlyStarts(batch, offers, handoff)
             try:
-                written = await self._write([job for job, _ in batch], offers)
+                written = await self._write([job for job, _ in batch], offers, before_commit=starts.hook())
             except Exception as exc:
-                self._decline(batch, offers)
-                await self._write_one_by_one(batch, exc)
+                rest = starts.withdraw(exc)
+                self._decline(rest, [lane for (job, _), lane in zip(batch, offers, strict=True) if job not in starts])
+                await self._write_one_by_one(rest, exc)
                 continue
+            starts.confirm()
             for (job, future), lane in zip(batch, offers, strict=True):
                 outcome = written.get(job.id)  # None: its idempotency key was taken first
-                if lane is not None and handoff is not None:
+                if lane is not None and handoff is not None and job not in starts:
                     if outcome is not None and outcome[1]:
                         handoff.deliver(_claimed(job, lane))
                     else:
                         handoff.decline(job, lane)
                 _settle(future, outcome)
 
-    def _decline(self, batch: list[tuple[NewJob, asyncio.Future[int]]], offers: list[HandoffLane | None]) -> None:
+    def _decline(self, batch: list[Pending], offers: list[HandoffLane | None]) -> None:
         for (job, _), lane in zip(batch, offers, strict=True):
             if lane is not None and self._handoff is not None:
                 self._handoff.decline(job, lane)
 
-    async def _write_one_by_one(self, batch: list[tuple[NewJob, asyncio.Future[int]]], exc: Exception) -> None:
+    async def _write_one_by_one(self, batch: list[Pending], exc: Exception) -> None:
         """A failed batch fails only the jobs that fail on their own (none is handed off then)."""
+        if not batch:
+            return
         if len(batch) == 1:
             if not batch[0][1].done():
                 batch[0][1].set_exception(exc)
@@ -200,9 +221,15 @@ class AcceptanceBatcher:
                 _settle(future, written)
 
     async def _write(
-        self, jobs: Sequence[NewJob], offers: Sequence[HandoffLane | None]
-    ) -> dict[uuid.UUID, tuple[int, bool]]:
-        """Write the jobs; per job its ``job.queued`` event id and whether it was written as started."""
+        self,
+        jobs: Sequence[NewJob],
+        offers: Sequence[HandoffLane | None],
+        *,
+        before_commit: Callable[[Written], None] | None = None,
+    ) -> Written:
+        """Write the jobs; per job its ``job.queued`` event id and whether it was written as started.
+        ``before_commit``: called with that once the statement ran, while its commit is flushed (a transaction
+        of its own then, one statement otherwise)."""
         params = {
             "ids": [j.id for j in jobs],
             "owners": [j.owner_id for j in jobs],
@@ -217,11 +244,63 @@ class AcceptanceBatcher:
             **_idempotency_params(jobs),
             "worker_id": self._handoff.worker_id if self._handoff is not None else None,
         }
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(_CREATE_MANY, params)).all()
-        queued = {row.job_id: int(row.event_id) for row in rows if row.type == EventType.QUEUED.value}
-        started = {row.job_id for row in rows if row.type == EventType.STARTED.value}
-        return {job_id: (event_id, job_id in started) for job_id, event_id in queued.items()}
+        if before_commit is None:
+            async with self._engine.connect() as conn:
+                return _written((await conn.execute(_CREATE_MANY, params)).all())
+        async with self._transactions.connect() as conn, conn.begin():
+            written = _written((await conn.execute(_CREATE_MANY, params)).all())
+            before_commit(written)
+        return written
+
+
+def _written(rows: Sequence[Row[Any]]) -> Written:
+    queued = {row.job_id: int(row.event_id) for row in rows if row.type == EventType.QUEUED.value}
+    started = {row.job_id for row in rows if row.type == EventType.STARTED.value}
+    return {job_id: (event_id, job_id in started) for job_id, event_id in queued.items()}
+
+
+class _EarlyStarts:
+    """The jobs of one batch that start while its commit is flushed (see the module's notes)."""
+
+    def __init__(self, batch: list[Pending], offers: list[HandoffLane | None], handoff: Handoff | None) -> None:
+        self._batch = batch
+        self._offers = offers
+        self._handoff = handoff
+        self._committed: dict[uuid.UUID, asyncio.Future[bool]] = {}
+
+    def __contains__(self, job: object) -> bool:
+        """Whether ``job`` (a NewJob) was started early."""
+        return isinstance(job, NewJob) and job.id in self._committed
+
+    def hook(self) -> Callable[[Written], None] | None:
+        """What the write calls once its statement ran; None when no job of the batch may start early."""
+        if self._handoff is None or not any(lane is not None and lane.early for lane in self._offers):
+            return None
+        return self._start
+
+    def _start(self, written: Written) -> None:
+        for (job, _), lane in zip(self._batch, self._offers, strict=True):
+            if self._handoff is not None and lane is not None and lane.early and written.get(job.id, (0, False))[1]:
+                self._committed[job.id] = asyncio.get_running_loop().create_future()
+                self._handoff.deliver(_claimed(job, lane), self._committed[job.id])
+
+    def confirm(self) -> None:
+        """The commit went through: the early runs may write."""
+        for committed in self._committed.values():
+            committed.set_result(True)
+
+    def withdraw(self, exc: Exception) -> list[Pending]:
+        """The commit failed: the early runs stop and their requests fail with ``exc``; the rest of the batch."""
+        rest = []
+        for job, future in self._batch:
+            committed = self._committed.get(job.id)
+            if committed is None:
+                rest.append((job, future))
+                continue
+            committed.set_result(False)
+            if not future.done():
+                future.set_exception(exc)
+        return rest
 
 
 def _idempotency_params(jobs: Sequence[NewJob]) -> dict[str, list[Any]]:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from orchestrator.events.types import EventType
 from orchestrator.jobs.outcome import JobOutcome
 from orchestrator.jobs.records import ClaimedJob
-from orchestrator.jobs.store import JobStore
+from orchestrator.jobs.store import JobLost, JobStore
 from orchestrator.logs import bind
 
 
@@ -36,7 +36,12 @@ class JobFailed(Exception):
 
 class JobContext:
     """What a running job may do besides computing: report progress and events, name its backend, and give its
-    lane back early (a backend can take the next prompt while this job still collects its outputs)."""
+    lane back early (a backend can take the next prompt while this job still collects its outputs).
+
+    A job started while its acceptance was being committed (``committed``, see
+    :mod:`orchestrator.jobs.group_commit`) writes nothing before that commit is known: each write waits for
+    it, and raises :class:`~orchestrator.jobs.store.JobLost` when it failed (the worker stops the job then).
+    """
 
     def __init__(
         self,
@@ -44,11 +49,22 @@ class JobContext:
         worker_id: str,
         job: ClaimedJob,
         release: Callable[[float | None], None] | None = None,
+        *,
+        committed: asyncio.Future[bool] | None = None,
     ) -> None:
         self._store = store
         self._worker_id = worker_id
         self._release = release
+        self._committed = committed
         self.job = job
+
+    async def on_record(self) -> bool:
+        """Whether the job's acceptance is committed (at once, unless it is still being committed: then after)."""
+        return self._committed is None or await asyncio.shield(self._committed)
+
+    async def _writable(self) -> None:
+        if not await self.on_record():
+            raise JobLost(str(self.job.id))
 
     def release_lane(self, run_s: float | None = None) -> None:
         """The engine is done with this job (``run_s``: how long it ran there, for the scheduler's estimates)."""
@@ -61,14 +77,17 @@ class JobContext:
         percent = round(100.0 * step / total, 2) if total > 0 else None
         data = {"stage": stage, "step": step, "total": total, "percent": percent}
         data.update({k: v for k, v in extra.items() if v is not None})
+        await self._writable()
         await self._store.record(self.job.id, self._worker_id, EventType.PROGRESS, data)
 
     async def emit(self, event_type: EventType, data: Mapping[str, Any]) -> None:
         """Write another event of the running job (``job.artifact``, ``job.preview``)."""
+        await self._writable()
         await self._store.record(self.job.id, self._worker_id, event_type, data)
 
     async def set_backend(self, backend: str) -> None:
         """Record which engine backend runs this job (and name it on the job's log lines from now on)."""
+        await self._writable()
         await self._store.set_backend(self.job.id, self._worker_id, backend)
         bind(backend=backend)
 
@@ -78,6 +97,10 @@ class JobKind(Protocol):
 
     Cancellation arrives as ``asyncio.CancelledError``: clean up (stop the engine's work) and
     re-raise; the worker records the outcome.
+
+    A kind with a true ``starts_before_commit`` attribute may be started while its job's acceptance is still
+    being committed (the job handed to this process's idle worker; see :mod:`orchestrator.jobs.group_commit`):
+    only kinds whose work before their first write can be cancelled without a trace should say so.
     """
 
     name: str
@@ -125,6 +148,8 @@ class NoopKind:
     """Emits ``steps`` progress events, ``step_ms`` apart, then succeeds."""
 
     name = "noop"
+    #: It touches nothing outside its job's rows, so it may start while its acceptance is committed.
+    starts_before_commit = True
 
     async def run(self, job: ClaimedJob, ctx: JobContext) -> Mapping[str, Any]:
         """Count through the steps."""

@@ -37,6 +37,7 @@ class StopReason(Enum):
     CANCEL_REQUESTED = "cancel"
     SHUTDOWN = "shutdown"
     LOST = "lost"
+    WITHDRAWN = "withdrawn"  # started before its acceptance was committed, and the commit failed
 
 
 @dataclass
@@ -44,6 +45,13 @@ class _Running:
     job: ClaimedJob
     task: asyncio.Task[None]
     stop_reason: StopReason | None = None
+    #: For a job started while its acceptance was committed: whether it was (unresolved: not known yet).
+    committed: asyncio.Future[bool] | None = None
+
+    @property
+    def on_record(self) -> bool:
+        """Whether the job's row is known to be committed (so that a heartbeat can find it)."""
+        return self.committed is None or (self.committed.done() and self.committed.result())
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,7 @@ class Worker:
         self._loops: list[asyncio.Task[None]] = []
         sources = {k: kind for k, kind in kinds.items() if k in config.kinds and isinstance(kind, LaneSource)}
         slot_kinds = frozenset(k for k in config.kinds if k not in sources)
+        early = frozenset(k for k in config.kinds if getattr(kinds[k], "starts_before_commit", False))
         self.dispatcher = Dispatcher(
             claims or JobClaims(store.engine),
             LaneBook(sources, slot_kinds),
@@ -98,6 +107,7 @@ class Worker:
             room=self._room,
             start=self._start,
             idle_poll_s=config.idle_poll_s,
+            early_kinds=early,
         )
         for source in sources.values():
             source.on_lanes_changed(self.dispatcher.wake)
@@ -145,18 +155,24 @@ class Worker:
     def _room(self) -> int:
         return self._config.concurrency - len(self._running) - self.dispatcher.reserved
 
-    def _start(self, job: ClaimedJob) -> None:
-        task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
-        self._running[job.id] = _Running(job, task)
+    def _start(self, job: ClaimedJob, committed: asyncio.Future[bool] | None) -> None:
+        task = asyncio.create_task(self._run(job, committed), name=f"job-{job.id}")
+        self._running[job.id] = _Running(job, task, committed=committed)
+        if committed is not None:
+            committed.add_done_callback(lambda done: self._withdraw_unless(done.result(), job.id))
+
+    def _withdraw_unless(self, committed: bool, job_id: uuid.UUID) -> None:
+        if not committed:
+            self._stop(job_id, StopReason.WITHDRAWN)
 
     # -- running ------------------------------------------------------------------------------------
 
-    async def _run(self, job: ClaimedJob) -> None:
+    async def _run(self, job: ClaimedJob, committed: asyncio.Future[bool] | None) -> None:
         started = time.monotonic()
         fields = {"job_id": job.id, "owner": job.owner_id, "kind": job.kind, "attempt": job.attempts}
         try:
             with bound(**fields, backend=job.backend):  # every line the job logs carries them
-                outcome = await self._execute(job)
+                outcome = await self._execute(job, committed)
                 seconds = time.monotonic() - started
                 log.info("job %s %s after %.3f s", job.id, outcome, seconds, extra={"outcome": outcome})
             self._observe(job.kind, outcome, seconds)
@@ -168,22 +184,25 @@ class Worker:
             self._running.pop(job.id, None)
             self.dispatcher.release(job.id)
 
-    async def _execute(self, job: ClaimedJob) -> str:
+    async def _execute(self, job: ClaimedJob, committed: asyncio.Future[bool] | None) -> str:
         """Run the job and record how it ended; that outcome (succeeded, failed, retrying, cancelled, ...)."""
-        ctx = JobContext(self._store, self.worker_id, job, lambda run_s: self.dispatcher.release(job.id, run_s))
+        release = lambda run_s: self.dispatcher.release(job.id, run_s)  # noqa: E731
+        ctx = JobContext(self._store, self.worker_id, job, release, committed=committed)
         try:
             result = await self._kinds[job.kind].run(job, ctx)
         except asyncio.CancelledError:
             return await self._record_stop(job)
         except JobFailed as failure:
-            return await self._record_failure(job, failure)
+            return await self._record_failure(job, failure) if await ctx.on_record() else "withdrawn"
         except JobLost:
             log.info("job %s was taken from this worker; dropping it", job.id)
-            return "lost"
+            return "withdrawn" if not await ctx.on_record() else "lost"
         except Exception as exc:
             log.exception("job %s crashed", job.id)
             crash = JobFailed("internal", f"{type(exc).__name__}: {exc}", retryable=True)
-            return await self._record_failure(job, crash)
+            return await self._record_failure(job, crash) if await ctx.on_record() else "withdrawn"
+        if not await ctx.on_record():
+            return "withdrawn"
         outcome = result if isinstance(result, JobOutcome) else JobOutcome(result=result)
         try:
             await self._store.succeed(
@@ -197,6 +216,8 @@ class Worker:
     async def _record_stop(self, job: ClaimedJob) -> str:
         running = self._running.get(job.id)
         reason = running.stop_reason if running else StopReason.SHUTDOWN
+        if running is not None and running.committed is not None and not await asyncio.shield(running.committed):
+            return "withdrawn"  # its acceptance was never committed: there is nothing to record
         if reason is StopReason.CANCEL_REQUESTED:
             await self._finish(job, Status.CANCELLED, data={"reason": "cancelled by request"})
             return "cancelled"
@@ -233,7 +254,7 @@ class Worker:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self._config.heartbeat_interval_s)  # a period, not synchronisation
-            ids = self.running_job_ids
+            ids = [job_id for job_id, running in self._running.items() if running.on_record]
             try:
                 alive = await self._store.heartbeat(self.worker_id, ids)
             except Exception:

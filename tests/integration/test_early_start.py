@@ -1,0 +1,187 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A job handed to this process's idle worker starts while its acceptance is committed, writes nothing before
+the commit is known, and is withdrawn -- its work cancelled, nothing recorded -- when the commit fails."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from orchestrator.events.types import EventType
+from orchestrator.jobs.claims import JobClaims
+from orchestrator.jobs.group_commit import HandoffLane
+from orchestrator.jobs.kinds import JobContext
+from orchestrator.jobs.records import ClaimedJob, NewJob
+from orchestrator.jobs.store import JobLost, JobStore
+from orchestrator.jobs.worker import Worker, WorkerConfig
+from tests.support.db import wait_for_terminal
+
+
+class StartingKind:
+    """Notes whether its job's acceptance was known to be committed when it started; waits for ``go``."""
+
+    starts_before_commit = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.started = asyncio.Event()
+        self.committed_at_start: bool | None = None
+        self.cancelled = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def run(self, job: ClaimedJob, ctx: JobContext) -> Mapping[str, Any]:
+        self.committed_at_start = ctx._committed is None or ctx._committed.done()
+        self.started.set()
+        try:
+            await self.go.wait()
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+        await ctx.progress("working", 1, 1)
+        return {"ok": True}
+
+
+def _config(kind: str) -> WorkerConfig:
+    return WorkerConfig(
+        kinds=(kind,),
+        concurrency=2,
+        heartbeat_interval_s=0.05,
+        heartbeat_timeout_s=5.0,
+        shutdown_timeout_s=5.0,
+        idle_poll_s=0.2,
+    )
+
+
+@pytest.fixture
+async def fail_marked_commits(engine: AsyncEngine) -> AsyncIterator[None]:
+    """A deferred constraint trigger: a job whose payload carries ``fail_at_commit`` fails its transaction's COMMIT
+    (after the statement that wrote it succeeded), which is how a commit can be made to fail on purpose."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                """
+CREATE FUNCTION test_fail_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.payload ? 'fail_at_commit' THEN RAISE EXCEPTION 'commit refused for the test'; END IF;
+    RETURN NULL;
+END $$"""
+            )
+        )
+        await conn.execute(
+            text(
+                "CREATE CONSTRAINT TRIGGER test_fail_at_commit AFTER INSERT ON jobs DEFERRABLE INITIALLY DEFERRED "
+                "FOR EACH ROW EXECUTE FUNCTION test_fail_at_commit()"
+            )
+        )
+    try:
+        yield
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP TRIGGER test_fail_at_commit ON jobs"))
+            await conn.execute(text("DROP FUNCTION test_fail_at_commit()"))
+
+
+async def test_a_handed_off_job_starts_before_its_commit_and_writes_after_it(
+    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID, database_url: str
+) -> None:
+    kind = StartingKind(f"early-{uuid.uuid4().hex[:8]}")
+    worker = Worker(store, {kind.name: kind}, _config(kind.name), claims=JobClaims(engine))
+    store.attach_handoff(worker.dispatcher)
+    try:
+        job = NewJob(owner_id=owner_id, kind=kind.name, payload={})
+        await store.create(job)
+        assert kind.started.is_set()  # started before create returned: in the commit's flush, not after it
+        assert kind.committed_at_start is False
+        kind.go.set()
+        await wait_for_terminal(database_url, [job.id])
+        async with engine.connect() as conn:
+            events = (
+                await conn.execute(text("SELECT type FROM job_events WHERE job_id = :id ORDER BY id"), {"id": job.id})
+            ).scalars()
+            assert list(events) == ["job.queued", "job.started", "job.progress", "job.succeeded"]
+    finally:
+        store.attach_handoff(None)
+        await worker.stop()
+
+
+async def test_a_failed_commit_withdraws_the_run_and_records_nothing(
+    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID, fail_marked_commits: None
+) -> None:
+    kind = StartingKind(f"early-{uuid.uuid4().hex[:8]}")
+    worker = Worker(store, {kind.name: kind}, _config(kind.name), claims=JobClaims(engine))
+    store.attach_handoff(worker.dispatcher)
+    try:
+        job = NewJob(owner_id=owner_id, kind=kind.name, payload={"fail_at_commit": True})
+        creating = asyncio.create_task(store.create(job))
+        await kind.started.wait()  # it runs while the commit is tried
+        task = worker._running[job.id].task
+        with pytest.raises(DBAPIError, match="commit refused"):
+            await creating
+        await asyncio.gather(task, return_exceptions=True)
+        assert kind.cancelled.is_set()  # its work was stopped
+        assert worker.running_job_ids == []
+        assert await store.status_of(job.id) is None
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM job_events WHERE job_id = :id"), {"id": job.id}) == 0
+        assert worker.dispatcher.reserved == 0
+        assert worker.dispatcher.offer(NewJob(owner_id=owner_id, kind=kind.name, payload={})) is not None  # free
+    finally:
+        store.attach_handoff(None)
+        await worker.stop()
+
+
+async def test_a_kind_that_may_not_start_early_starts_after_the_commit(
+    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID, database_url: str
+) -> None:
+    kind = StartingKind(f"late-{uuid.uuid4().hex[:8]}")
+    kind.starts_before_commit = False
+    worker = Worker(store, {kind.name: kind}, _config(kind.name), claims=JobClaims(engine))
+    store.attach_handoff(worker.dispatcher)
+    try:
+        probe = NewJob(owner_id=owner_id, kind=kind.name, payload={})
+        lane = worker.dispatcher.offer(probe)
+        assert lane == HandoffLane("slot", None, early=False)
+        worker.dispatcher.decline(probe, lane)
+        job = NewJob(owner_id=owner_id, kind=kind.name, payload={})
+        await store.create(job)
+        await kind.started.wait()
+        assert kind.committed_at_start is True
+        kind.go.set()
+        await wait_for_terminal(database_url, [job.id])
+    finally:
+        store.attach_handoff(None)
+        await worker.stop()
+
+
+async def test_a_context_writes_only_once_its_commit_is_known(
+    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID
+) -> None:
+    job = NewJob(owner_id=owner_id, kind="noop", payload={})
+    await store.create(job)
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE jobs SET status = 'running', worker_id = 'w' WHERE id = :id"), {"id": job.id})
+    claimed = ClaimedJob(job.id, owner_id, "noop", {}, attempts=1, max_attempts=3, backend=None)
+    refused: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    refused.set_result(False)
+    accepted: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    accepted.set_result(True)
+
+    with pytest.raises(JobLost):
+        await JobContext(store, "w", claimed, committed=refused).emit(EventType.PREVIEW, {"step": 1})
+    await JobContext(store, "w", claimed, committed=accepted).emit(EventType.PREVIEW, {"step": 2})
+
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text("SELECT data->>'step' FROM job_events WHERE job_id = :id AND type = 'job.preview'"),
+                {"id": job.id},
+            )
+        ).scalars()
+        assert list(rows) == ["2"]
