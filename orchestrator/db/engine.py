@@ -18,14 +18,23 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
+#: Prepared statements are planned once per connection, not at every execution. Postgres's default (``auto``)
+#: kept re-planning the job store's single-statement writes (data-modifying CTEs over ``unnest`` of array
+#: parameters): planning the acceptance statement took 0.37 ms of its 0.9 ms; with generic plans it runs in
+#: 0.26 ms (asyncpg, prepared, this machine). Every statement here looks rows up by key or by a literal status,
+#: so a plan that ignores the parameters' values is the same plan.
+SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
+
+
 def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An async engine on asyncpg with a bounded pool and pre-ping."""
+    """An async engine on asyncpg with a bounded pool, no pre-ping, and generic plans for prepared statements."""
     return create_async_engine(
         database_url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=False,  # a disconnect invalidates the pool instead (see errors → 503)
         pool_recycle=1800,
+        connect_args={"server_settings": SERVER_SETTINGS},
     )
 
 
