@@ -254,15 +254,20 @@ async def test_index_page(target: Target, session: aiohttp.ClientSession) -> Non
         assert "<html" in (await response.text()).lower()
 
 
-#: The model-switch case's stand-in runs slower than the module's, so that a LoRA-set switch takes many
+#: The model-switch case's stand-in runs slower than the module's, so that a LoRA-set switch takes tens of
 #: milliseconds there; with the switch recording's own run times (the proportion of runs and switches recorded).
-SWITCH_STANDIN = StandinOptions(time_scale=0.1, warm_timings=True, previews=False)
+SWITCH_STANDIN = StandinOptions(time_scale=0.3, warm_timings=True, previews=False)
+#: Reruns that vary by more than this share of their median (median absolute deviation) are too noisy to time a
+#: switch against: another load on the machine, not the server.
+NOISY = 0.25
 
 
 @pytest.mark.slow
 async def test_a_model_switch_costs_more_than_a_rerun(target: Target, session: aiohttp.ClientSession) -> None:
     """A checkpoint switch and a LoRA-set switch each take measurably longer than a rerun of the model just
-    loaded: more than the reruns vary among themselves (their median absolute deviation) and over 10 ms."""
+    loaded: more than the reruns vary among themselves (their median absolute deviation) and over 10 ms; where
+    the reruns themselves vary by more than a quarter (a busy machine), the case says so and does not judge.
+    The stand-in's switches, measured the same way, are the recorded figures (it charges them)."""
     loras = cases.usable_loras(list(target.loras))
     if len(loras) < 2:
         pytest.skip(f"{target.name} offers fewer than two LoRAs that load: the model-switch case did NOT run there")
@@ -270,14 +275,26 @@ async def test_a_model_switch_costs_more_than_a_rerun(target: Target, session: a
         url = target.url
         if target.name == "standin":
             url = (await stack.enter_async_context(StandinComfyUI(SWITCH_STANDIN))).url
-        observed = await cases.record_model_loads(session, url, [target.checkpoint], (loras[0], loras[1]), rounds=3)
+        observed = await cases.record_model_loads(session, url, [target.checkpoint], (loras[0], loras[1]), rounds=5)
     extras, reruns = switch_extras(observed), rerun_seconds(observed)
     if len(reruns) < 2 or not all(extras[label] for label in SWITCH_LABELS):
         pytest.skip(f"{target.name}: other clients' prompts came between ours; the model-switch case did NOT run")
-    spread = statistics.median(abs(r - statistics.median(reruns)) for r in reruns)
+    typical = statistics.median(reruns)
+    spread = statistics.median(abs(r - typical) for r in reruns)
+    if spread > NOISY * typical:
+        pytest.skip(
+            f"{target.name}: the reruns varied too much ({spread:.3f} s around {typical:.3f} s: a busy machine) "
+            "to measure a switch; the model-switch case did NOT run"
+        )
 
     for label in SWITCH_LABELS:
         assert statistics.median(extras[label]) > max(0.01, spread), (label, extras[label], reruns)
+    if target.name == "standin":
+        costs = recorded().load_costs
+        charged = {"checkpoint_switch": costs.checkpoint_s, "lora_switch": costs.lora_s}
+        for label in SWITCH_LABELS:
+            seen = statistics.median(extras[label]) / SWITCH_STANDIN.time_scale
+            assert seen == pytest.approx(charged[label], rel=0.25), (label, seen, charged[label])
 
 
 async def test_boundary_runs_prompts(target: Target, session: aiohttp.ClientSession) -> None:
