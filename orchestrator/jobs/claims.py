@@ -1,18 +1,17 @@
 """Claiming the job the scheduler picks: read a snapshot of the queue, decide (pure), apply the decision.
 
 Why not one SQL statement. The decision -- priority, weighted fair queuing between owners, model affinity with
-deadlines -- was written both ways and measured per claim (``benchmarks/bench_claim_cost.py``, 2-core machine):
-the SQL version needs window functions over every queued job, a second pass to lock the chosen row (window
-functions cannot be combined with ``FOR UPDATE SKIP LOCKED``) and costs more: medians 0.81 ms per claim on the
-60-job mixed queue and 1.92 ms on the 550-job fairness queue, against 0.70 and 0.78 ms for a claim as built
-(the decision itself 0.06-0.07 ms; plain FIFO 0.56-0.74 ms; reading the queue before every claim 1.30-2.22
-ms) -- and the SQL prototype does less than this module. The rules in Python are one small module that a
-property test can hold to its bound. So a claim is two statements: :data:`_SNAPSHOT` (the first ``lookahead``
-queued jobs per owner and priority, every job passed over before, the owners' shares and the clock) and
-:data:`_CLAIM`, which re-checks that the job is still queued (``SKIP LOCKED``), takes one of its owner's
-numbered slots when caps apply (a unique index makes caps exact across processes: two claims cannot take the
-same slot), marks the jobs passed over, charges the owner's virtual time, advances the clock and writes
-``job.started`` -- one transaction.
+deadlines -- was written both ways and measured per claim (``benchmarks/bench_claim_cost.py``, 2-core machine): the
+SQL version needs window functions over every queued job, a second pass to lock the chosen row (window functions
+cannot be combined with ``FOR UPDATE SKIP LOCKED``) and costs no less: medians 0.74-0.81 ms per claim on the 60-job
+mixed queue and 1.74-1.92 ms on the 550-job fairness queue, against 0.70-0.74 and 0.76-0.78 ms for a claim as built
+(the decision itself 0.06-0.08 ms; plain FIFO 0.56-0.74 ms; reading the queue before every claim 1.30-2.22 ms) --
+and the SQL prototype does less than this module. The rules in Python are one small module that a property test can
+hold to its bound. So a claim is two statements: :data:`_SNAPSHOT` (the first ``lookahead`` queued jobs per owner
+and priority, every job passed over before, the owners' shares and the clock) and :data:`_CLAIM`, which re-checks
+that the job is still queued (``SKIP LOCKED``), takes one of its owner's numbered slots when caps apply (a unique
+index makes caps exact across processes: two claims cannot take the same slot), marks the jobs passed over, charges
+the owner's virtual time, advances the clock and writes ``job.started`` -- one transaction.
 """
 
 from __future__ import annotations
