@@ -60,6 +60,14 @@ async def _nothing() -> None:
     return None
 
 
+async def _settle(relay: ComfyEventRelay, recording: asyncio.Task[None]) -> None:
+    """Every event the run queued written, and its backend recorded (the first error raised)."""
+    try:
+        await relay.close()
+    finally:
+        await recording
+
+
 def comfy_failure(exc: ComfyError) -> JobFailed:
     """A ComfyUI boundary error as the job's failure."""
     backend = exc.backend
@@ -104,6 +112,8 @@ class GenerationKind:
     async def run(self, job: ClaimedJob, ctx: JobContext) -> JobOutcome:
         """Run (or collect) the job's prompt; the result names the images, seed, backend and ComfyUI's time."""
         payload = GenerationPayload.model_validate(job.payload)
+        settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        settled.set_result(None)
         try:
             previous = await self._previous_run(job)
             if previous is not None:
@@ -111,10 +121,12 @@ class GenerationKind:
                 ctx.release_lane()
             else:
                 backend = self._lane_backend(job, payload) or await self._choose(payload, job.backend)
-                result = await self._run_on(backend, job, ctx, payload)
-            return await self._finish(job, payload, backend, result)
+                result, settled = await self._run_on(backend, job, ctx, payload)
+            return await self._finish(job, payload, backend, result, settled)
         except ComfyError as exc:
             raise comfy_failure(exc) from exc
+        finally:
+            await asyncio.gather(settled, return_exceptions=True)  # awaited already, unless collecting failed
 
     def _lane_backend(self, job: ClaimedJob, payload: GenerationPayload) -> Backend | None:
         """The backend the scheduler chose, when it can still take the prompt and offers its models."""
@@ -189,9 +201,11 @@ class GenerationKind:
 
     async def _run_on(
         self, backend: Backend, job: ClaimedJob, ctx: JobContext, payload: GenerationPayload
-    ) -> RunResult:
+    ) -> tuple[RunResult, asyncio.Future[None]]:
         """Upload, run and relay events; the backend is recorded (the claim did, when it chose it) so that a retry
-        looks there first. The lane is given back as soon as ComfyUI is done with the prompt."""
+        looks there first. The lane is given back as soon as ComfyUI is done with the prompt. Returns the result
+        at once, with the writing of the events still queued (and of the backend) going on: the outputs are
+        fetched meanwhile, and the job's end waits for it (its events go before job.succeeded)."""
         recorded = job.lane == backend.url
         recording = asyncio.create_task(_nothing() if recorded else ctx.set_backend(backend.url))
         relay = ComfyEventRelay(
@@ -212,13 +226,18 @@ class GenerationKind:
             await asyncio.gather(recording, return_exceptions=True)
             raise
         ctx.release_lane(result.execution_ms / 1000 if result.execution_ms is not None else None)
-        await relay.close()
-        await recording
-        return result
+        return result, asyncio.ensure_future(_settle(relay, recording))
 
     async def _finish(
-        self, job: ClaimedJob, payload: GenerationPayload, backend: Backend, result: RunResult
+        self,
+        job: ClaimedJob,
+        payload: GenerationPayload,
+        backend: Backend,
+        result: RunResult,
+        settled: asyncio.Future[None],
     ) -> JobOutcome:
+        if not isinstance(result, RunSucceeded):
+            await settled
         if isinstance(result, RunFailed):
             message = f"{result.node_type or 'a node'} failed: {result.exception_type}: {result.exception_message}"
             details: dict[str, Any] = {
@@ -233,7 +252,7 @@ class GenerationKind:
             raise JobFailed("execution_error", message, **details)
         if isinstance(result, RunInterrupted):
             raise JobFailed("interrupted", "the prompt was interrupted on the ComfyUI backend", backend=result.backend)
-        return await self._collect(job, payload, backend, result)
+        return await self._collect(job, payload, backend, result, settled)
 
     async def _with_every_output(
         self, backend: Backend, job: ClaimedJob, payload: GenerationPayload, result: RunSucceeded
@@ -251,10 +270,16 @@ class GenerationKind:
         return result
 
     async def _collect(
-        self, job: ClaimedJob, payload: GenerationPayload, backend: Backend, result: RunSucceeded
+        self,
+        job: ClaimedJob,
+        payload: GenerationPayload,
+        backend: Backend,
+        result: RunSucceeded,
+        settled: asyncio.Future[None],
     ) -> JobOutcome:
         """Images past the content policy, then to storage; their rows and job.artifact events go with the
-        job's success (one statement)."""
+        job's success (one statement), after the run's other events (``settled``). The images are written while
+        that statement runs, and it commits once they are stored."""
         result = await self._with_every_output(backend, job, payload, result)
         selected = select_images(result, payload.output_node_ids)
         fetched = await fetch_outputs(backend.client, job.id, selected)
@@ -268,10 +293,13 @@ class GenerationKind:
             if home is not None:  # a ComfyUI we run: its copies are ours to drop (they would pile up under var/)
                 inputs = [upload.filename for upload in payload.uploads]
                 await asyncio.to_thread(remove_local_copies, home, selected, inputs)
-        try:
-            await asyncio.gather(*(self._storage.put(i.key, data, i.content_type) for i, data in fetched))
-        except OSError as exc:
-            raise JobFailed("storage_error", f"images could not be stored: {exc}", retryable=True) from exc
+
+        async def store() -> None:
+            try:
+                await asyncio.gather(*(self._storage.put(i.key, data, i.content_type) for i, data in fetched))
+            except OSError as exc:
+                raise JobFailed("storage_error", f"images could not be stored: {exc}", retryable=True) from exc
+
         stored = [image for image, _ in fetched]
         described = [
             {**image.as_result(job.id), **({"flagged": True} if image.index in flagged else {})} for image in stored
@@ -285,4 +313,5 @@ class GenerationKind:
             **({"flagged": flagged} if flagged else {}),
         }
         artifacts = [{"kind": "image", **image} for image in described]
-        return JobOutcome(result_data, artifacts=artifacts, rows=image_rows(payload, stored))
+        await settled
+        return JobOutcome(result_data, artifacts=artifacts, rows=image_rows(payload, stored), before_commit=store)

@@ -8,8 +8,9 @@ state machine (or another actor that got there first) forbids it.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -197,6 +198,22 @@ class JobStore:
         async with self._autocommit.connect() as conn:
             return (await conn.execute(stmt, params)).mappings().all()
 
+    async def _all_before(
+        self, stmt: TextClause, params: Mapping[str, Any], work: Callable[[], Awaitable[None]]
+    ) -> Sequence[RowMapping]:
+        """Run ``stmt`` in a transaction while ``work`` runs; commit once both are done (``work`` failing rolls
+        back and raises)."""
+        running = asyncio.ensure_future(work())
+        try:
+            async with self._engine.connect() as conn, conn.begin():
+                rows = (await conn.execute(stmt, params)).mappings().all()
+                await running
+        finally:
+            if not running.done():
+                running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+        return rows
+
     @property
     def engine(self) -> AsyncEngine:
         """The database engine (the scheduler's claims share it)."""
@@ -284,15 +301,23 @@ class JobStore:
         *,
         artifacts: Sequence[Mapping[str, Any]] = (),
         rows: RowsWrite | None = None,
+        before_commit: Callable[[], Awaitable[None]] | None = None,
     ) -> int:
         """Finish a running job: its ``job.artifact`` events, its rows and ``job.succeeded`` in one statement,
         the artifacts' ids below the terminal one. Returns the terminal event's id; IllegalTransition when the
-        job is not this worker's running job any more."""
+        job is not this worker's running job any more.
+
+        With ``before_commit`` the statement runs in a transaction while that work runs, and commits once it
+        finished (its error rolls everything back and is raised)."""
         events = [{"type": EventType.ARTIFACT.value, "data": dict(a)} for a in artifacts]
         events.append({"type": EventType.SUCCEEDED.value, "data": {"result": dict(result)}})
         stmt = _succeed_stmt(rows.sql if rows else None, rows.jsonb_params if rows else ())
         params = {**(rows.params if rows else {}), "job_id": job_id, "worker_id": worker_id}
-        row_ids = await self._all(stmt, {**params, "result": dict(result), "events": events})
+        params.update(result=dict(result), events=events)
+        if before_commit is None:
+            row_ids = await self._all(stmt, params)
+        else:
+            row_ids = await self._all_before(stmt, params, before_commit)
         if not row_ids:
             raise await self._illegal(job_id, Status.SUCCEEDED, None)
         return int(row_ids[-1]["event_id"])
