@@ -177,9 +177,12 @@ async def main(args: argparse.Namespace) -> None:
         async with AsyncExitStack() as stack:
             comfy_url = comfy.rstrip("/") if comfy else await stack.enter_async_context(standin_process(root))
             checkpoint = SLIM if comfy else STANDIN_CHECKPOINT
+            output = root / "output" if not comfy else Path(args.comfy_output_dir) if args.comfy_output_dir else None
+            reads = output is not None and args.atelier_reads_outputs == "yes"
             env = {"ATELIER_COMFYUI_URLS": comfy_url, "ATELIER_MODELS_DIR": str(root / "models"),
                    "ATELIER_VAR_DIR": str(root / "var"), "ATELIER_STORAGE_URL": f"file://{root / 'storage'}",
                    "ATELIER_PREVIEW_INTERVAL_S": "0",
+                   **({"ATELIER_COMFYUI_OUTPUT_DIRS": f"{comfy_url}={output}"} if reads else {}),
                    **({} if screening else {"ATELIER_CONTENT_POLICY": "permissive"})}  # fmt: skip
             svc = await stack.enter_async_context(service(env, adult_content=not screening))
             http = await stack.enter_async_context(aiohttp.ClientSession())
@@ -193,8 +196,7 @@ async def main(args: argparse.Namespace) -> None:
                 "atelier": lambda seed: atelier.run(_body(checkpoint, seed)),
             }
             sal_url = args.sal
-            if args.sal_program:
-                output = Path(args.comfy_output_dir) if comfy else root / "output"
+            if args.sal_program and output is not None:
                 sal_url = await stack.enter_async_context(
                     comfyui_api_process(Path(args.sal_program), comfy_url, output, root / "comfyui-api")
                 )
@@ -205,7 +207,8 @@ async def main(args: argparse.Namespace) -> None:
             if args.phases:
                 await phases(http, svc.database_url, comfy_url, [r["atelier"] for r in rounds])
     print(f"target: {comfy or 'stand-in ComfyUI (x0.01 recorded timings)'}; 64x64, 4 steps; {args.warmup} warm-up "
-          f"rounds; Atelier's image screening {args.screening}")  # fmt: skip
+          f"rounds; Atelier's image screening {args.screening}; Atelier reads ComfyUI's output folder: "
+          f"{'yes' if reads else 'no (/view)'}")  # fmt: skip
     report(rounds, args.stall_ms)
 
 
@@ -223,7 +226,9 @@ if __name__ == "__main__":
     sal = parser.add_mutually_exclusive_group()
     sal.add_argument("--sal", help="URL of a comfyui-api running beside the same ComfyUI: a third arm")
     sal.add_argument("--sal-program", help="comfyui-api's dist/src/index.js (or binary), launched beside ComfyUI")
-    parser.add_argument("--comfy-output-dir", help="the --comfyui server's output folder (for --sal-program)")
+    parser.add_argument("--comfy-output-dir", help="the --comfyui server's output folder (comfyui-api reads it)")
+    parser.add_argument("--atelier-reads-outputs", choices=("yes", "no"), default="yes",
+                        help="give Atelier the output folder too (ATELIER_COMFYUI_OUTPUT_DIRS) when known")  # fmt: skip
     args = parser.parse_args()
     if args.sal_program and args.comfyui and not args.comfy_output_dir:
         parser.error("--sal-program with --comfyui needs --comfy-output-dir (comfyui-api reads the files there)")

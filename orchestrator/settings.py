@@ -108,6 +108,11 @@ class Settings(BaseSettings):
         None, description="Commit, tag or branch sd-scripts is installed at; None = the pinned commit. Like --ref."
     )
     comfyui_urls: CommaList = Field(default_factory=list, description="Running ComfyUI servers (comma list).")
+    comfyui_output_dirs: CommaList = Field(
+        default_factory=list,
+        description="url=folder pairs (comma list): the output folder of a running ComfyUI on this machine; its "
+        "images are read from there instead of over /view (a local ComfyUI's folder is known).",
+    )
     comfyui_dir: Path | None = Field(None, description="A ComfyUI checkout to launch and supervise.")
     comfyui_python: Path | None = Field(None, description="Python to run ComfyUI with.")
     comfyui_warmup_model: str | None = Field(
@@ -273,6 +278,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "comfyui_urls",
+        "comfyui_output_dirs",
         "worker_kinds",
         "raw_workflow_extra_classes",
         "raw_workflow_url_hosts",
@@ -283,6 +289,15 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_lists(cls, value: object) -> object:
         return _split_commas(value)
+
+    @field_validator("comfyui_output_dirs")
+    @classmethod
+    def _url_folder_pairs(cls, value: list[str]) -> list[str]:
+        for pair in value:
+            url, _, folder = pair.partition("=")
+            if not url.startswith(("http://", "https://")) or not folder:
+                raise ValueError(f"{pair!r} is not url=folder (e.g. http://127.0.0.1:8188=/srv/ComfyUI/output)")
+        return value
 
     @model_validator(mode="after")
     def _auth_only_disabled_on_loopback(self) -> Settings:

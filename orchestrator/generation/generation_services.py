@@ -74,6 +74,18 @@ class GenerationServices:
                 return instance.home
         return None
 
+    def output_dir(self, url: str) -> Path | None:
+        """The folder the ComfyUI at ``url`` writes its outputs to, when this process can read it: a local
+        ComfyUI's, or one configured in ``ATELIER_COMFYUI_OUTPUT_DIRS``; None otherwise."""
+        home = self.local_home(url)
+        if home is not None:
+            return home / "output"
+        for pair in self.settings.comfyui_output_dirs:
+            configured, _, folder = pair.partition("=")
+            if configured.rstrip("/") == url.rstrip("/"):
+                return Path(folder)
+        return None
+
     def backend_states(self) -> list[dict[str, Any]]:
         """Per backend: the pool's facts plus, for local instances, the process."""
         if self.comfy is None:

@@ -282,7 +282,7 @@ class GenerationKind:
         that statement runs, and it commits once they are stored."""
         result = await self._with_every_output(backend, job, payload, result)
         selected = select_images(result, payload.output_node_ids)
-        fetched = await fetch_outputs(backend.client, job.id, selected)
+        fetched = await fetch_outputs(backend.client, job.id, selected, self._services.output_dir(backend.url))
         home = self._services.local_home(backend.url)
         try:
             fetched, flagged = await screen_outputs(self._policy, job, payload, fetched)

@@ -139,6 +139,8 @@ async def generation_service(
         storage_url=f"file://{var / 'storage'}",
         models_dir=_models_dir(tmp_path_factory.mktemp("generation-models")),
         comfyui_urls=[b.url for b in backends],
+        # the second backend's images are read from its output folder, the first's fetched over /view
+        comfyui_output_dirs=[f"{backends[1].url}={backends[1].files.dirs['output']}"],
         comfyui_dir=None,  # never launch a local ComfyUI here, whatever the environment says
         comfyui_python=None,
         comfyui_probe_interval_s=0.2,
