@@ -187,6 +187,9 @@ class AcceptanceBatcher:
                 self._decline(rest, [lane for (job, _), lane in zip(batch, offers, strict=True) if job not in starts])
                 await self._write_one_by_one(rest, exc)
                 continue
+            except BaseException:  # cancelled (the process stops): the early runs will never learn their commit
+                starts.abandon()
+                raise
             starts.confirm()
             for (job, future), lane in zip(batch, offers, strict=True):
                 outcome = written.get(job.id)  # None: its idempotency key was taken first
@@ -288,6 +291,14 @@ class _EarlyStarts:
         """The commit went through: the early runs may write."""
         for committed in self._committed.values():
             committed.set_result(True)
+
+    def abandon(self) -> None:
+        """The write was cancelled: the early runs stop, and their requests are cancelled."""
+        for job, future in self._batch:
+            committed = self._committed.get(job.id)
+            if committed is not None and not committed.done():
+                committed.set_result(False)
+                future.cancel()
 
     def withdraw(self, exc: Exception) -> list[Pending]:
         """The commit failed: the early runs stop and their requests fail with ``exc``; the rest of the batch."""

@@ -185,3 +185,38 @@ async def test_a_context_writes_only_once_its_commit_is_known(
             )
         ).scalars()
         assert list(rows) == ["2"]
+
+
+class CancellingKind(StartingKind):
+    """Cancels the acceptance writer the moment it starts, i.e. while its commit is in flight."""
+
+    def __init__(self, name: str, store: JobStore) -> None:
+        super().__init__(name)
+        self._store = store
+
+    async def run(self, job: ClaimedJob, ctx: JobContext) -> Mapping[str, Any]:
+        writer = self._store._acceptance._writer
+        assert writer is not None
+        writer.cancel()
+        return await super().run(job, ctx)
+
+
+async def test_a_cancelled_acceptance_stops_its_early_run_instead_of_leaving_it_waiting(
+    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID
+) -> None:
+    kind = CancellingKind(f"early-{uuid.uuid4().hex[:8]}", store)
+    worker = Worker(store, {kind.name: kind}, _config(kind.name), claims=JobClaims(engine))
+    store.attach_handoff(worker.dispatcher)
+    try:
+        job = NewJob(owner_id=owner_id, kind=kind.name, payload={})
+        creating = asyncio.create_task(store.create(job))
+        await kind.started.wait()
+        task = worker._running[job.id].task
+        with pytest.raises(asyncio.CancelledError):
+            await creating
+        await asyncio.gather(task, return_exceptions=True)
+        assert kind.cancelled.is_set()
+        assert worker.running_job_ids == []
+    finally:
+        store.attach_handoff(None)
+        await worker.stop()  # returns: nothing waits for a commit that will never be known
