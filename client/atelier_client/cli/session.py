@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any, TypeVar
 from rich.console import Console
 
 from atelier_client.async_client import AsyncClient
+from atelier_client.cli.interrupt import run_interruptibly
 from atelier_client.cli.progress import WatchedJob, watch_jobs
 from atelier_client.errors import AtelierError
 
@@ -38,7 +38,7 @@ class Session:
             async with self.client() as client:
                 return await work(client)
 
-        return asyncio.run(with_client())
+        return run_interruptibly(with_client())
 
     async def watch(self, client: AsyncClient, jobs: list[tuple[uuid.UUID, str]], out: Path | None) -> list[WatchedJob]:
         """Follow jobs to their end: a live display for people, silently for ``--json``."""
