@@ -58,7 +58,9 @@ async def test_two_worker_processes_run_each_of_500_jobs_exactly_once(fresh_data
         await wait_for_listeners(fresh_database_url, 2)
         owner = await running_owner(engine)
         store = JobStore(engine)
-        jobs = [NewJob(owner_id=owner, kind="noop", payload={"steps": 1}) for _ in range(500)]
+        # 20 ms a job: one process's 8 lanes cannot drain the queue alone, so the other always has work to claim
+        # (with instant jobs whichever process reacts first can win every race: 0 of 500 for the other in CI)
+        jobs = [NewJob(owner_id=owner, kind="noop", payload={"steps": 1, "step_ms": 20}) for _ in range(500)]
         for chunk in range(0, 500, 50):
             await asyncio.gather(*(store.create(job) for job in jobs[chunk : chunk + 50]))
         await wait_for_terminal(fresh_database_url, [j.id for j in jobs], timeout_s=120)
