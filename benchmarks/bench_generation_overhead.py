@@ -46,7 +46,7 @@ from benchmarks.generation_arms import (
     comfyui_api_process,
     history_entry,
 )
-from benchmarks.harness import service
+from benchmarks.harness import service, wait_for_comfyui
 from comfy_workflows.templates import BaseModelSpec, Txt2ImgRequest, get_template
 from orchestrator.db.engine import asyncpg_dsn
 from tests.support.service import free_port
@@ -86,14 +86,7 @@ async def standin_process(root: Path) -> AsyncIterator[str]:
     process = await asyncio.create_subprocess_exec(*argv)
     url = f"http://127.0.0.1:{port}"
     try:
-        async with aiohttp.ClientSession() as http, asyncio.timeout(30):
-            while True:
-                try:
-                    async with http.get(f"{url}/system_stats") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)  # polling a process that offers no readiness signal
+        await wait_for_comfyui(url)
         yield url
     finally:
         process.terminate()

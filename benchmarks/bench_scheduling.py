@@ -41,7 +41,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from benchmarks.harness import percentile, service
+from benchmarks.harness import percentile, service, wait_for_comfyui
 from orchestrator.api.auth import issue_key
 from orchestrator.db.engine import asyncpg_dsn, create_engine
 from tests.standin.comfyui.loading import LoadCosts, ModelKey, load_needed, model_key
@@ -77,14 +77,7 @@ async def standin(config: Path, home: Path, time_scale: float) -> AsyncIterator[
     process = await asyncio.create_subprocess_exec(*argv, stdout=quiet, stderr=quiet)
     url = f"http://127.0.0.1:{port}"
     try:
-        async with aiohttp.ClientSession() as http, asyncio.timeout(30):
-            while True:
-                try:
-                    async with http.get(f"{url}/system_stats") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)  # polling a process that offers no readiness signal
+        await wait_for_comfyui(url)
         yield url
     finally:
         process.terminate()

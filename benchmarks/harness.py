@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 from sqlalchemy.engine import make_url
 
@@ -74,6 +75,19 @@ async def service(
         finally:
             process.terminate()
             await asyncio.to_thread(process.wait, 30)
+
+
+async def wait_for_comfyui(url: str, timeout_s: float = 30.0) -> None:
+    """Return once a (stand-in) ComfyUI just started at ``url`` answers ``/system_stats``."""
+    async with aiohttp.ClientSession() as http, asyncio.timeout(timeout_s):
+        while True:
+            try:
+                async with http.get(f"{url}/system_stats") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.05)  # polling a process that offers no readiness signal
 
 
 def rss_bytes(pid: int) -> int:
