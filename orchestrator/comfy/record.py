@@ -7,8 +7,8 @@ ComfyUI sends the submitting socket, for each prompt and in this order: ``execut
 ``execution_error`` (node, exception, traceback) or ``execution_interrupted`` (node), each with its
 millisecond ``timestamp``. Only then does it write the history entry -- whose ``outputs`` are those same UI
 outputs, and whose ``status.messages`` are those same ``execution_*`` messages -- and send ``executing`` with
-node null (recorded from a real server: ``/work/shared/reference/comfyui``, the project's
-``tests/fixtures/comfyui/runs``; ``tests/unit/comfy/test_record.py`` compares the two for every recorded run).
+node null (recorded from a real server: the project's ``tests/fixtures/comfyui/runs``;
+``tests/unit/comfy/test_record.py`` compares the two for every recorded run).
 
 So a run that heard every message of its prompt can end at the terminal message without asking ``/history``.
 It can trust that only when the socket it heard them on was registered with ComfyUI before the prompt was
