@@ -35,6 +35,11 @@ from orchestrator.jobs.scheduling import Dispatch, Lane, OwnerShare, Policy, Que
 
 log = logging.getLogger(__name__)
 
+#: Choices one claim may lose to other processes before it waits for the next wake-up. Every process picks the
+#: same head job, so a loser must move past the jobs others are claiming (CI: with two tries, both aimed at a row
+#: whose claim was in flight, one worker process lost every race and ran 0 of 500 jobs).
+_ATTEMPTS = 4
+
 _SNAPSHOT = text(
     """
 WITH queued AS (
@@ -166,6 +171,9 @@ class JobClaims:
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._max_age_s = max_age_s
         self._view: QueueView | None = None
+        #: The last claim found nothing only because other processes were taking every job it chose: the queue
+        #: has work, so the caller should try again soon rather than wait for a notification.
+        self.contended = False
 
     def invalidate(self) -> None:
         """Jobs were queued or requeued somewhere: read the queue again before the next decision."""
@@ -206,13 +214,16 @@ class JobClaims:
         ``backends`` are the lanes that are engine backends: a job claimed for one records it as its backend.
         """
         kinds = frozenset(kind for lane in lanes for kind in lane.kinds)
-        for _ in range(2):  # a second time with a fresh view when another process took the job first
+        self.contended = False
+        lost: set[uuid.UUID] = set()
+        for _ in range(_ATTEMPTS):
             view = self._view
             if view is None or not kinds <= view.kinds or view.stale(self._max_age_s, policy.lookahead):
                 view = self._view = await self.read(kinds, policy)
             if view is None:
                 return None
-            dispatch = choose(list(view.jobs.values()), lanes, view.shares, view.clock, view.now(), policy)
+            candidates = [job for job in view.jobs.values() if job.id not in lost]
+            dispatch = choose(candidates, lanes, view.shares, view.clock, view.now(), policy)
             if dispatch is None:
                 return None
             backend = dispatch.lane.name if dispatch.lane.name in backends else None
@@ -220,7 +231,11 @@ class JobClaims:
             if job is not None:
                 view.apply(dispatch)
                 return Claim(job, dispatch.lane)
+            # Taken, or being taken: a claim in flight elsewhere holds the row, and a fresh read still shows it
+            # queued until that claim commits. Leave it out of the next choice, which reads the queue again.
+            lost.add(dispatch.job.id)
             self._view = None
+        self.contended = True
         return None
 
     async def apply(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -29,6 +30,11 @@ from orchestrator.jobs.records import ClaimedJob, NewJob
 from orchestrator.jobs.scheduling import Policy, QueuedJob, choose
 
 log = logging.getLogger(__name__)
+
+#: After a claim lost every job it chose to other processes, the next try comes this soon (jittered, doubling up
+#: to the idle poll while the losing goes on). Waiting the whole idle poll instead left a worker process's lanes
+#: idle beside a full queue: in CI one of two processes ran 0 of 500 jobs.
+_FIRST_CONTENDED_RETRY_S = 0.005
 
 
 @dataclass(frozen=True)
@@ -119,12 +125,18 @@ class Dispatcher:
     # -- claims -------------------------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
+        backoff_s = _FIRST_CONTENDED_RETRY_S
         while not self._stopping:
             self._wake.clear()
             if await self._claim_once():
+                backoff_s = _FIRST_CONTENDED_RETRY_S
                 continue
+            wait_s = self._idle_poll_s
+            if self._claims.contended:  # others are claiming, so the queue has work: look again soon
+                wait_s = min(backoff_s * random.uniform(0.5, 1.5), self._idle_poll_s)
+                backoff_s = min(backoff_s * 2, self._idle_poll_s)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._idle_poll_s):
+                async with asyncio.timeout(wait_s):
                     await self._wake.wait()
 
     async def _claim_once(self) -> bool:

@@ -195,3 +195,20 @@ async def test_a_kept_view_that_lost_a_job_to_another_process_reads_the_queue_ag
     assert taken is not None
     assert second is not None
     assert [first.job.id, taken.job.id, second.job.id] == jobs
+
+
+async def test_a_claim_whose_pick_another_process_is_claiming_takes_the_next_job(
+    store: JobStore, engine: AsyncEngine
+) -> None:
+    kind, owner = _kind(), await _owner(engine)
+    head, second, _ = await _queue(store, owner, kind, 3)
+    lane = Lane("slot", frozenset({kind}))
+    async with engine.connect() as other_process:
+        # another process's claim statement in flight: it holds the head job's row, not yet committed, so every
+        # fresh read still shows the head as queued
+        transaction = await other_process.begin()
+        await other_process.execute(text("SELECT id FROM jobs WHERE id = :id FOR UPDATE"), {"id": head})
+        claim = await JobClaims(engine).claim("w-here", [lane], Policy())
+        await transaction.rollback()
+    assert claim is not None, "the claim gave up on the locked head instead of taking the next job"
+    assert claim.job.id == second
