@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import statistics
 import sys
@@ -41,7 +40,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from benchmarks.harness import percentile, service, wait_for_comfyui
+from benchmarks.harness import JobEnds, percentile, service, wait_for_comfyui
 from orchestrator.api.auth import issue_key
 from orchestrator.db.engine import asyncpg_dsn, create_engine
 from tests.standin.comfyui.loading import LoadCosts, ModelKey, load_needed, model_key
@@ -87,48 +86,6 @@ async def standin(config: Path, home: Path, time_scale: float) -> AsyncIterator[
 def _body(checkpoint: str, lora: str, seed: int) -> dict[str, Any]:
     return {"base_model": checkpoint, "prompt": "a lighthouse at dusk", "width": 64, "height": 64, "steps": 4,
             "seed": seed, "loras": [{"lora": lora, "strength_model": 1.0, "strength_clip": 1.0}]}  # fmt: skip
-
-
-class Ends:
-    """Job ends seen on owners' ``GET /v1/events`` streams, with the time they arrived."""
-
-    def __init__(self) -> None:
-        self.at: dict[str, tuple[float, str]] = {}
-        self._changed = asyncio.Event()
-        self._readers: list[asyncio.Task[None]] = []
-
-    async def follow(self, http: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> None:
-        """Start reading one owner's event stream."""
-        response = await http.get(f"{url}/v1/events", headers=headers, timeout=aiohttp.ClientTimeout(total=None))
-        if response.status != 200:
-            raise RuntimeError(f"GET /v1/events answered {response.status}")
-        self._readers.append(asyncio.create_task(self._read(response)))
-
-    async def _read(self, response: aiohttp.ClientResponse) -> None:
-        event = ""
-        async for raw in response.content:
-            line = raw.decode().rstrip("\r\n")
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:") and event in ("job.succeeded", "job.failed", "job.cancelled"):
-                self.at[json.loads(line[5:])["job_id"]] = (time.time(), event)
-                self._changed.set()
-
-    async def wait_for(self, ids: Iterable[str], timeout_s: float) -> None:
-        """Until every one of ``ids`` has ended."""
-        wanted = set(ids)
-        async with asyncio.timeout(timeout_s):
-            while not wanted <= self.at.keys():
-                self._changed.clear()
-                await self._changed.wait()
-        failed = [i for i in wanted if self.at[i][1] != "job.succeeded"]
-        if failed:
-            raise RuntimeError(f"{len(failed)} jobs did not succeed, e.g. {failed[0]}")
-
-    def close(self) -> None:
-        """Stop reading."""
-        for reader in self._readers:
-            reader.cancel()
 
 
 @dataclass
@@ -226,13 +183,13 @@ async def mixed_arm(setup: Setup, scheduling: str, seed: int) -> MixedResult:
     keys = [(c, lora) for c in CHECKPOINTS for lora in LORAS] * 5
     random.Random(seed).shuffle(keys)
     async with deployment(setup, scheduling, f"mixed-{scheduling}") as (svc, urls), aiohttp.ClientSession() as http:
-        ends = Ends()
+        ends = JobEnds()
         await ends.follow(http, svc.url, svc.headers)
         began = time.time()
         ids = [await _submit(http, svc.url, svc.headers, _body(c, lora, n)) for n, (c, lora) in enumerate(keys)]
         await ends.wait_for(ids, 600)
         makespan = max(ends.at[i][0] for i in ids) - began
-        ends.close()
+        await ends.close()
         report = await backend_report(http, urls)
         created = await _created(svc.database_url, ids)
     return MixedResult(scheduling, report.loads, makespan, [report.starts[i] - created[i] for i in ids])
@@ -251,7 +208,7 @@ async def fairness_arm(setup: Setup, scheduling: str, *, heavy: bool) -> list[fl
     tag = f"fair-{scheduling}-{'heavy' if heavy else 'solo'}"
     async with deployment(setup, scheduling, tag) as (svc, urls), aiohttp.ClientSession() as http:
         heavy_key, *light_keys = await _owner_keys(svc.database_url, ["heavy", *(f"light{n}" for n in range(5))])
-        ends = Ends()
+        ends = JobEnds()
         for headers in light_keys:
             await ends.follow(http, svc.url, headers)
         checkpoint, lora = CHECKPOINTS[0], LORAS[0]
@@ -268,7 +225,7 @@ async def fairness_arm(setup: Setup, scheduling: str, *, heavy: bool) -> list[fl
             for owner, headers in enumerate(light_keys):
                 light[owner].append(await _submit(http, svc.url, headers, _body(checkpoint, lora, 10_000 + n)))
         await ends.wait_for([i for ids in light for i in ids], 900)
-        ends.close()
+        await ends.close()
         report = await backend_report(http, urls)
         created = await _created(svc.database_url, [i for ids in light for i in ids])
     return [percentile([report.starts[i] - created[i] for i in ids], 95) for ids in light]

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from benchmarks.harness import JobEnds
 from tests.support.service import free_port
 
 #: comfyui-api reads ``<output dir>/<filename>`` and ignores ComfyUI's subfolder: its prefix has no slash.
@@ -132,30 +133,15 @@ class AtelierClient:
         self.url = url
         self.headers = headers
         self.comfy = comfy
-        self._ended: dict[str, tuple[float, str]] = {}
-        self._changed = asyncio.Event()
-        self._reader: asyncio.Task[None] | None = None
+        self._ends = JobEnds(clock=time.perf_counter)
 
     async def start(self) -> None:
         """Open the SSE stream of the caller's events (once)."""
-        response = await self.http.get(f"{self.url}/v1/events", headers=self.headers)
-        if response.status != 200:
-            raise RuntimeError(f"GET /v1/events answered {response.status}")
-        self._reader = asyncio.create_task(self._read(response))
+        await self._ends.follow(self.http, self.url, self.headers)
 
     async def close(self) -> None:
         """Stop reading."""
-        await _stop(self._reader)
-
-    async def _read(self, response: aiohttp.ClientResponse) -> None:
-        event = ""
-        async for raw in response.content:
-            line = raw.decode().rstrip("\r\n")
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:") and event in ("job.succeeded", "job.failed", "job.cancelled"):
-                self._ended[json.loads(line[5:])["job_id"]] = (time.perf_counter(), event)
-                self._changed.set()
+        await self._ends.close()
 
     async def run(self, body: dict[str, Any]) -> Run:
         """One generation, timed from the POST to its ``job.succeeded`` event."""
@@ -166,13 +152,8 @@ class AtelierClient:
             if response.status != 202:
                 raise RuntimeError(f"POST /v1/generations answered {response.status}: {answer}")
         job_id = answer["id"]
-        async with asyncio.timeout(300):
-            while job_id not in self._ended:
-                self._changed.clear()
-                await self._changed.wait()
-        ended, kind = self._ended.pop(job_id)
-        if kind != "job.succeeded":
-            raise RuntimeError(f"job {job_id} ended with {kind}")
+        await self._ends.wait_for([job_id], 300)
+        ended, _ = self._ends.at.pop(job_id)
         execution, waited = timings_of(await history_entry(self.http, self.comfy, job_id))
         wall = (ended - started) * 1000
         return Run("atelier", wall, execution, waited, job_id, posted_wall, posted_wall + wall / 1000)

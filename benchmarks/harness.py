@@ -7,8 +7,9 @@ import os
 import statistics
 import subprocess
 import tempfile
+import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,10 @@ from sqlalchemy.engine import make_url
 from orchestrator.api.auth import issue_key
 from orchestrator.db.engine import asyncpg_dsn, create_engine, migrate
 from tests.support.service import free_port, spawn_atelier, wait_until_healthy
+from tests.support.sse import iter_sse
+
+#: The events that end a job.
+TERMINAL_EVENTS = frozenset({"job.succeeded", "job.failed", "job.cancelled"})
 
 SERVER_URL = os.environ.get("ATELIER_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 
@@ -109,3 +114,44 @@ def summary_ms(values: Sequence[float]) -> str:
         f"p50 {statistics.median(values) * 1000:.1f} ms, p99 {percentile(values, 99) * 1000:.1f} ms, "
         f"max {max(values) * 1000:.1f} ms"
     )
+
+
+class JobEnds:
+    """Job ends seen on owners' ``GET /v1/events`` streams: per job id, when (``clock``) and how it ended."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.at: dict[str, tuple[float, str]] = {}
+        self._clock = clock
+        self._changed = asyncio.Event()
+        self._readers: list[asyncio.Task[None]] = []
+
+    async def follow(self, http: aiohttp.ClientSession, url: str, headers: Mapping[str, str]) -> None:
+        """Start reading one owner's event stream (open until :meth:`close`)."""
+        timeout = aiohttp.ClientTimeout(total=None)
+        response = await http.get(f"{url}/v1/events", headers=dict(headers), timeout=timeout)
+        if response.status != 200:
+            raise RuntimeError(f"GET /v1/events answered {response.status}")
+        self._readers.append(asyncio.create_task(self._read(response)))
+
+    async def _read(self, response: aiohttp.ClientResponse) -> None:
+        async for event in iter_sse(response):
+            if event.event in TERMINAL_EVENTS:
+                self.at[str(event.data["job_id"])] = (self._clock(), event.event)
+                self._changed.set()
+
+    async def wait_for(self, ids: Iterable[str], timeout_s: float) -> None:
+        """Until every one of ``ids`` has ended; raises if one did not succeed."""
+        wanted = set(ids)
+        async with asyncio.timeout(timeout_s):
+            while not wanted <= self.at.keys():
+                self._changed.clear()
+                await self._changed.wait()
+        failed = [f"{i} ({self.at[i][1]})" for i in wanted if self.at[i][1] != "job.succeeded"]
+        if failed:
+            raise RuntimeError(f"{len(failed)} jobs did not succeed, e.g. {failed[0]}")
+
+    async def close(self) -> None:
+        """Stop reading."""
+        for reader in self._readers:
+            reader.cancel()
+        await asyncio.gather(*self._readers, return_exceptions=True)
