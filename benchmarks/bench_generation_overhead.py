@@ -36,6 +36,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import psutil
 
 from benchmarks.generation_arms import (
     SAL_PREFIX,
@@ -196,13 +197,18 @@ async def main(args: argparse.Namespace) -> None:
             if sal_url:
                 sal = ComfyApiClient(http, sal_url, comfy_url)
                 arms["comfyui-api"] = lambda seed: sal.run(_graph(checkpoint, seed, SAL_PREFIX))
-            rounds = [await _round(arms, index) for index in range(args.warmup + runs)][args.warmup :]
+            rounds = [await _round(arms, index) for index in range(args.warmup)]
+            service_cpu = psutil.Process(svc.process.pid)
+            cpu_before = sum(service_cpu.cpu_times()[:2])
+            rounds = [await _round(arms, index) for index in range(args.warmup, args.warmup + runs)]
+            cpu_ms = (sum(service_cpu.cpu_times()[:2]) - cpu_before) * 1000 / runs
             if args.phases:
                 await phases(http, svc.database_url, comfy_url, [r["atelier"] for r in rounds])
     print(f"target: {comfy or 'stand-in ComfyUI (x0.01 recorded timings)'}; 64x64, 4 steps; {args.warmup} warm-up "
           f"rounds; Atelier's image screening {args.screening}; Atelier reads ComfyUI's output folder: "
           f"{'yes' if reads else 'no (/view)'}")  # fmt: skip
     report(rounds, args.stall_ms)
+    print(f"Atelier service process CPU per round (user + system, every arm's run in it): {cpu_ms:.1f} ms")
 
 
 if __name__ == "__main__":

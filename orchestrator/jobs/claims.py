@@ -164,13 +164,18 @@ class JobClaims:
 
     The view of the queue is kept between claims, so that a claim in steady state is one statement; it is
     read again when the queue changed elsewhere (:meth:`invalidate`, on a job notification), when a claim finds
-    its job taken by another process, and after ``max_age_s``.
+    its job taken by another process, and after ``max_age_s``. An empty queue is kept the same way: a claim
+    then costs nothing until a job is queued (each finished job frees a lane and tries to claim).
     """
 
     def __init__(self, engine: AsyncEngine, *, max_age_s: float = 2.0) -> None:
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._max_age_s = max_age_s
         self._view: QueueView | None = None
+        #: Kinds the last read found nothing ready of, and when: until a notification or ``max_age_s``, a claim
+        #: for them reads nothing (a lane freed by a finished job used to read the empty queue each time).
+        self._empty: tuple[frozenset[str], float] | None = None
+        self._changes = 0  # notifications so far (:meth:`invalidate`)
         #: The last claim found nothing only because other processes were taking every job it chose: the queue
         #: has work, so the caller should try again soon rather than wait for a notification.
         self.contended = False
@@ -178,6 +183,24 @@ class JobClaims:
     def invalidate(self) -> None:
         """Jobs were queued or requeued somewhere: read the queue again before the next decision."""
         self._view = None
+        self._empty = None
+        self._changes += 1
+
+    async def _read_and_keep(self, kinds: frozenset[str], policy: Policy) -> QueueView | None:
+        """Read the queue; keep what was read (a view, or that nothing is ready) unless a notification came
+        meanwhile: the read may have missed that job, so the next claim reads again."""
+        changes = self._changes
+        view = await self.read(kinds, policy)
+        if changes == self._changes:
+            self._view = view
+            self._empty = (kinds, time.monotonic()) if view is None else None
+        return view
+
+    def _known_empty(self, kinds: frozenset[str]) -> bool:
+        if self._empty is None:
+            return False
+        empty_kinds, read_at = self._empty
+        return kinds <= empty_kinds and time.monotonic() - read_at <= self._max_age_s
 
     async def read(self, kinds: frozenset[str], policy: Policy) -> QueueView | None:
         """The queue as the scheduler needs it; None when nothing of these kinds is ready to run."""
@@ -219,7 +242,9 @@ class JobClaims:
         for _ in range(_ATTEMPTS):
             view = self._view
             if view is None or not kinds <= view.kinds or view.stale(self._max_age_s, policy.lookahead):
-                view = self._view = await self.read(kinds, policy)
+                if self._known_empty(kinds):
+                    return None
+                view = await self._read_and_keep(kinds, policy)
             if view is None:
                 return None
             candidates = [job for job in view.jobs.values() if job.id not in lost]

@@ -186,10 +186,10 @@ class Dispatcher:
         self._start(job, committed)
 
     def decline(self, job: NewJob, lane: HandoffLane) -> None:
-        """The job was queued instead: free its lane and look at the queue."""
+        """The job was queued instead: free its lane and look at the queue (which now holds it)."""
         self._reserved -= 1
         self.release(job.id)
-        self._wake.set()
+        self.queue_changed()
 
     # -- lanes ----------------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import uuid
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from orchestrator.jobs.claims import JobClaims
+from orchestrator.jobs.claims import JobClaims, QueueView
 from orchestrator.jobs.kinds import NoopKind
 from orchestrator.jobs.records import NewJob
 from orchestrator.jobs.scheduling import Lane, Policy
@@ -212,3 +212,36 @@ async def test_a_claim_whose_pick_another_process_is_claiming_takes_the_next_job
         await transaction.rollback()
     assert claim is not None, "the claim gave up on the locked head instead of taking the next job"
     assert claim.job.id == second
+
+
+async def test_an_empty_queue_is_not_read_again_until_a_job_is_notified(store: JobStore, engine: AsyncEngine) -> None:
+    kind, owner = _kind(), await _owner(engine)
+    lane = Lane("slot", frozenset({kind}))
+    claims = JobClaims(engine, max_age_s=3600)
+    assert await claims.claim("w-here", [lane], Policy()) is None  # reads: nothing ready
+    [job] = await _queue(store, owner, kind, 1)
+    assert await claims.claim("w-here", [lane], Policy()) is None  # no notification yet: not read again
+    claims.invalidate()  # the job's notification
+    claim = await claims.claim("w-here", [lane], Policy())
+    assert claim is not None
+    assert claim.job.id == job
+
+
+class _NotifiedDuringRead(JobClaims):
+    """A job's notification arrives while the queue is being read (the read may have missed that job)."""
+
+    async def read(self, kinds: frozenset[str], policy: Policy) -> QueueView | None:
+        view = await super().read(kinds, policy)
+        self.invalidate()
+        return view
+
+
+async def test_a_read_that_a_notification_overtook_is_not_kept(store: JobStore, engine: AsyncEngine) -> None:
+    kind, owner = _kind(), await _owner(engine)
+    lane = Lane("slot", frozenset({kind}))
+    claims = _NotifiedDuringRead(engine, max_age_s=3600)
+    assert await claims.claim("w-here", [lane], Policy()) is None
+    [job] = await _queue(store, owner, kind, 1)
+    claim = await claims.claim("w-here", [lane], Policy())  # the empty read was not kept: this one reads again
+    assert claim is not None
+    assert claim.job.id == job
