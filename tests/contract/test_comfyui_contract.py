@@ -315,8 +315,9 @@ async def test_boundary_runs_prompts(target: Target, session: aiohttp.ClientSess
         done = await run_prompt(client, connection, cases.txt2img(target.checkpoint), str(uuid.uuid4()), on_event)
         assert isinstance(done, RunSucceeded)
         assert done.execution_ms is not None
-        entry = await client.history(done.prompt_id)  # what the run's messages told equals what history keeps
-        assert entry is not None
+        # what the run's messages told equals what history keeps; ComfyUI writes the entry only after it sent
+        # execution_success (where the run ends), so it may not be there yet
+        entry = await cases.wait_history(session, target.url, done.prompt_id)
         assert done == result_from_history(done.prompt_id, entry, backend=client.base_url)
         assert (await client.view(done.images[0].filename, done.images[0].subfolder)).startswith(b"\x89PNG")
         progress = [e for e in events if isinstance(e, Progress)]
