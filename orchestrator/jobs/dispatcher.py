@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import random
 import time
@@ -35,6 +36,14 @@ log = logging.getLogger(__name__)
 #: to the idle poll while the losing goes on). Waiting the whole idle poll instead left a worker process's lanes
 #: idle beside a full queue: in CI one of two processes ran 0 of 500 jobs.
 _FIRST_CONTENDED_RETRY_S = 0.005
+
+
+class _Tried(enum.Enum):
+    """What one turn of the claim loop came to."""
+
+    CLAIMED = "claimed"  # a job was started: try again at once
+    NOTHING = "nothing"  # no room, nothing claimable or an error: wait for a wake-up or the idle poll
+    CONTENDED = "contended"  # other processes took every job chosen: try again soon
 
 
 @dataclass(frozen=True)
@@ -128,23 +137,24 @@ class Dispatcher:
         backoff_s = _FIRST_CONTENDED_RETRY_S
         while not self._stopping:
             self._wake.clear()
-            if await self._claim_once():
+            tried = await self._claim_once()
+            if tried is _Tried.CLAIMED:
                 backoff_s = _FIRST_CONTENDED_RETRY_S
                 continue
             wait_s = self._idle_poll_s
-            if self._claims.contended:  # others are claiming, so the queue has work: look again soon
+            if tried is _Tried.CONTENDED:  # others are claiming, so the queue has work: look again soon
                 wait_s = min(backoff_s * random.uniform(0.5, 1.5), self._idle_poll_s)
                 backoff_s = min(backoff_s * 2, self._idle_poll_s)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait_s):
                     await self._wake.wait()
 
-    async def _claim_once(self) -> bool:
+    async def _claim_once(self) -> _Tried:
         if self._room() <= 0:
-            return False
+            return _Tried.NOTHING
         lanes = self._book.free()
         if not lanes:
-            return False
+            return _Tried.NOTHING
         async with self._deciding:
             self._claim_in_flight = True
             try:
@@ -152,14 +162,14 @@ class Dispatcher:
                 claim = await self._claims.claim(self.worker_id, lanes, self.policy(), backends=backends)
             except Exception:
                 log.exception("claim failed; retrying after the idle poll")
-                return False
+                return _Tried.NOTHING
             finally:
                 self._claim_in_flight = False
             if claim is None:
-                return False
+                return _Tried.CONTENDED if self._claims.contended else _Tried.NOTHING
             self._hold(claim.job, claim.lane.name)
             self._start(claim.job, None)
-        return True
+        return _Tried.CLAIMED
 
     # -- handoffs (orchestrator.jobs.group_commit.Handoff) -------------------------------------------
 
