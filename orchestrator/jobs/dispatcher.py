@@ -211,13 +211,14 @@ class Dispatcher:
         self._held[job_id] = _Held(lane, kind, loads)
 
     def release(self, job_id: uuid.UUID, run_s: float | None = None) -> None:
-        """The job no longer needs its lane (its engine run ended, or the job did); learns its run time."""
+        """The job no longer needs its lane (its engine run ended: learns its run time), or it ended. Either way
+        something may be claimable now: a lane, the worker's room (a job that gave its lane back early still
+        counts until it ends) or, under owner caps, its owner's slot."""
         held = self._held.pop(job_id, None)
-        if held is None:
-            return
-        self._book.give_back(held.lane)
+        if held is not None:
+            self._book.give_back(held.lane)
+            if run_s is not None:
+                self._book.record_run(held.kind, run_s, loaded=held.loads)
         if self._config.owner_max_running > 0:
-            self._claims.invalidate()  # its owner has one running job less
-        if run_s is not None:
-            self._book.record_run(held.kind, run_s, loaded=held.loads)
+            self._claims.invalidate()  # its owner may have one running job less
         self._wake.set()

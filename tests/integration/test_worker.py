@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from sqlalchemy import text
@@ -98,3 +99,45 @@ async def test_a_retryable_failure_is_retried_until_attempts_run_out(
         await worker.stop()
     types = await _types(engine, job.id)
     assert types == ["job.queued"] + ["job.started", "job.retrying"] * 2 + ["job.started", "job.failed"]
+
+
+class _EarlyRelease:
+    """Gives its lane back before it ends (as a generation does once ComfyUI is done), then waits for ``finish``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.released = asyncio.Event()
+        self.finish = asyncio.Event()
+
+    async def run(self, job: ClaimedJob, ctx: JobContext) -> dict[str, object]:
+        ctx.release_lane()
+        self.released.set()
+        await self.finish.wait()
+        return {}
+
+
+async def test_a_job_that_ends_after_giving_its_lane_back_lets_the_next_one_start(
+    store: JobStore, owner_id: uuid.UUID, database_url: str
+) -> None:
+    kind = _EarlyRelease(f"k-{uuid.uuid4().hex[:6]}")
+    # one job at a time, and an idle poll far beyond the wait below: only the first job's end can start the next
+    config = WorkerConfig(
+        kinds=(kind.name,),
+        concurrency=1,
+        heartbeat_interval_s=0.1,
+        heartbeat_timeout_s=5.0,
+        shutdown_timeout_s=5.0,
+        idle_poll_s=600.0,
+    )
+    first, second = (NewJob(owner_id=owner_id, kind=kind.name, payload={}) for _ in range(2))
+    for job in (first, second):
+        await store.create(job)
+    worker = Worker(store, {kind.name: kind}, config)
+    await worker.start()
+    try:
+        await asyncio.wait_for(kind.released.wait(), 30)
+        kind.finish.set()
+        await wait_for_event(database_url, second.id, "job.started", timeout_s=30)
+        await wait_for_terminal(database_url, [first.id, second.id])
+    finally:
+        await worker.stop()
