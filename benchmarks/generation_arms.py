@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from benchmarks.harness import JobEnds
-from tests.support.service import free_port
+from tests.support.service import free_port, wait_until_answering
 
 #: comfyui-api reads ``<output dir>/<filename>`` and ignores ComfyUI's subfolder: its prefix has no slash.
 SAL_PREFIX = "bench_sal"
@@ -232,17 +232,12 @@ async def comfyui_api_process(program: Path, comfy: str, output_dir: Path, work:
     process = await asyncio.create_subprocess_exec(*argv, env=env, stdout=log, stderr=log, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        async with aiohttp.ClientSession() as http, asyncio.timeout(60):
-            while True:
-                if process.returncode is not None:
-                    raise RuntimeError(f"comfyui-api exited with {process.returncode}; see {work / 'comfyui-api.log'}")
-                try:
-                    async with http.get(f"{url}/ready") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.2)  # polling a process that offers no readiness signal
+        await wait_until_answering(
+            f"{url}/ready",
+            exit_code=lambda: process.returncode,
+            name=f"comfyui-api (see {work / 'comfyui-api.log'})",
+            timeout_s=60,
+        )
         yield url
     finally:
         if process.returncode is None:

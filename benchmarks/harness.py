@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from orchestrator.api.auth import issue_key
 from orchestrator.db.engine import asyncpg_dsn, create_engine, migrate
-from tests.support.service import free_port, spawn_atelier, wait_until_healthy
+from tests.support.service import free_port, spawn_atelier, wait_until_answering, wait_until_healthy
 from tests.support.sse import iter_sse
 
 #: The events that end a job.
@@ -84,15 +84,7 @@ async def service(
 
 async def wait_for_comfyui(url: str, timeout_s: float = 30.0) -> None:
     """Return once a (stand-in) ComfyUI just started at ``url`` answers ``/system_stats``."""
-    async with aiohttp.ClientSession() as http, asyncio.timeout(timeout_s):
-        while True:
-            try:
-                async with http.get(f"{url}/system_stats") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.05)  # polling a process that offers no readiness signal
+    await wait_until_answering(f"{url}/system_stats", name="ComfyUI", timeout_s=timeout_s)
 
 
 def rss_bytes(pid: int) -> int:

@@ -10,10 +10,8 @@ import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-import aiohttp
-
 from tests.support.readme import blocks, readme, script
-from tests.support.service import free_port, spawn_atelier
+from tests.support.service import free_port, spawn_atelier, wait_until_answering
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Random-weight checkpoints the README makes are deterministic: keep them between runs (the pull still runs
@@ -53,15 +51,7 @@ def atelier_wrapper(workdir: Path) -> None:
 
 async def wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
     """Until /readyz answers 200 (failing fast when the service exits)."""
-    async with aiohttp.ClientSession() as session, asyncio.timeout(timeout_s):
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the service exited with {process.returncode}")
-            with contextlib.suppress(aiohttp.ClientError):
-                async with session.get(f"{base_url}/readyz") as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.2)  # polling a process that offers no readiness signal
+    await wait_until_answering(f"{base_url}/readyz", exit_code=process.poll, name="the service", timeout_s=timeout_s)
 
 
 async def run_readme(workdir: Path, service_env: Mapping[str, str], *, ready_timeout_s: float = 300) -> str:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -53,19 +54,24 @@ def spawn_atelier(args: list[str], env: Mapping[str, str], log_path: Path) -> su
         )
 
 
-async def wait_until_healthy(base_url: str, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
-    """Wait for /healthz to answer (failing fast if the process died)."""
+async def wait_until_answering(
+    url: str, *, exit_code: Callable[[], int | None] = lambda: None, name: str = "the process", timeout_s: float = 30.0
+) -> None:
+    """Return once ``GET url`` answers 200, failing fast when ``exit_code`` says the process behind it ended."""
     async with aiohttp.ClientSession() as session, asyncio.timeout(timeout_s):
         while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the service exited with {process.returncode}")
-            try:
-                async with session.get(f"{base_url}/healthz") as response:
+            if (code := exit_code()) is not None:
+                raise RuntimeError(f"{name} exited with {code}")
+            with contextlib.suppress(aiohttp.ClientError):  # not listening yet, or cut off while starting
+                async with session.get(url) as response:
                     if response.status == 200:
                         return
-            except aiohttp.ClientConnectionError:
-                pass
             await asyncio.sleep(0.05)  # polling a process that offers no readiness signal
+
+
+async def wait_until_healthy(base_url: str, process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    """Wait for /healthz to answer (failing fast if the process died)."""
+    await wait_until_answering(f"{base_url}/healthz", exit_code=process.poll, name="the service", timeout_s=timeout_s)
 
 
 async def running_owner(engine: AsyncEngine) -> uuid.UUID:
