@@ -124,7 +124,7 @@ async def _owners(engine: AsyncEngine, count: int) -> list[uuid.UUID]:
 
 async def _fill(engine: AsyncEngine, workload: str) -> int:
     """Queue the workload; returns how many jobs it has."""
-    store, rng = JobStore(engine), random.Random(7)
+    rng = random.Random(7)
     if workload == "mixed":
         (owner,) = await _owners(engine, 1)
         keys = [f"ckpt-{c}\nlora-{lora}" for c in range(3) for lora in range(4)]
@@ -133,7 +133,8 @@ async def _fill(engine: AsyncEngine, workload: str) -> int:
         heavy, *light = await _owners(engine, 6)
         jobs = [NewJob(owner_id=heavy, kind=KIND, payload={}, affinity_key="k") for _ in range(500)]
         jobs += [NewJob(owner_id=o, kind=KIND, payload={}, affinity_key="k") for o in light for _ in range(10)]
-    await asyncio.gather(*(store.create(job) for job in jobs))
+    async with JobStore(engine) as store:
+        await asyncio.gather(*(store.create(job) for job in jobs))
     return len(jobs)
 
 

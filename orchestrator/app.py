@@ -116,6 +116,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[ENGINE] = create_engine(settings.database_url, pool_size=settings.db_pool_size)
     app[STORE] = JobStore(app[ENGINE])
     yield
+    await app[STORE].close()
     await app[ENGINE].dispose()
 
 

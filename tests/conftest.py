@@ -64,9 +64,11 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture(scope="session")
-def store(engine: AsyncEngine) -> JobStore:
+async def store(engine: AsyncEngine) -> AsyncIterator[JobStore]:
     """The job store on the run's database."""
-    return JobStore(engine)
+    job_store = JobStore(engine)
+    yield job_store
+    await job_store.close()
 
 
 @pytest.fixture

@@ -25,11 +25,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Row, bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.types import Integer, Text
+import asyncpg
 
+from orchestrator.db.direct import DirectPool, Sql
 from orchestrator.events.types import EventType
 from orchestrator.jobs.idempotency import CLAIM_KEYS_CTE, IdempotencyKeyTaken
 from orchestrator.jobs.records import ClaimedJob, NewJob
@@ -44,7 +42,11 @@ Written = dict[uuid.UUID, tuple[int, bool]]
 # A job offered to this process's idle worker (``lane`` set) is written as running, with ``job.queued`` then
 # ``job.started``, when no queued job of its kind and at least its priority is waiting (it would go first);
 # otherwise it is queued like the rest. Handing off charges the owner's fair share like a claim does.
-_CREATE_MANY = text(
+_ARRAY_CASTS = {"ids": "uuid[]", "owners": "uuid[]", "kinds": "text[]", "priorities": "int[]", "payloads": "text[]",
+                "max_attempts": "int[]", "webhooks": "text[]", "affinity_keys": "text[]", "lanes": "text[]",
+                "backends": "text[]", "idem_keys": "text[]", "idem_sha256s": "text[]", "idem_statuses": "int[]",
+                "idem_responses": "text[]", "idem_locations": "text[]", "worker_id": "text"}  # fmt: skip
+_CREATE_MANY = Sql(
     """
 WITH input AS (
     SELECT * FROM unnest(:ids, :owners, :kinds, :priorities, :payloads, :max_attempts, :webhooks, :affinity_keys,
@@ -97,23 +99,8 @@ SELECT event.job_id, event.id AS event_id, event.type, pg_notify('atelier_events
        CASE WHEN job.status = 'queued' THEN pg_notify('atelier_jobs', event.job_id::text) END AS woke,
        (SELECT count(*) FROM charged) + (SELECT count(*) FROM first_charge) AS owners_charged
 FROM event JOIN job ON job.id = event.job_id
-"""
-).bindparams(
-    bindparam("ids", type_=ARRAY(UUID(as_uuid=True))),
-    bindparam("owners", type_=ARRAY(UUID(as_uuid=True))),
-    bindparam("kinds", type_=ARRAY(Text)),
-    bindparam("priorities", type_=ARRAY(Integer)),
-    bindparam("payloads", type_=ARRAY(Text)),
-    bindparam("max_attempts", type_=ARRAY(Integer)),
-    bindparam("webhooks", type_=ARRAY(Text)),
-    bindparam("affinity_keys", type_=ARRAY(Text)),
-    bindparam("lanes", type_=ARRAY(Text)),
-    bindparam("backends", type_=ARRAY(Text)),
-    bindparam("idem_keys", type_=ARRAY(Text)),
-    bindparam("idem_sha256s", type_=ARRAY(Text)),
-    bindparam("idem_statuses", type_=ARRAY(Integer)),
-    bindparam("idem_responses", type_=ARRAY(Text)),
-    bindparam("idem_locations", type_=ARRAY(Text)),
+""",
+    _ARRAY_CASTS,
 )
 
 
@@ -154,9 +141,8 @@ class AcceptanceBatcher:
     there and handed to it directly: no notification round trip and no claim statement before it starts.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._transactions = engine
+    def __init__(self, database: DirectPool) -> None:
+        self._database = database
         self._pending: list[Pending] = []
         self._writer: asyncio.Task[None] | None = None
         self._handoff: Handoff | None = None
@@ -248,17 +234,16 @@ class AcceptanceBatcher:
             "worker_id": self._handoff.worker_id if self._handoff is not None else None,
         }
         if before_commit is None:
-            async with self._engine.connect() as conn:
-                return _written((await conn.execute(_CREATE_MANY, params)).all())
-        async with self._transactions.connect() as conn, conn.begin():
-            written = _written((await conn.execute(_CREATE_MANY, params)).all())
+            return _written(await self._database.fetch(_CREATE_MANY, params))
+        async with self._database.transaction() as conn:
+            written = _written(await conn.fetch(_CREATE_MANY.text, *_CREATE_MANY.args(params)))
             before_commit(written)
         return written
 
 
-def _written(rows: Sequence[Row[Any]]) -> Written:
-    queued = {row.job_id: int(row.event_id) for row in rows if row.type == EventType.QUEUED.value}
-    started = {row.job_id for row in rows if row.type == EventType.STARTED.value}
+def _written(rows: Sequence[asyncpg.Record]) -> Written:
+    queued = {row["job_id"]: int(row["event_id"]) for row in rows if row["type"] == EventType.QUEUED.value}
+    started = {row["job_id"] for row in rows if row["type"] == EventType.STARTED.value}
     return {job_id: (event_id, job_id in started) for job_id, event_id in queued.items()}
 
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import RowMapping, TextClause, bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.types import Text
 
+from orchestrator.db.direct import DirectPool, Sql
+from orchestrator.db.engine import SERVER_SETTINGS, asyncpg_dsn
 from orchestrator.errors import IllegalTransition, NotFound
 from orchestrator.events.types import EventType
 from orchestrator.jobs.group_commit import AcceptanceBatcher, Handoff
@@ -44,13 +44,13 @@ class ReapedJob:
     status: Status
 
 
-def _jsonb(name: str) -> Any:
-    return bindparam(name, type_=JSONB)
+#: The types of the parameters Postgres cannot infer from where they stand.
+_CASTS = {"event_type": "text", "event_data": "jsonb", "result": "jsonb", "error": "jsonb", "events": "jsonb",
+          "allowed_from": "text[]", "ids": "uuid[]"}  # fmt: skip
 
 
-def _stmt(sql: str, *json_params: str) -> TextClause:
-    """A text statement whose named parameters (those it uses) are bound as JSONB."""
-    return text(sql).bindparams(*(_jsonb(name) for name in json_params if f":{name}" in sql))
+def _stmt(sql: str) -> Sql:
+    return Sql(sql, _CASTS)
 
 
 _EMIT_EVENT = """
@@ -63,13 +63,13 @@ SELECT event.id AS event_id, event.job_id, pg_notify('atelier_events', event.id:
 FROM event
 """
 
-_HEARTBEAT = text(
+_HEARTBEAT = _stmt(
     """
 UPDATE jobs SET heartbeat_at = now()
 WHERE id = ANY(:ids) AND status = 'running' AND worker_id = :worker_id
 RETURNING id, cancel_requested
 """
-).bindparams(bindparam("ids", type_=ARRAY(UUID(as_uuid=True))))
+)
 
 _RUNNING_EVENT = _stmt(
     """
@@ -80,11 +80,10 @@ WITH job AS (
     RETURNING id, owner_id
 ),
 """
-    + _EMIT_EVENT,
-    "event_data",
+    + _EMIT_EVENT
 )
 
-_REQUEST_CANCEL = text(
+_REQUEST_CANCEL = _stmt(
     """
 WITH job AS (
     UPDATE jobs SET cancel_requested = true, updated_at = now()
@@ -95,7 +94,7 @@ SELECT id, pg_notify('atelier_cancel', id::text) AS notified FROM job
 """
 )
 
-_REAP = text(
+_REAP = _stmt(
     """
 WITH stale AS (
     SELECT id FROM jobs
@@ -131,6 +130,11 @@ FROM event JOIN job ON job.id = event.job_id
 """
 )
 
+_STATUS_OF = _stmt("SELECT status FROM jobs WHERE id = :job_id")
+_STATUS_OF_OWNER = _stmt("SELECT status FROM jobs WHERE id = :job_id AND owner_id = :owner_id")
+_SET_BACKEND = _stmt("UPDATE jobs SET backend = :backend WHERE id = :job_id AND worker_id = :worker_id")
+_COUNT_QUEUED = _stmt("SELECT count(*) AS n FROM jobs WHERE status = 'queued'")
+
 # The columns each target status sets besides status and updated_at.
 _TARGET_SETS: dict[Status, str] = {
     Status.RUNNING: "worker_id = :worker_id, attempts = attempts + 1, heartbeat_at = now(), started_at = now()",
@@ -142,7 +146,7 @@ _TARGET_SETS: dict[Status, str] = {
 
 
 @cache
-def _transition_stmt(target: Status, guard_worker: bool, guard_owner: bool) -> TextClause:
+def _transition_stmt(target: Status, guard_worker: bool, guard_owner: bool) -> Sql:
     guards = ["id = :job_id", "status = ANY(:allowed_from)"]
     if guard_worker:
         guards.append("worker_id = :worker_id")
@@ -158,11 +162,11 @@ WITH job AS (
 """
     if target is Status.QUEUED:
         sql += ", pg_notify('atelier_jobs', event.job_id::text) AS woke"
-    return _stmt(sql, "event_data", "result", "error").bindparams(bindparam("allowed_from", type_=ARRAY(Text)))
+    return _stmt(sql)
 
 
 @cache
-def _succeed_stmt(rows_sql: str | None, jsonb_params: tuple[str, ...]) -> TextClause:
+def _succeed_stmt(rows_sql: str | None, jsonb_params: tuple[str, ...]) -> Sql:
     rows = f"rows AS ({rows_sql}),\n" if rows_sql else ""
     sql = f"""
 WITH job AS (
@@ -178,7 +182,7 @@ WITH job AS (
 )
 SELECT event.id AS event_id, pg_notify('atelier_events', event.id::text) AS notified FROM event ORDER BY event.id
 """
-    return _stmt(sql, "result", "events", *jsonb_params)
+    return Sql(sql, {**_CASTS, **dict.fromkeys(jsonb_params, "jsonb")})
 
 
 class JobStore:
@@ -186,27 +190,40 @@ class JobStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        # Single-statement writes need no BEGIN/COMMIT round trips: the statement is the transaction.
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._acceptance = AcceptanceBatcher(engine)
+        # The hot single-statement writes run on asyncpg directly (see orchestrator.db.direct); a statement
+        # is its own transaction, so they need no BEGIN/COMMIT round trips.
+        self._direct = DirectPool(
+            asyncpg_dsn(engine.url.render_as_string(hide_password=False)),
+            max_size=engine.pool.size(),  # type: ignore[attr-defined]
+            server_settings=SERVER_SETTINGS,
+        )
+        self._acceptance = AcceptanceBatcher(self._direct)
 
-    async def _one(self, stmt: TextClause, params: Mapping[str, Any]) -> RowMapping | None:
-        async with self._autocommit.connect() as conn:
-            return (await conn.execute(stmt, params)).mappings().first()
+    async def close(self) -> None:
+        """Close the store's own connections (the engine is its creator's to dispose of)."""
+        await self._direct.close()
 
-    async def _all(self, stmt: TextClause, params: Mapping[str, Any]) -> Sequence[RowMapping]:
-        async with self._autocommit.connect() as conn:
-            return (await conn.execute(stmt, params)).mappings().all()
+    async def __aenter__(self) -> JobStore:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    async def _one(self, stmt: Sql, params: Mapping[str, Any]) -> asyncpg.Record | None:
+        return await self._direct.fetchrow(stmt, params)
+
+    async def _all(self, stmt: Sql, params: Mapping[str, Any]) -> Sequence[asyncpg.Record]:
+        return await self._direct.fetch(stmt, params)
 
     async def _all_before(
-        self, stmt: TextClause, params: Mapping[str, Any], work: Callable[[], Awaitable[None]]
-    ) -> Sequence[RowMapping]:
+        self, stmt: Sql, params: Mapping[str, Any], work: Callable[[], Awaitable[None]]
+    ) -> Sequence[asyncpg.Record]:
         """Run ``stmt`` in a transaction while ``work`` runs; commit once both are done (``work`` failing rolls
         back and raises)."""
         running = asyncio.ensure_future(work())
         try:
-            async with self._engine.connect() as conn, conn.begin():
-                rows = (await conn.execute(stmt, params)).mappings().all()
+            async with self._direct.transaction() as conn:
+                rows: list[asyncpg.Record] = await conn.fetch(stmt.text, *stmt.args(params))
                 await running
         finally:
             if not running.done():
@@ -333,10 +350,8 @@ class JobStore:
 
     async def status_of(self, job_id: uuid.UUID, owner_id: uuid.UUID | None = None) -> Status | None:
         """The job's current status, or None when it does not exist (for this owner)."""
-        sql = "SELECT status FROM jobs WHERE id = :job_id"
-        if owner_id is not None:
-            sql += " AND owner_id = :owner_id"
-        row = await self._one(text(sql), {"job_id": job_id, "owner_id": owner_id})
+        stmt = _STATUS_OF_OWNER if owner_id is not None else _STATUS_OF
+        row = await self._one(stmt, {"job_id": job_id, "owner_id": owner_id})
         return Status(row["status"]) if row else None
 
     async def request_cancel(self, job_id: uuid.UUID, owner_id: uuid.UUID) -> Status:
@@ -367,11 +382,9 @@ class JobStore:
 
     async def set_backend(self, job_id: uuid.UUID, worker_id: str, backend: str) -> None:
         """Remember which engine backend runs the job (so a retry can find its earlier run)."""
-        stmt = text("UPDATE jobs SET backend = :backend WHERE id = :job_id AND worker_id = :worker_id")
-        async with self._autocommit.connect() as conn:
-            await conn.execute(stmt, {"backend": backend, "job_id": job_id, "worker_id": worker_id})
+        await self._one(_SET_BACKEND, {"backend": backend, "job_id": job_id, "worker_id": worker_id})
 
     async def count_queued(self) -> int:
         """How many jobs wait to be claimed."""
-        row = await self._one(text("SELECT count(*) AS n FROM jobs WHERE status = 'queued'"), {})
+        row = await self._one(_COUNT_QUEUED, {})
         return int(row["n"]) if row else 0

@@ -61,7 +61,8 @@ async def test_cancelling_a_queued_job_answers_202_as_documented(
     service: Service, http: aiohttp.ClientSession, caller: Caller, engine: AsyncEngine
 ) -> None:
     job = NewJob(owner_id=caller.owner_id, kind="unclaimed-here", payload={})  # type: ignore[arg-type]
-    await JobStore(engine).create(job)  # a kind no worker runs: it stays queued until cancelled
+    async with JobStore(engine) as store:
+        await store.create(job)  # a kind no worker runs: it stays queued until cancelled
     async with http.post(f"{service.url}/v1/jobs/{job.id}/cancel", headers=caller.headers) as response:
         assert response.status == 202
         assert (await response.json())["status"] == "cancelled"

@@ -9,9 +9,9 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.events.types import EventType
@@ -122,7 +122,7 @@ async def test_a_failed_commit_withdraws_the_run_and_records_nothing(
         creating = asyncio.create_task(store.create(job))
         await kind.started.wait()  # it runs while the commit is tried
         task = worker._running[job.id].task
-        with pytest.raises(DBAPIError, match="commit refused"):
+        with pytest.raises(asyncpg.RaiseError, match="commit refused"):
             await creating
         await asyncio.gather(task, return_exceptions=True)
         assert kind.cancelled.is_set()  # its work was stopped

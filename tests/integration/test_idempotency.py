@@ -8,9 +8,9 @@ import uuid
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.jobs.idempotency import IdempotencyClaim
@@ -110,10 +110,9 @@ async def test_the_key_is_written_by_the_statement_that_writes_the_job(
 ) -> None:
     """A job that cannot be written (priority beyond its column) leaves no key behind: one statement."""
     claim = IdempotencyClaim("atomic", "0" * 64, 202, {"id": "x"}, None)
-    with pytest.raises(DBAPIError):
-        await JobStore(engine).create(
-            NewJob(owner_id=owner_id, kind="noop", payload={}, priority=40_000, idempotency=claim)
-        )
+    async with JobStore(engine) as store:
+        with pytest.raises(asyncpg.DataError):
+            await store.create(NewJob(owner_id=owner_id, kind="noop", payload={}, priority=40_000, idempotency=claim))
     async with engine.connect() as conn:
         keys = await conn.scalar(text("SELECT count(*) FROM idempotency_keys WHERE owner_id = :o"), {"o": owner_id})
     assert keys == 0

@@ -53,11 +53,11 @@ async def test_two_worker_processes_run_each_of_500_jobs_exactly_once(fresh_data
     env = {**QUICK_HEARTBEATS, "ATELIER_DATABASE_URL": fresh_database_url, "ATELIER_WORKER_CONCURRENCY": "8"}
     workers = [spawn_atelier(["worker", "--kinds", "noop"], env, tmp_path / f"w{i}.log") for i in range(2)]
     engine = create_engine(fresh_database_url, pool_size=4)
+    store = JobStore(engine)
     try:
         # both processes up before the first job, or a slow start lets the other run all 500
         await wait_for_listeners(fresh_database_url, 2)
         owner = await running_owner(engine)
-        store = JobStore(engine)
         # 20 ms a job: one process's 8 lanes cannot drain the queue alone, so the other always has work to claim
         # (with instant jobs whichever process reacts first can win every race: 0 of 500 for the other in CI)
         jobs = [NewJob(owner_id=owner, kind="noop", payload={"steps": 1, "step_ms": 20}) for _ in range(500)]
@@ -65,6 +65,7 @@ async def test_two_worker_processes_run_each_of_500_jobs_exactly_once(fresh_data
             await asyncio.gather(*(store.create(job) for job in jobs[chunk : chunk + 50]))
         await wait_for_terminal(fresh_database_url, [j.id for j in jobs], timeout_s=120)
     finally:
+        await store.close()
         await engine.dispose()
         codes = [_stop(w) for w in workers]
     assert codes == [0, 0], [(tmp_path / f"w{i}.log").read_text()[-2000:] for i in range(2)]

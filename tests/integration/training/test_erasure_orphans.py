@@ -104,11 +104,12 @@ async def test_a_lingering_run_group_is_ended_and_a_reused_group_id_left_alone(
 ) -> None:
     svc, services = training_service, TrainingServices.create(training_service.settings)
     subject = await create_subject(http, svc, me)
-    store = JobStore(svc.engine)
+    async with JobStore(svc.engine) as store:
+        jobs = [NewJob(owner_id=me.owner_id, kind="orphan-probe", payload={}) for _ in range(2)]  # type: ignore[arg-type]
+        for job in jobs:
+            await store.create(job)
     runs: list[tuple[uuid.UUID, asyncio.subprocess.Process]] = []
-    for index, marked in enumerate((True, False)):
-        job = NewJob(owner_id=me.owner_id, kind="orphan-probe", payload={})  # type: ignore[arg-type]
-        await store.create(job)
+    for index, (job, marked) in enumerate(zip(jobs, (True, False), strict=True)):
         run_dir = tmp_path / f"run{index}"
         argv = [sys.executable, "-c", "import sys, time; time.sleep(60)"]
         args = [*argv, launch_marker(run_dir)] if marked else argv
