@@ -196,6 +196,10 @@ class JobClaims:
             self._empty = (kinds, time.monotonic()) if view is None else None
         return view
 
+    def known_empty(self, kind: str) -> bool:
+        """Whether the last read found nothing of ``kind`` ready, with no job notification since (and fresh)."""
+        return self._known_empty(frozenset({kind}))
+
     def _known_empty(self, kinds: frozenset[str]) -> bool:
         if self._empty is None:
             return False

@@ -187,7 +187,8 @@ class Dispatcher:
         self._reserved += 1
         self._hold_lane(job.id, job.kind, dispatch.lane.name, job.affinity_key)
         backend = dispatch.lane.name if self._book.is_backend(dispatch.lane.name) else None
-        return HandoffLane(dispatch.lane.name, backend, early=job.kind in self._early_kinds)
+        early = job.kind in self._early_kinds
+        return HandoffLane(dispatch.lane.name, backend, early=early, first=early and self._claims.known_empty(job.kind))
 
     def deliver(self, job: ClaimedJob, committed: asyncio.Future[bool] | None = None) -> None:
         """Run a job written as running on the lane reserved for it (``committed``: not yet known to be

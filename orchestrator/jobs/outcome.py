@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,13 +27,8 @@ class RowsWrite:
 class JobOutcome:
     """What a kind may return instead of a bare result: its ``job.artifact`` events (in order) and rows,
     committed together with ``job.succeeded`` -- one round trip, and never announced unless it succeeded.
-
-    ``before_commit``: work the success must not be committed without (e.g. its files written to storage). It
-    runs while the success statement runs, and the transaction commits only once it finished; when it raises,
-    nothing is committed and its error (a :class:`~orchestrator.jobs.kinds.JobFailed`) is the job's.
     """
 
     result: Mapping[str, Any]
     artifacts: Sequence[Mapping[str, Any]] = ()
     rows: RowsWrite | None = None
-    before_commit: Callable[[], Awaitable[None]] | None = None

@@ -8,9 +8,9 @@ state machine (or another actor that got there first) forbids it.
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -21,11 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from orchestrator.db.direct import DirectPool, Sql
 from orchestrator.db.engine import SERVER_SETTINGS, asyncpg_dsn
 from orchestrator.errors import IllegalTransition, NotFound
+from orchestrator.events.model import JobEventRecord
 from orchestrator.events.types import EventType
 from orchestrator.jobs.group_commit import AcceptanceBatcher, Handoff
 from orchestrator.jobs.outcome import RowsWrite
 from orchestrator.jobs.records import NewJob
 from orchestrator.jobs.states import ALLOWED_FROM, TRANSITION_EVENT, Status
+
+log = logging.getLogger(__name__)
 
 EVENTS_CHANNEL = "atelier_events"
 JOBS_CHANNEL = "atelier_jobs"
@@ -57,9 +60,10 @@ _EMIT_EVENT = """
 event AS (
     INSERT INTO job_events (job_id, owner_id, type, data)
     SELECT id, owner_id, :event_type, :event_data FROM job
-    RETURNING id, job_id
+    RETURNING id, job_id, owner_id, type, data, created_at
 )
-SELECT event.id AS event_id, event.job_id, pg_notify('atelier_events', event.id::text) AS notified
+SELECT event.id AS event_id, event.job_id, event.owner_id, event.type, event.data, event.created_at,
+       pg_notify('atelier_events', event.id::text) AS notified
 FROM event
 """
 
@@ -178,11 +182,28 @@ WITH job AS (
     SELECT job.id, job.owner_id, e.value->>'type', e.value->'data'
     FROM job, jsonb_array_elements(:events) WITH ORDINALITY AS e(value, n)
     ORDER BY e.n
-    RETURNING id
+    RETURNING id, job_id, owner_id, type, data, created_at
 )
-SELECT event.id AS event_id, pg_notify('atelier_events', event.id::text) AS notified FROM event ORDER BY event.id
+SELECT event.id AS event_id, event.job_id, event.owner_id, event.type, event.data, event.created_at,
+       pg_notify('atelier_events', event.id::text) AS notified
+FROM event ORDER BY event.id
 """
     return Sql(sql, {**_CASTS, **dict.fromkeys(jsonb_params, "jsonb")})
+
+
+#: Receives events this process committed, in id order.
+CommittedHandler = Callable[[list[JobEventRecord]], None]
+
+
+def _record_of(row: asyncpg.Record) -> JobEventRecord:
+    return JobEventRecord(
+        id=row["event_id"],
+        job_id=row["job_id"],
+        owner_id=row["owner_id"],
+        type=row["type"],
+        data=row["data"],
+        created_at=row["created_at"],
+    )
 
 
 class JobStore:
@@ -198,6 +219,21 @@ class JobStore:
             server_settings=SERVER_SETTINGS,
         )
         self._acceptance = AcceptanceBatcher(self._direct)
+        self._committed: CommittedHandler | None = None
+
+    def on_committed(self, handler: CommittedHandler | None) -> None:
+        """Hand the events this process's writes committed to ``handler`` as soon as they are (the event feed
+        releases them without waiting for their notification and a read; see
+        :meth:`orchestrator.events.feed.EventFeed.offer`)."""
+        self._committed = handler
+
+    def _announce(self, rows: Sequence[asyncpg.Record]) -> None:
+        if self._committed is None or not rows:
+            return
+        try:
+            self._committed([_record_of(row) for row in rows])
+        except Exception:  # the write is committed either way; its notification still brings the events
+            log.exception("handing committed events to the feed failed")
 
     async def close(self) -> None:
         """Close the store's own connections (the engine is its creator's to dispose of)."""
@@ -214,22 +250,6 @@ class JobStore:
 
     async def _all(self, stmt: Sql, params: Mapping[str, Any]) -> Sequence[asyncpg.Record]:
         return await self._direct.fetch(stmt, params)
-
-    async def _all_before(
-        self, stmt: Sql, params: Mapping[str, Any], work: Callable[[], Awaitable[None]]
-    ) -> Sequence[asyncpg.Record]:
-        """Run ``stmt`` in a transaction while ``work`` runs; commit once both are done (``work`` failing rolls
-        back and raises)."""
-        running = asyncio.ensure_future(work())
-        try:
-            async with self._direct.transaction() as conn:
-                rows: list[asyncpg.Record] = await conn.fetch(stmt.text, *stmt.args(params))
-                await running
-        finally:
-            if not running.done():
-                running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
-        return rows
 
     @property
     def engine(self) -> AsyncEngine:
@@ -271,6 +291,7 @@ class JobStore:
         )
         if row is None:
             raise JobLost(str(job_id))
+        self._announce([row])
         return int(row["event_id"])
 
     async def transition(
@@ -308,6 +329,7 @@ class JobStore:
         row = await self._one(stmt, params)
         if row is None:
             raise await self._illegal(job_id, target, owner_id)
+        self._announce([row])
         return int(row["event_id"])
 
     async def succeed(
@@ -318,25 +340,19 @@ class JobStore:
         *,
         artifacts: Sequence[Mapping[str, Any]] = (),
         rows: RowsWrite | None = None,
-        before_commit: Callable[[], Awaitable[None]] | None = None,
     ) -> int:
         """Finish a running job: its ``job.artifact`` events, its rows and ``job.succeeded`` in one statement,
         the artifacts' ids below the terminal one. Returns the terminal event's id; IllegalTransition when the
-        job is not this worker's running job any more.
-
-        With ``before_commit`` the statement runs in a transaction while that work runs, and commits once it
-        finished (its error rolls everything back and is raised)."""
+        job is not this worker's running job any more."""
         events = [{"type": EventType.ARTIFACT.value, "data": dict(a)} for a in artifacts]
         events.append({"type": EventType.SUCCEEDED.value, "data": {"result": dict(result)}})
         stmt = _succeed_stmt(rows.sql if rows else None, rows.jsonb_params if rows else ())
         params = {**(rows.params if rows else {}), "job_id": job_id, "worker_id": worker_id}
         params.update(result=dict(result), events=events)
-        if before_commit is None:
-            row_ids = await self._all(stmt, params)
-        else:
-            row_ids = await self._all_before(stmt, params, before_commit)
+        row_ids = await self._all(stmt, params)
         if not row_ids:
             raise await self._illegal(job_id, Status.SUCCEEDED, None)
+        self._announce(row_ids)
         return int(row_ids[-1]["event_id"])
 
     async def _illegal(self, job_id: uuid.UUID, target: Status, owner_id: uuid.UUID | None) -> Exception:

@@ -211,13 +211,10 @@ class Worker:
                 outcome.result,
                 artifacts=outcome.artifacts,
                 rows=outcome.rows,
-                before_commit=outcome.before_commit,
             )
         except (IllegalTransition, NotFound) as exc:
             log.info("job %s: %s", job.id, exc.detail)
             return "lost"
-        except JobFailed as failure:  # the work its success waited for failed: nothing was committed
-            return await self._record_failure(job, failure)
         return "succeeded"
 
     async def _record_stop(self, job: ClaimedJob) -> str:

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
-"""A job handed to this process's idle worker starts while its acceptance is committed, writes nothing before
-the commit is known, and is withdrawn -- its work cancelled, nothing recorded -- when the commit fails."""
+"""A job handed to this process's idle worker starts while its acceptance is committed (before its statement
+runs when the worker knows the queue to be empty), writes nothing before the commit is known, and is withdrawn
+-- its work cancelled, nothing recorded -- when the commit fails or the job is not written."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from orchestrator.events.types import EventType
 from orchestrator.jobs.claims import JobClaims
 from orchestrator.jobs.group_commit import HandoffLane
+from orchestrator.jobs.idempotency import IdempotencyClaim, IdempotencyKeyTaken
 from orchestrator.jobs.kinds import JobContext
 from orchestrator.jobs.records import ClaimedJob, NewJob
+from orchestrator.jobs.states import Status
 from orchestrator.jobs.store import JobLost, JobStore
 from orchestrator.jobs.worker import Worker, WorkerConfig
 from tests.support.db import wait_for_terminal
@@ -220,3 +223,89 @@ async def test_a_cancelled_acceptance_stops_its_early_run_instead_of_leaving_it_
     finally:
         store.attach_handoff(None)
         await worker.stop()  # returns: nothing waits for a commit that will never be known
+
+
+async def _queue_seen_empty(worker: Worker, claims: JobClaims, kind: str) -> None:
+    """The worker's claims read the queue and found nothing of ``kind`` (as its claim loop does when idle)."""
+    await claims._read_and_keep(frozenset({kind}), worker.dispatcher.policy())
+    assert claims.known_empty(kind)
+
+
+async def test_a_job_that_goes_first_starts_before_its_statement_and_is_written_as_started(
+    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID, database_url: str
+) -> None:
+    kind = StartingKind(f"first-{uuid.uuid4().hex[:8]}")
+    claims = JobClaims(engine)
+    worker = Worker(store, {kind.name: kind}, _config(kind.name), claims=claims)
+    store.attach_handoff(worker.dispatcher)
+    try:
+        await _queue_seen_empty(worker, claims, kind.name)
+        # A job queued elsewhere since that read, whose notification has not come: a statement deciding on its
+        # own would queue the new job behind it; one the worker started already is written as started.
+        waiting = NewJob(owner_id=owner_id, kind=kind.name, payload={})
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("INSERT INTO jobs (id, owner_id, kind, payload) VALUES (:id, :owner, :kind, '{}')"),
+                {"id": waiting.id, "owner": owner_id, "kind": kind.name},
+            )
+        job = NewJob(owner_id=owner_id, kind=kind.name, payload={})
+        creating = asyncio.create_task(store.create(job))
+        await kind.started.wait()
+        assert not creating.done()
+        assert kind.committed_at_start is False
+        await creating
+        assert await store.status_of(job.id) == Status.RUNNING
+        kind.go.set()
+        await wait_for_terminal(database_url, [job.id])
+        assert await store.status_of(waiting.id) == Status.QUEUED
+    finally:
+        store.attach_handoff(None)
+        await worker.stop()
+        async with engine.begin() as conn:
+            await conn.execute(text("DELETE FROM jobs WHERE kind = :kind"), {"kind": kind.name})
+
+
+async def test_without_a_fresh_empty_read_a_job_waits_for_its_statement(
+    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID
+) -> None:
+    kind = StartingKind(f"first-{uuid.uuid4().hex[:8]}")
+    claims = JobClaims(engine)
+    worker = Worker(store, {kind.name: kind}, _config(kind.name), claims=claims)
+    await _queue_seen_empty(worker, claims, kind.name)
+    worker.job_available()  # a job notification: the empty read is no longer known to hold
+    probe = NewJob(owner_id=owner_id, kind=kind.name, payload={})
+    lane = worker.dispatcher.offer(probe)
+    assert lane is not None
+    assert lane.early
+    assert not lane.first
+    worker.dispatcher.decline(probe, lane)
+
+
+async def test_a_first_job_whose_idempotency_key_was_taken_is_withdrawn(
+    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID
+) -> None:
+    kind = StartingKind(f"first-{uuid.uuid4().hex[:8]}")
+    claims = JobClaims(engine)
+    worker = Worker(store, {kind.name: kind}, _config(kind.name), claims=claims)
+    key = f"key-{uuid.uuid4().hex}"
+    earlier = NewJob(owner_id=owner_id, kind="noop", payload={}, idempotency=IdempotencyClaim(key, "a" * 64, 202, {}))
+    await store.create(earlier)  # not handed off (no handoff attached yet): it holds the key
+    store.attach_handoff(worker.dispatcher)
+    try:
+        await _queue_seen_empty(worker, claims, kind.name)
+        job = NewJob(
+            owner_id=owner_id, kind=kind.name, payload={}, idempotency=IdempotencyClaim(key, "b" * 64, 202, {})
+        )
+        creating = asyncio.create_task(store.create(job))
+        await kind.started.wait()
+        task = worker._running[job.id].task
+        with pytest.raises(IdempotencyKeyTaken):
+            await creating
+        await asyncio.gather(task, return_exceptions=True)
+        assert kind.cancelled.is_set()
+        assert await store.status_of(job.id) is None
+        assert worker.dispatcher.reserved == 0
+        assert worker.running_job_ids == []
+    finally:
+        store.attach_handoff(None)
+        await worker.stop()

@@ -87,3 +87,47 @@ async def test_an_id_still_being_written_holds_back_the_ids_above_it(
         await slow.close()
         await fast.close()
     assert order == expected
+
+
+SILENT_INSERT = (  # an event written without its notification: only an offer can release it
+    "INSERT INTO job_events (job_id, owner_id, type, data) VALUES ($1, $2, 'job.progress', '{\"n\": 1}') "
+    "RETURNING id, job_id, owner_id, type, data, created_at"
+)
+
+
+async def test_offered_events_that_continue_the_cursor_are_released_at_once_and_only_once(
+    database_url: str, feed: tuple[EventFeed, asyncio.Queue[int]]
+) -> None:
+    events, released = feed
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        owner, job = await _job(conn)
+        row = await conn.fetchrow(SILENT_INSERT, job, owner)
+        assert events.cursor == row["id"] - 1
+        events.offer([JobEventRecord.from_row(row)])
+        assert released.get_nowait() == row["id"]  # released in the call, no notification needed
+        assert events.cursor == row["id"]
+        later = (await conn.fetchrow(INSERT, job, owner))["id"]  # its notification makes the feed read
+        assert await _released_ids(released, {later}) == [later]
+        assert released.empty(), "the offered event was not released a second time"
+    finally:
+        await conn.close()
+
+
+async def test_an_offer_above_a_hole_is_left_to_the_read(
+    database_url: str, feed: tuple[EventFeed, asyncio.Queue[int]]
+) -> None:
+    events, released = feed
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        owner, job = await _job(conn)
+        first = await conn.fetchrow(SILENT_INSERT, job, owner)
+        second = await conn.fetchrow(SILENT_INSERT, job, owner)
+        events.offer([JobEventRecord.from_row(second)])  # the first is not settled yet: not released
+        assert released.empty()
+        assert events.cursor == first["id"] - 1
+        events.poke()  # as its notification would
+        assert await _released_ids(released, {first["id"], second["id"]}) == [first["id"], second["id"]]
+        assert released.empty()
+    finally:
+        await conn.close()

@@ -201,35 +201,3 @@ async def test_success_commits_artifacts_and_rows_with_the_terminal_event_or_not
         )
     assert written == "written-with"
     assert order == ["0", "1"]
-
-
-async def test_a_success_waiting_for_work_commits_after_it_or_not_at_all(
-    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID
-) -> None:
-    job_id = await _job_in(store, engine, owner_id, Status.RUNNING)
-    release = asyncio.Event()
-    seen_while_working: list[Status | None] = []
-
-    async def work() -> None:
-        await release.wait()
-
-    async def watch() -> None:
-        # the work cannot have finished (it waits for this): the success must not be visible yet
-        seen_while_working.append(await store.status_of(job_id))
-        release.set()
-
-    succeeding = asyncio.create_task(store.succeed(job_id, "w1", {"n": 1}, before_commit=work))
-    await watch()
-    await succeeding
-    assert seen_while_working == [Status.RUNNING]
-    assert await store.status_of(job_id) == Status.SUCCEEDED
-
-    other = await _job_in(store, engine, owner_id, Status.RUNNING)
-
-    async def failing() -> None:
-        raise OSError("the disk is full")
-
-    with pytest.raises(OSError, match="disk is full"):
-        await store.succeed(other, "w1", {"n": 1}, artifacts=[{"kind": "image"}], before_commit=failing)
-    assert await store.status_of(other) == Status.RUNNING
-    assert await _events(engine, other) == ["job.queued"], "nothing committed when the work failed"

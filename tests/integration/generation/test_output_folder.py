@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from orchestrator.comfy import ComfyClient, ComfyConnection, OutputImage, RunSucceeded, run_prompt
 from orchestrator.generation.catalog import ModelCatalog
 from orchestrator.generation.generation_services import GenerationServices, raw_workflow_policy
-from orchestrator.generation.outputs import fetch_outputs, read_output
+from orchestrator.generation.outputs import INLINE_READ_MAX_BYTES, fetch_outputs, read_output
 from orchestrator.settings import Settings
 from tests.integration.comfy.conftest import FAST, txt2img
 from tests.integration.conftest import Caller
@@ -63,16 +63,19 @@ async def test_an_image_not_in_the_folder_is_fetched_over_view(
     assert data.startswith(b"\x89PNG")
 
 
-def test_a_path_that_leaves_the_folder_is_not_read(tmp_path: Path) -> None:
+async def test_a_path_that_leaves_the_folder_is_not_read(tmp_path: Path) -> None:
     folder = tmp_path / "output"
     folder.mkdir()
     (tmp_path / "secret.png").write_bytes(b"not yours")
     (folder / "ok.png").write_bytes(b"\x89PNG ok")
+    big = b"\x89PNG" + bytes(INLINE_READ_MAX_BYTES)  # read in a worker thread
+    (folder / "big.png").write_bytes(big)
 
-    assert read_output(folder, OutputImage("9", "secret.png", "..", "output")) is None
-    assert read_output(folder, OutputImage("9", "../secret.png", "", "output")) is None
-    assert read_output(folder, OutputImage("9", "missing.png", "", "output")) is None
-    assert read_output(folder, OutputImage("9", "ok.png", "", "output")) == b"\x89PNG ok"
+    assert await read_output(folder, OutputImage("9", "secret.png", "..", "output")) is None
+    assert await read_output(folder, OutputImage("9", "../secret.png", "", "output")) is None
+    assert await read_output(folder, OutputImage("9", "missing.png", "", "output")) is None
+    assert await read_output(folder, OutputImage("9", "ok.png", "", "output")) == b"\x89PNG ok"
+    assert await read_output(folder, OutputImage("9", "big.png", "", "output")) == big
 
 
 def test_the_configured_folders_are_found_by_url(tmp_path: Path) -> None:
