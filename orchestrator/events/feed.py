@@ -85,8 +85,11 @@ class EventFeed:
         self.cursor = events[-1].id
         self._release(events)
 
-    def poke(self, _payload: str = "") -> None:
-        """Something may have been committed: look again soon."""
+    def poke(self, payload: str = "") -> None:
+        """Something may have been committed (``payload``: the event id its notification carries): look again
+        soon, unless that event is settled already (it was offered: reading for it would find nothing new)."""
+        if payload.isdigit() and int(payload) <= self.cursor:
+            return
         self._wake.set()
 
     async def start(self) -> None:

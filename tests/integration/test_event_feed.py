@@ -107,6 +107,8 @@ async def test_offered_events_that_continue_the_cursor_are_released_at_once_and_
         events.offer([JobEventRecord.from_row(row)])
         assert released.get_nowait() == row["id"]  # released in the call, no notification needed
         assert events.cursor == row["id"]
+        events.poke(str(row["id"]))  # its notification, come late: nothing to read for it
+        assert not events._wake.is_set()
         later = (await conn.fetchrow(INSERT, job, owner))["id"]  # its notification makes the feed read
         assert await _released_ids(released, {later}) == [later]
         assert released.empty(), "the offered event was not released a second time"
