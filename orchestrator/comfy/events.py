@@ -2,7 +2,7 @@
 """Normalised events and results of one ComfyUI prompt, as the service sees them.
 
 Events (passed to the caller's async callback while a prompt runs): :class:`Progress`,
-:class:`Executing`, :class:`Cached`, :class:`Preview`. Results (returned when it ends):
+:class:`Executing`, :class:`Cached`, :class:`Preview`, :class:`Executed`. Results (returned when it ends):
 :class:`RunSucceeded`, :class:`RunFailed`, :class:`RunInterrupted`.
 """
 
@@ -49,10 +49,6 @@ class Preview:
     node: str | None = None
 
 
-Event = Progress | Executing | Cached | Preview
-EventCallback = Callable[[Event], Awaitable[None]]
-
-
 @dataclass(frozen=True, slots=True)
 class OutputImage:
     """One image an output node produced; fetch it with ``ComfyClient.view``."""
@@ -61,6 +57,19 @@ class OutputImage:
     filename: str
     subfolder: str
     type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Executed:
+    """An output node ran (or was cached) and wrote these images (ComfyUI's ``executed`` message): they can be
+    fetched before the prompt's end."""
+
+    node: str
+    images: tuple[OutputImage, ...]
+
+
+Event = Progress | Executing | Cached | Preview | Executed
+EventCallback = Callable[[Event], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,12 +27,13 @@ from orchestrator.comfy.events import (
     Cached,
     Event,
     EventCallback,
+    Executed,
     Executing,
     Preview,
     RunInterrupted,
     RunResult,
 )
-from orchestrator.comfy.history import result_from_history
+from orchestrator.comfy.history import output_images, result_from_history
 from orchestrator.comfy.progress import ProgressMeter
 from orchestrator.comfy.protocol import PreviewFrame, WsMessage
 from orchestrator.comfy.record import SocketRecord
@@ -196,6 +197,10 @@ class PromptRun:
             if isinstance(value, int | float) and isinstance(total, int | float):
                 node_id = str(node) if node is not None else None
                 await self._on_event(self._meter.update(node_id, int(value), int(total), time.monotonic()))
+        elif kind == "executed":
+            node, output = data.get("node"), data.get("output")
+            if node is not None and isinstance(output, Mapping):
+                await self._on_event(Executed(str(node), output_images({str(node): output})))
         elif kind in ("execution_error", "execution_interrupted"):
             log.info("comfy %s: prompt %s %s", self._client.base_url, self.prompt_id, kind)
         return False

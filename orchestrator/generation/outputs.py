@@ -95,7 +95,8 @@ async def fetch_outputs(
                 return data
         return await client.view(image.filename, image.subfolder, image.type)
 
-    datas = await asyncio.gather(*(one(image) for image in images))
+    # one image (the usual case) is read right here: gather would make it a task, run a loop turn later
+    datas = [await one(images[0])] if len(images) == 1 else await asyncio.gather(*(one(image) for image in images))
     return [(describe_output(job_id, n, data), data) for n, data in enumerate(datas)]
 
 
