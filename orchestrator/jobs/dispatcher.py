@@ -174,7 +174,15 @@ class Dispatcher:
     # -- handoffs (orchestrator.jobs.group_commit.Handoff) -------------------------------------------
 
     def offer(self, job: NewJob) -> HandoffLane | None:
-        """Reserve a free lane for a job being accepted, when this worker would start it at once."""
+        """Reserve a free lane for a job being accepted, when this worker would start it at once. A job it
+        does not take will be queued: the queue is no longer known to be empty (the next job offered does not
+        go first past it, though its notification has not come yet)."""
+        lane = self._reserve(job)
+        if lane is None:
+            self._claims.invalidate()
+        return lane
+
+    def _reserve(self, job: NewJob) -> HandoffLane | None:
         if self._stopping or self._deciding.locked() or self._config.owner_max_running > 0 or self._room() <= 0:
             return None
         lanes = [lane for lane in self._book.free() if job.kind in lane.kinds]

@@ -309,3 +309,16 @@ async def test_a_first_job_whose_idempotency_key_was_taken_is_withdrawn(
     finally:
         store.attach_handoff(None)
         await worker.stop()
+
+
+async def test_a_job_the_worker_has_no_lane_for_ends_the_known_empty_queue(
+    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID
+) -> None:
+    kind = StartingKind(f"first-{uuid.uuid4().hex[:8]}")
+    claims = JobClaims(engine)
+    worker = Worker(store, {kind.name: kind}, _config(kind.name), claims=claims)  # 2 lanes
+    await _queue_seen_empty(worker, claims, kind.name)
+    taken = [worker.dispatcher.offer(NewJob(owner_id=owner_id, kind=kind.name, payload={})) for _ in range(2)]
+    assert all(lane is not None and lane.first for lane in taken)
+    assert worker.dispatcher.offer(NewJob(owner_id=owner_id, kind=kind.name, payload={})) is None  # to be queued
+    assert not claims.known_empty(kind.name)
