@@ -41,13 +41,13 @@ class JobEventRecord:
         return {"job_id": str(self.job_id), **self.data, "at": self.created_at.isoformat()}
 
     @classmethod
-    def from_row(cls, row: Any) -> JobEventRecord:
-        """Build from a database row (a mapping with the ``job_events`` columns)."""
+    def from_row(cls, row: Any, *, id_column: str = "id") -> JobEventRecord:
+        """Build from a database row (a mapping with the ``job_events`` columns; the id under ``id_column``)."""
         data = row["data"]
         if isinstance(data, str):  # raw asyncpg hands jsonb over as text
             data = json.loads(data)
         return cls(
-            id=row["id"],
+            id=row[id_column],
             job_id=row["job_id"],
             owner_id=row["owner_id"],
             type=row["type"],

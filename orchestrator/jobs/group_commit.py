@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from orchestrator.db.direct import DirectPool, Sql
+from orchestrator.events.model import JobEventRecord
 from orchestrator.events.types import EventType
 from orchestrator.jobs.idempotency import CLAIM_KEYS_CTE, IdempotencyKeyTaken
 from orchestrator.jobs.records import ClaimedJob, NewJob
@@ -46,6 +47,8 @@ MAX_BATCH = 256
 Pending = tuple[NewJob, "asyncio.Future[int]"]
 #: Per job written: its ``job.queued`` event id, and whether it was written as started (handed off).
 Written = dict[uuid.UUID, tuple[int, bool]]
+#: Receives events this process committed, in id order (the event feed: it need not read them back).
+CommittedHandler = Callable[[list[JobEventRecord]], None]
 
 # A job offered to this process's idle worker (``lane`` set) is written as running, with ``job.queued`` then
 # ``job.started``, when no queued job of its kind and at least its priority is waiting (it would go first), or
@@ -103,9 +106,10 @@ WITH input AS (
     ) AS e(n, type, data)
     WHERE e.n = 1 OR job.status = 'running'
     ORDER BY job.id, e.n
-    RETURNING id, job_id, type
+    RETURNING id, job_id, owner_id, type, data, created_at
 )
-SELECT event.job_id, event.id AS event_id, event.type, pg_notify('atelier_events', event.id::text) AS notified,
+SELECT event.job_id, event.id AS event_id, event.owner_id, event.type, event.data, event.created_at,
+       pg_notify('atelier_events', event.id::text) AS notified,
        CASE WHEN job.status = 'queued' THEN pg_notify('atelier_jobs', event.job_id::text) END AS woke,
        (SELECT count(*) FROM charged) + (SELECT count(*) FROM first_charge) AS owners_charged
 FROM event JOIN job ON job.id = event.job_id
@@ -158,6 +162,20 @@ class AcceptanceBatcher:
         self._pending: list[Pending] = []
         self._writer: asyncio.Task[None] | None = None
         self._handoff: Handoff | None = None
+        self._committed: CommittedHandler | None = None
+
+    def on_committed(self, handler: CommittedHandler | None) -> None:
+        """Hand the ``job.queued``/``job.started`` events of each committed batch to ``handler``."""
+        self._committed = handler
+
+    def _announce(self, rows: Sequence[asyncpg.Record]) -> None:
+        if self._committed is None or not rows:
+            return
+        try:
+            records = [JobEventRecord.from_row(row, id_column="event_id") for row in rows]
+            self._committed(sorted(records, key=lambda record: record.id))
+        except Exception:  # committed either way; the notifications still bring the events
+            log.exception("handing accepted jobs' events to the feed failed")
 
     def attach(self, handoff: Handoff | None) -> None:
         """Hand just-accepted jobs to this worker when it has a free lane (None: stop)."""
@@ -249,11 +267,13 @@ class AcceptanceBatcher:
             "worker_id": self._handoff.worker_id if self._handoff is not None else None,
         }
         if before_commit is None:
-            return _written(await self._database.fetch(_CREATE_MANY, params))
-        async with self._database.transaction() as conn:
-            written = _written(await conn.fetch(_CREATE_MANY.text, *_CREATE_MANY.args(params)))
-            before_commit(written)
-        return written
+            rows = await self._database.fetch(_CREATE_MANY, params)
+        else:
+            async with self._database.transaction() as conn:
+                rows = await conn.fetch(_CREATE_MANY.text, *_CREATE_MANY.args(params))
+                before_commit(_written(rows))
+        self._announce(rows)
+        return _written(rows)
 
 
 def _written(rows: Sequence[asyncpg.Record]) -> Written:

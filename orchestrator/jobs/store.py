@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -23,7 +23,7 @@ from orchestrator.db.engine import SERVER_SETTINGS, asyncpg_dsn
 from orchestrator.errors import IllegalTransition, NotFound
 from orchestrator.events.model import JobEventRecord
 from orchestrator.events.types import EventType
-from orchestrator.jobs.group_commit import AcceptanceBatcher, Handoff
+from orchestrator.jobs.group_commit import AcceptanceBatcher, CommittedHandler, Handoff
 from orchestrator.jobs.outcome import RowsWrite
 from orchestrator.jobs.records import NewJob
 from orchestrator.jobs.states import ALLOWED_FROM, TRANSITION_EVENT, Status
@@ -191,21 +191,6 @@ FROM event ORDER BY event.id
     return Sql(sql, {**_CASTS, **dict.fromkeys(jsonb_params, "jsonb")})
 
 
-#: Receives events this process committed, in id order.
-CommittedHandler = Callable[[list[JobEventRecord]], None]
-
-
-def _record_of(row: asyncpg.Record) -> JobEventRecord:
-    return JobEventRecord(
-        id=row["event_id"],
-        job_id=row["job_id"],
-        owner_id=row["owner_id"],
-        type=row["type"],
-        data=row["data"],
-        created_at=row["created_at"],
-    )
-
-
 class JobStore:
     """Reads and writes jobs and their events. One instance per process, shared by all tasks."""
 
@@ -226,12 +211,13 @@ class JobStore:
         releases them without waiting for their notification and a read; see
         :meth:`orchestrator.events.feed.EventFeed.offer`)."""
         self._committed = handler
+        self._acceptance.on_committed(handler)
 
     def _announce(self, rows: Sequence[asyncpg.Record]) -> None:
         if self._committed is None or not rows:
             return
         try:
-            self._committed([_record_of(row) for row in rows])
+            self._committed([JobEventRecord.from_row(row, id_column="event_id") for row in rows])
         except Exception:  # the write is committed either way; its notification still brings the events
             log.exception("handing committed events to the feed failed")
 

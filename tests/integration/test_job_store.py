@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.errors import IllegalTransition
+from orchestrator.events.model import JobEventRecord
 from orchestrator.events.types import EventType
 from orchestrator.jobs.outcome import RowsWrite
 from orchestrator.jobs.records import NewJob
@@ -201,3 +202,38 @@ async def test_success_commits_artifacts_and_rows_with_the_terminal_event_or_not
         )
     assert written == "written-with"
     assert order == ["0", "1"]
+
+
+async def test_every_write_hands_the_events_it_committed_over_as_stored(
+    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID
+) -> None:
+    handed: list[JobEventRecord] = []
+    store.on_committed(handed.extend)
+    try:
+        job = NewJob(owner_id=owner_id, kind="noop", payload={}, priority=3)
+        await store.create(job)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE jobs SET status = 'running', worker_id = 'w1' WHERE id = :id"), {"id": job.id}
+            )
+        await store.record(job.id, "w1", EventType.PROGRESS, {"step": 1, "total": 2})
+        await store.succeed(job.id, "w1", {"n": 1}, artifacts=[{"kind": "image"}])
+    finally:
+        store.on_committed(None)
+    async with engine.connect() as conn:
+        rows = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT id, job_id, owner_id, type, data, created_at FROM job_events "
+                        "WHERE job_id = :id ORDER BY id"
+                    ),
+                    {"id": job.id},
+                )
+            )
+            .mappings()
+            .all()
+        )
+    assert handed == [JobEventRecord.from_row(row) for row in rows]  # the stored rows, in order, each once
+    assert [event.type for event in handed] == ["job.queued", "job.progress", "job.artifact", "job.succeeded"]
+    assert [event.frame for event in handed] == [JobEventRecord.from_row(row).frame for row in rows]
