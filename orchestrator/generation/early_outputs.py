@@ -19,14 +19,16 @@ from orchestrator.generation.outputs import StoredImage
 
 Stored = tuple[list[tuple[StoredImage, bytes]], list[int]]  # the images stored, and the indexes flagged
 StoreImages = Callable[[list[OutputImage]], Awaitable[Stored]]
+DropKeys = Callable[[list[str]], Awaitable[None]]
 
 
 class EarlyOutputs:
     """Starts storing the images of the one output node once it ran; :meth:`take` hands them over."""
 
-    def __init__(self, output_node_ids: Sequence[str] | None, store: StoreImages) -> None:
+    def __init__(self, output_node_ids: Sequence[str] | None, store: StoreImages, drop: DropKeys) -> None:
         self._node = output_node_ids[0] if output_node_ids is not None and len(output_node_ids) == 1 else None
         self._store = store
+        self._drop = drop
         self._images: list[OutputImage] | None = None
         self._task: asyncio.Future[Stored] | None = None
 
@@ -47,13 +49,12 @@ class EarlyOutputs:
         task, self._task = self._task, None
         return await task
 
-    async def discard(self) -> list[str]:
-        """Stop what was started; the storage keys it wrote (the caller removes them)."""
+    async def discard(self) -> None:
+        """Stop what was started, and drop what it stored (a run that failed after its output node ran)."""
         task, self._task = self._task, None
         if task is None:
-            return []
+            return
         task.cancel()
         [outcome] = await asyncio.gather(task, return_exceptions=True)
-        if isinstance(outcome, BaseException):
-            return []
-        return [image.key for image, _ in outcome[0]]
+        if not isinstance(outcome, BaseException):
+            await self._drop([image.key for image, _ in outcome[0]])

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from orchestrator.comfy import (
@@ -125,13 +126,14 @@ class GenerationKind:
                 ctx.release_lane()
             else:
                 backend = self._lane_backend(job, payload) or await self._choose(payload, job.backend)
-                early = EarlyOutputs(payload.output_node_ids, self._image_store(job, payload, backend))
+                early = EarlyOutputs(
+                    payload.output_node_ids, functools.partial(self._store_images, job, payload, backend), self._drop
+                )
                 result, settled = await self._run_on(backend, job, ctx, payload, early)
             return await self._finish(job, payload, backend, result, settled, early)
         except BaseException as exc:
             if early is not None:  # a run that failed after its images were stored early: they go
-                for key in await early.discard():
-                    await self._storage.delete(key)
+                await early.discard()
             if isinstance(exc, ComfyError):
                 raise comfy_failure(exc) from exc
             raise
@@ -285,13 +287,9 @@ class GenerationKind:
             return full
         return result
 
-    def _image_store(
-        self, job: ClaimedJob, payload: GenerationPayload, backend: Backend
-    ) -> Callable[[list[OutputImage]], Awaitable[Stored]]:
-        async def store(images: list[OutputImage]) -> Stored:
-            return await self._store_images(job, payload, backend, images)
-
-        return store
+    async def _drop(self, keys: list[str]) -> None:
+        for key in keys:
+            await self._storage.delete(key)
 
     async def _store_images(
         self, job: ClaimedJob, payload: GenerationPayload, backend: Backend, images: list[OutputImage]
@@ -322,9 +320,10 @@ class GenerationKind:
         :mod:`orchestrator.generation.early_outputs`); their rows and job.artifact events go with the job's
         success (one statement), after the run's other events (``settled``).
 
-        The images are stored before that statement runs, not while it runs in a transaction that waits for them
-        to commit: BEGIN, the statement and COMMIT took 2.1 ms (median, stand-in benchmark) against 0.4 ms for
-        the images' write and 0.55 ms for the statement on its own."""
+        The images are stored before that statement runs, which then commits on its own. Before, the statement
+        ran in a transaction while they were stored, and committed once they were: on the stand-in benchmark the
+        two orders measured alike (BEGIN and the statement 1.25 ms, then COMMIT 0.87 ms; against the write
+        1.1 ms, then the statement 1.26 ms), and this one needs no open transaction."""
         result = await self._with_every_output(backend, job, payload, result)
         selected = select_images(result, payload.output_node_ids)
         home = self._services.local_home(backend.url)

@@ -50,6 +50,19 @@ Written = dict[uuid.UUID, tuple[int, bool]]
 #: Receives events this process committed, in id order (the event feed: it need not read them back).
 CommittedHandler = Callable[[list[JobEventRecord]], None]
 
+
+def hand_over(handler: CommittedHandler | None, rows: Sequence[asyncpg.Record]) -> None:
+    """Give ``handler`` the events a write committed (``job_events`` rows, the id as ``event_id``) in id order.
+    Never raises: the write is committed either way, and the events' notifications still bring them."""
+    if handler is None or not rows:
+        return
+    try:
+        records = [JobEventRecord.from_row(row, id_column="event_id") for row in rows]
+        handler(sorted(records, key=lambda record: record.id))
+    except Exception:
+        log.exception("handing committed events to the event feed failed")
+
+
 # A job offered to this process's idle worker (``lane`` set) is written as running, with ``job.queued`` then
 # ``job.started``, when no queued job of its kind and at least its priority is waiting (it would go first), or
 # when the worker started it already (``first``: it knew the queue to be empty); otherwise it is queued like
@@ -168,15 +181,6 @@ class AcceptanceBatcher:
         """Hand the ``job.queued``/``job.started`` events of each committed batch to ``handler``."""
         self._committed = handler
 
-    def _announce(self, rows: Sequence[asyncpg.Record]) -> None:
-        if self._committed is None or not rows:
-            return
-        try:
-            records = [JobEventRecord.from_row(row, id_column="event_id") for row in rows]
-            self._committed(sorted(records, key=lambda record: record.id))
-        except Exception:  # committed either way; the notifications still bring the events
-            log.exception("handing accepted jobs' events to the feed failed")
-
     def attach(self, handoff: Handoff | None) -> None:
         """Hand just-accepted jobs to this worker when it has a free lane (None: stop)."""
         self._handoff = handoff
@@ -272,7 +276,7 @@ class AcceptanceBatcher:
             async with self._database.transaction() as conn:
                 rows = await conn.fetch(_CREATE_MANY.text, *_CREATE_MANY.args(params))
                 before_commit(_written(rows))
-        self._announce(rows)
+        hand_over(self._committed, rows)
         return _written(rows)
 
 

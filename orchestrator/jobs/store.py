@@ -8,7 +8,6 @@ state machine (or another actor that got there first) forbids it.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,14 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from orchestrator.db.direct import DirectPool, Sql
 from orchestrator.db.engine import SERVER_SETTINGS, asyncpg_dsn
 from orchestrator.errors import IllegalTransition, NotFound
-from orchestrator.events.model import JobEventRecord
 from orchestrator.events.types import EventType
-from orchestrator.jobs.group_commit import AcceptanceBatcher, CommittedHandler, Handoff
+from orchestrator.jobs.group_commit import AcceptanceBatcher, CommittedHandler, Handoff, hand_over
 from orchestrator.jobs.outcome import RowsWrite
 from orchestrator.jobs.records import NewJob
 from orchestrator.jobs.states import ALLOWED_FROM, TRANSITION_EVENT, Status
-
-log = logging.getLogger(__name__)
 
 EVENTS_CHANNEL = "atelier_events"
 JOBS_CHANNEL = "atelier_jobs"
@@ -213,14 +209,6 @@ class JobStore:
         self._committed = handler
         self._acceptance.on_committed(handler)
 
-    def _announce(self, rows: Sequence[asyncpg.Record]) -> None:
-        if self._committed is None or not rows:
-            return
-        try:
-            self._committed([JobEventRecord.from_row(row, id_column="event_id") for row in rows])
-        except Exception:  # the write is committed either way; its notification still brings the events
-            log.exception("handing committed events to the feed failed")
-
     async def close(self) -> None:
         """Close the store's own connections (the engine is its creator's to dispose of)."""
         await self._direct.close()
@@ -277,7 +265,7 @@ class JobStore:
         )
         if row is None:
             raise JobLost(str(job_id))
-        self._announce([row])
+        hand_over(self._committed, [row])
         return int(row["event_id"])
 
     async def transition(
@@ -315,7 +303,7 @@ class JobStore:
         row = await self._one(stmt, params)
         if row is None:
             raise await self._illegal(job_id, target, owner_id)
-        self._announce([row])
+        hand_over(self._committed, [row])
         return int(row["event_id"])
 
     async def succeed(
@@ -338,7 +326,7 @@ class JobStore:
         row_ids = await self._all(stmt, params)
         if not row_ids:
             raise await self._illegal(job_id, Status.SUCCEEDED, None)
-        self._announce(row_ids)
+        hand_over(self._committed, row_ids)
         return int(row_ids[-1]["event_id"])
 
     async def _illegal(self, job_id: uuid.UUID, target: Status, owner_id: uuid.UUID | None) -> Exception:
