@@ -274,7 +274,12 @@ class Settings(BaseSettings):
         "text", description="text, or json: one JSON object per line with request_id, owner, job_id, kind, ..."
     )
     access_log: bool = Field(True, description="Log every HTTP request (id, method, path, status, duration).")
-    db_pool_size: int = Field(10, ge=1, description="Database connections per process.")
+    db_pool_size: int = Field(
+        10,
+        ge=1,
+        description="Database connections per pool; a process has two: SQLAlchemy's for reads and claims (up to "
+        "twice this under load) and the job store's asyncpg pool for its writes.",
+    )
 
     @field_validator(
         "comfyui_urls",
