@@ -62,6 +62,25 @@ def _config(kind: str) -> WorkerConfig:
     )
 
 
+async def _withdrawn(
+    kind: StartingKind,
+    worker: Worker,
+    store: JobStore,
+    job: NewJob,
+    creating: asyncio.Task[int],
+    error: type[Exception],
+    match: str | None = None,
+) -> None:
+    """The job's request fails with ``error``, and its early run was stopped and left nothing behind."""
+    task = worker._running[job.id].task
+    with pytest.raises(error, match=match):
+        await creating
+    await asyncio.gather(task, return_exceptions=True)
+    assert kind.cancelled.is_set()  # its work was stopped
+    assert worker.running_job_ids == []
+    assert await store.status_of(job.id) is None
+
+
 @pytest.fixture
 async def fail_marked_commits(engine: AsyncEngine) -> AsyncIterator[None]:
     """A deferred constraint trigger: a job whose payload carries ``fail_at_commit`` fails its transaction's COMMIT
@@ -124,13 +143,7 @@ async def test_a_failed_commit_withdraws_the_run_and_records_nothing(
         job = NewJob(owner_id=owner_id, kind=kind.name, payload={"fail_at_commit": True})
         creating = asyncio.create_task(store.create(job))
         await kind.started.wait()  # it runs while the commit is tried
-        task = worker._running[job.id].task
-        with pytest.raises(asyncpg.RaiseError, match="commit refused"):
-            await creating
-        await asyncio.gather(task, return_exceptions=True)
-        assert kind.cancelled.is_set()  # its work was stopped
-        assert worker.running_job_ids == []
-        assert await store.status_of(job.id) is None
+        await _withdrawn(kind, worker, store, job, creating, asyncpg.RaiseError, match="commit refused")
         async with engine.connect() as conn:
             assert await conn.scalar(text("SELECT count(*) FROM job_events WHERE job_id = :id"), {"id": job.id}) == 0
         assert worker.dispatcher.reserved == 0
@@ -298,14 +311,8 @@ async def test_a_first_job_whose_idempotency_key_was_taken_is_withdrawn(
         )
         creating = asyncio.create_task(store.create(job))
         await kind.started.wait()
-        task = worker._running[job.id].task
-        with pytest.raises(IdempotencyKeyTaken):
-            await creating
-        await asyncio.gather(task, return_exceptions=True)
-        assert kind.cancelled.is_set()
-        assert await store.status_of(job.id) is None
+        await _withdrawn(kind, worker, store, job, creating, IdempotencyKeyTaken)
         assert worker.dispatcher.reserved == 0
-        assert worker.running_job_ids == []
     finally:
         store.attach_handoff(None)
         await worker.stop()

@@ -95,41 +95,42 @@ SILENT_INSERT = (  # an event written without its notification: only an offer ca
 )
 
 
-async def test_offered_events_that_continue_the_cursor_are_released_at_once_and_only_once(
-    database_url: str, feed: tuple[EventFeed, asyncio.Queue[int]]
-) -> None:
-    events, released = feed
+@pytest.fixture
+async def writer(database_url: str) -> AsyncIterator[tuple[asyncpg.Connection, uuid.UUID, uuid.UUID]]:
+    """A connection of its own, and the owner and job it writes events of."""
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         owner, job = await _job(conn)
-        row = await conn.fetchrow(SILENT_INSERT, job, owner)
-        assert events.cursor == row["id"] - 1
-        events.offer([JobEventRecord.from_row(row)])
-        assert released.get_nowait() == row["id"]  # released in the call, no notification needed
-        assert events.cursor == row["id"]
-        events.poke(str(row["id"]))  # its notification, come late: nothing to read for it
-        assert not events._wake.is_set()
-        later = (await conn.fetchrow(INSERT, job, owner))["id"]  # its notification makes the feed read
-        assert await _released_ids(released, {later}) == [later]
-        assert released.empty(), "the offered event was not released a second time"
+        yield conn, owner, job
     finally:
         await conn.close()
+
+
+async def test_offered_events_that_continue_the_cursor_are_released_at_once_and_only_once(
+    feed: tuple[EventFeed, asyncio.Queue[int]], writer: tuple[asyncpg.Connection, uuid.UUID, uuid.UUID]
+) -> None:
+    (events, released), (conn, owner, job) = feed, writer
+    row = await conn.fetchrow(SILENT_INSERT, job, owner)
+    assert events.cursor == row["id"] - 1
+    events.offer([JobEventRecord.from_row(row)])
+    assert released.get_nowait() == row["id"]  # released in the call, no notification needed
+    assert events.cursor == row["id"]
+    events.poke(str(row["id"]))  # its notification, come late: nothing to read for it
+    assert not events._wake.is_set()
+    later = (await conn.fetchrow(INSERT, job, owner))["id"]  # its notification makes the feed read
+    assert await _released_ids(released, {later}) == [later]
+    assert released.empty(), "the offered event was not released a second time"
 
 
 async def test_an_offer_above_a_hole_is_left_to_the_read(
-    database_url: str, feed: tuple[EventFeed, asyncio.Queue[int]]
+    feed: tuple[EventFeed, asyncio.Queue[int]], writer: tuple[asyncpg.Connection, uuid.UUID, uuid.UUID]
 ) -> None:
-    events, released = feed
-    conn = await asyncpg.connect(asyncpg_dsn(database_url))
-    try:
-        owner, job = await _job(conn)
-        first = await conn.fetchrow(SILENT_INSERT, job, owner)
-        second = await conn.fetchrow(SILENT_INSERT, job, owner)
-        events.offer([JobEventRecord.from_row(second)])  # the first is not settled yet: not released
-        assert released.empty()
-        assert events.cursor == first["id"] - 1
-        events.poke()  # as its notification would
-        assert await _released_ids(released, {first["id"], second["id"]}) == [first["id"], second["id"]]
-        assert released.empty()
-    finally:
-        await conn.close()
+    (events, released), (conn, owner, job) = feed, writer
+    first = await conn.fetchrow(SILENT_INSERT, job, owner)
+    second = await conn.fetchrow(SILENT_INSERT, job, owner)
+    events.offer([JobEventRecord.from_row(second)])  # the first is not settled yet: not released
+    assert released.empty()
+    assert events.cursor == first["id"] - 1
+    events.poke()  # as its notification would
+    assert await _released_ids(released, {first["id"], second["id"]}) == [first["id"], second["id"]]
+    assert released.empty()
