@@ -24,7 +24,7 @@ from skimage import data as skdata
 
 from orchestrator.policy import Context, PolicyMode, Rule, check_text
 from orchestrator.policy.lexicon import default_lexicon
-from orchestrator.policy.screening import ImageScreener, classifier
+from orchestrator.policy.screening import INTRA_OP_THREADS, ImageScreener, classifier
 from tests.unit.policy.corpus import OBFUSCATIONS, hostile, lines
 
 
@@ -98,7 +98,8 @@ def images_per_second(count: int) -> None:
 
     cpu, wall = _rate(screen, count)
     print(f"classifier (open_nsfw, onnxruntime CPU) at 512x512: {wall:.1f} images/s wall ({1000 / wall:.0f} ms each)")
-    print(f"  {cpu:.1f} images per CPU second (onnxruntime uses every core); model load {load_s:.2f} s, once")
+    threads = f"{INTRA_OP_THREADS} onnxruntime thread(s) per image"
+    print(f"  {cpu:.1f} images per CPU second ({threads}); model load {load_s:.2f} s, once")
 
 
 def main() -> None:
