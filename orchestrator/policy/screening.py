@@ -19,9 +19,9 @@ core, an image took 8.3-9.5 ms here, and then its idle pool threads kept spinnin
 image, and another 26 ms of CPU in the 50 ms after it. On one thread an image takes 14-16 ms of wall and of
 CPU, and nothing after. Beside a generation that spinning took the cores its database writes and event
 stream needed. In the stand-in overhead benchmark with screening on, the service's CPU per generation went
-from 54-57 to 26-28 ms, and the overhead over direct from 25.3 / 26.2 to 24.3 / 22.6 ms. Concurrent images still run side by
-side, each in its own worker thread. ``bench_policy`` (512x512, one image after another): 60.8 images/s wall and
-30.6 per CPU second with one thread per core; 46.3 and 46.3 on one thread.
+from 54-57 to 26-28 ms, and the overhead over direct from 25.3 / 26.2 to 24.3 / 22.6 ms. Concurrent images
+still run side by side, each in its own worker thread. ``bench_policy`` (512x512, one image after another):
+60.8 images/s wall and 30.6 per CPU second with one thread per core; 46.3 and 46.3 on one thread.
 """
 
 from __future__ import annotations
