@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -60,6 +61,17 @@ def _config(kind: str) -> WorkerConfig:
         shutdown_timeout_s=5.0,
         idle_poll_s=0.2,
     )
+
+
+@asynccontextmanager
+async def handed_off(store: JobStore, worker: Worker) -> AsyncIterator[None]:
+    """The store hands just-accepted jobs to ``worker``; afterwards it stops, and the worker with it."""
+    store.attach_handoff(worker.dispatcher)
+    try:
+        yield
+    finally:
+        store.attach_handoff(None)
+        await worker.stop()
 
 
 async def _withdrawn(
@@ -115,8 +127,7 @@ async def test_a_handed_off_job_starts_before_its_commit_and_writes_after_it(
 ) -> None:
     kind = StartingKind(f"early-{uuid.uuid4().hex[:8]}")
     worker = Worker(store, {kind.name: kind}, _config(kind.name), claims=JobClaims(engine))
-    store.attach_handoff(worker.dispatcher)
-    try:
+    async with handed_off(store, worker):
         job = NewJob(owner_id=owner_id, kind=kind.name, payload={})
         await store.create(job)
         assert kind.started.is_set()  # started before create returned: in the commit's flush, not after it
@@ -128,9 +139,6 @@ async def test_a_handed_off_job_starts_before_its_commit_and_writes_after_it(
                 await conn.execute(text("SELECT type FROM job_events WHERE job_id = :id ORDER BY id"), {"id": job.id})
             ).scalars()
             assert list(events) == ["job.queued", "job.started", "job.progress", "job.succeeded"]
-    finally:
-        store.attach_handoff(None)
-        await worker.stop()
 
 
 async def test_a_failed_commit_withdraws_the_run_and_records_nothing(
@@ -138,8 +146,7 @@ async def test_a_failed_commit_withdraws_the_run_and_records_nothing(
 ) -> None:
     kind = StartingKind(f"early-{uuid.uuid4().hex[:8]}")
     worker = Worker(store, {kind.name: kind}, _config(kind.name), claims=JobClaims(engine))
-    store.attach_handoff(worker.dispatcher)
-    try:
+    async with handed_off(store, worker):
         job = NewJob(owner_id=owner_id, kind=kind.name, payload={"fail_at_commit": True})
         creating = asyncio.create_task(store.create(job))
         await kind.started.wait()  # it runs while the commit is tried
@@ -148,9 +155,6 @@ async def test_a_failed_commit_withdraws_the_run_and_records_nothing(
             assert await conn.scalar(text("SELECT count(*) FROM job_events WHERE job_id = :id"), {"id": job.id}) == 0
         assert worker.dispatcher.reserved == 0
         assert worker.dispatcher.offer(NewJob(owner_id=owner_id, kind=kind.name, payload={})) is not None  # free
-    finally:
-        store.attach_handoff(None)
-        await worker.stop()
 
 
 async def test_a_kind_that_may_not_start_early_starts_after_the_commit(
@@ -159,8 +163,7 @@ async def test_a_kind_that_may_not_start_early_starts_after_the_commit(
     kind = StartingKind(f"late-{uuid.uuid4().hex[:8]}")
     kind.starts_before_commit = False
     worker = Worker(store, {kind.name: kind}, _config(kind.name), claims=JobClaims(engine))
-    store.attach_handoff(worker.dispatcher)
-    try:
+    async with handed_off(store, worker):
         probe = NewJob(owner_id=owner_id, kind=kind.name, payload={})
         lane = worker.dispatcher.offer(probe)
         assert lane == HandoffLane("slot", None, early=False)
@@ -171,9 +174,6 @@ async def test_a_kind_that_may_not_start_early_starts_after_the_commit(
         assert kind.committed_at_start is True
         kind.go.set()
         await wait_for_terminal(database_url, [job.id])
-    finally:
-        store.attach_handoff(None)
-        await worker.stop()
 
 
 async def test_a_context_writes_only_once_its_commit_is_known(
@@ -222,8 +222,7 @@ async def test_a_cancelled_acceptance_stops_its_early_run_instead_of_leaving_it_
 ) -> None:
     kind = CancellingKind(f"early-{uuid.uuid4().hex[:8]}", store)
     worker = Worker(store, {kind.name: kind}, _config(kind.name), claims=JobClaims(engine))
-    store.attach_handoff(worker.dispatcher)
-    try:
+    async with handed_off(store, worker):  # its stop returns: nothing waits for a commit that will never be known
         job = NewJob(owner_id=owner_id, kind=kind.name, payload={})
         creating = asyncio.create_task(store.create(job))
         await kind.started.wait()
@@ -233,9 +232,13 @@ async def test_a_cancelled_acceptance_stops_its_early_run_instead_of_leaving_it_
         await asyncio.gather(task, return_exceptions=True)
         assert kind.cancelled.is_set()
         assert worker.running_job_ids == []
-    finally:
-        store.attach_handoff(None)
-        await worker.stop()  # returns: nothing waits for a commit that will never be known
+
+
+def _starting_worker(store: JobStore, engine: AsyncEngine) -> tuple[StartingKind, JobClaims, Worker]:
+    """A worker (2 lanes) of a new early kind, and the claims it reads the queue with."""
+    kind = StartingKind(f"first-{uuid.uuid4().hex[:8]}")
+    claims = JobClaims(engine)
+    return kind, claims, Worker(store, {kind.name: kind}, _config(kind.name), claims=claims)
 
 
 async def _queue_seen_empty(worker: Worker, claims: JobClaims, kind: str) -> None:
@@ -247,33 +250,29 @@ async def _queue_seen_empty(worker: Worker, claims: JobClaims, kind: str) -> Non
 async def test_a_job_that_goes_first_starts_before_its_statement_and_is_written_as_started(
     store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID, database_url: str
 ) -> None:
-    kind = StartingKind(f"first-{uuid.uuid4().hex[:8]}")
-    claims = JobClaims(engine)
-    worker = Worker(store, {kind.name: kind}, _config(kind.name), claims=claims)
-    store.attach_handoff(worker.dispatcher)
+    kind, claims, worker = _starting_worker(store, engine)
     try:
-        await _queue_seen_empty(worker, claims, kind.name)
-        # A job queued elsewhere since that read, whose notification has not come: a statement deciding on its
-        # own would queue the new job behind it; one the worker started already is written as started.
-        waiting = NewJob(owner_id=owner_id, kind=kind.name, payload={})
-        async with engine.begin() as conn:
-            await conn.execute(
-                text("INSERT INTO jobs (id, owner_id, kind, payload) VALUES (:id, :owner, :kind, '{}')"),
-                {"id": waiting.id, "owner": owner_id, "kind": kind.name},
-            )
-        job = NewJob(owner_id=owner_id, kind=kind.name, payload={})
-        creating = asyncio.create_task(store.create(job))
-        await kind.started.wait()
-        assert not creating.done()
-        assert kind.committed_at_start is False
-        await creating
-        assert await store.status_of(job.id) == Status.RUNNING
-        kind.go.set()
-        await wait_for_terminal(database_url, [job.id])
-        assert await store.status_of(waiting.id) == Status.QUEUED
+        async with handed_off(store, worker):
+            await _queue_seen_empty(worker, claims, kind.name)
+            # A job queued elsewhere since that read, whose notification has not come: a statement deciding on its
+            # own would queue the new job behind it; one the worker started already is written as started.
+            waiting = NewJob(owner_id=owner_id, kind=kind.name, payload={})
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text("INSERT INTO jobs (id, owner_id, kind, payload) VALUES (:id, :owner, :kind, '{}')"),
+                    {"id": waiting.id, "owner": owner_id, "kind": kind.name},
+                )
+            job = NewJob(owner_id=owner_id, kind=kind.name, payload={})
+            creating = asyncio.create_task(store.create(job))
+            await kind.started.wait()
+            assert not creating.done()
+            assert kind.committed_at_start is False
+            await creating
+            assert await store.status_of(job.id) == Status.RUNNING
+            kind.go.set()
+            await wait_for_terminal(database_url, [job.id])
+            assert await store.status_of(waiting.id) == Status.QUEUED
     finally:
-        store.attach_handoff(None)
-        await worker.stop()
         async with engine.begin() as conn:
             await conn.execute(text("DELETE FROM jobs WHERE kind = :kind"), {"kind": kind.name})
 
@@ -281,9 +280,7 @@ async def test_a_job_that_goes_first_starts_before_its_statement_and_is_written_
 async def test_without_a_fresh_empty_read_a_job_waits_for_its_statement(
     store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID
 ) -> None:
-    kind = StartingKind(f"first-{uuid.uuid4().hex[:8]}")
-    claims = JobClaims(engine)
-    worker = Worker(store, {kind.name: kind}, _config(kind.name), claims=claims)
+    kind, claims, worker = _starting_worker(store, engine)
     await _queue_seen_empty(worker, claims, kind.name)
     worker.job_available()  # a job notification: the empty read is no longer known to hold
     probe = NewJob(owner_id=owner_id, kind=kind.name, payload={})
@@ -297,14 +294,11 @@ async def test_without_a_fresh_empty_read_a_job_waits_for_its_statement(
 async def test_a_first_job_whose_idempotency_key_was_taken_is_withdrawn(
     store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID
 ) -> None:
-    kind = StartingKind(f"first-{uuid.uuid4().hex[:8]}")
-    claims = JobClaims(engine)
-    worker = Worker(store, {kind.name: kind}, _config(kind.name), claims=claims)
+    kind, claims, worker = _starting_worker(store, engine)
     key = f"key-{uuid.uuid4().hex}"
     earlier = NewJob(owner_id=owner_id, kind="noop", payload={}, idempotency=IdempotencyClaim(key, "a" * 64, 202, {}))
     await store.create(earlier)  # not handed off (no handoff attached yet): it holds the key
-    store.attach_handoff(worker.dispatcher)
-    try:
+    async with handed_off(store, worker):
         await _queue_seen_empty(worker, claims, kind.name)
         job = NewJob(
             owner_id=owner_id, kind=kind.name, payload={}, idempotency=IdempotencyClaim(key, "b" * 64, 202, {})
@@ -313,17 +307,12 @@ async def test_a_first_job_whose_idempotency_key_was_taken_is_withdrawn(
         await kind.started.wait()
         await _withdrawn(kind, worker, store, job, creating, IdempotencyKeyTaken)
         assert worker.dispatcher.reserved == 0
-    finally:
-        store.attach_handoff(None)
-        await worker.stop()
 
 
 async def test_a_job_the_worker_has_no_lane_for_ends_the_known_empty_queue(
     store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID
 ) -> None:
-    kind = StartingKind(f"first-{uuid.uuid4().hex[:8]}")
-    claims = JobClaims(engine)
-    worker = Worker(store, {kind.name: kind}, _config(kind.name), claims=claims)  # 2 lanes
+    kind, claims, worker = _starting_worker(store, engine)  # 2 lanes
     await _queue_seen_empty(worker, claims, kind.name)
     taken = [worker.dispatcher.offer(NewJob(owner_id=owner_id, kind=kind.name, payload={})) for _ in range(2)]
     assert all(lane is not None and lane.first for lane in taken)
