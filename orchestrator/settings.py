@@ -150,6 +150,12 @@ class Settings(BaseSettings):
     preview_interval_s: float = Field(
         1.0, ge=0, description="Least time between two job.preview events of a generation; 0 = no previews."
     )
+    progress_interval_s: float = Field(
+        0.25,
+        ge=0,
+        description="Least time between two writes of a generation's job.progress events: ticks that come sooner "
+        "are written together (none is dropped); a sampler's last step is written at once; 0 = each tick at once.",
+    )
     sd_scripts_dir: Path | None = Field(None, description="A kohya sd-scripts checkout.")
     sd_scripts_python: Path | None = Field(None, description="Python (with sd-scripts' requirements).")
     sd_scripts_launcher: Path | None = Field(

@@ -6,6 +6,11 @@ callback; so the callback only queues, and one writer task per job writes the ro
 
 * ``Progress`` -> ``job.progress`` {stage, step, total, percent, it_per_s, eta_s, node}; stage is
   ``sampling`` for sampler nodes, ``decoding`` for VAE decoders, ``processing`` for anything else.
+  Every tick is kept, but they are written at most once per ``progress_interval_s``: a tick after a quiet
+  spell at once, the ones that follow it within the interval together at its end, and a sampler's last step
+  at once (its VAE decode runs meanwhile). Each write wakes Postgres, an fsync, the event stream and its
+  readers, while ComfyUI computes on the same cores: on the real ComfyUI 0.33.0 here (CPU, 64 px, 4 steps)
+  each of the 4 ticks written on its own made its execution ~1.2 ms slower than beside a bare client.
 * ``Preview`` -> the latest preview image goes to storage (``generations/<id>/preview``, overwritten) and a
   ``job.preview`` {url, mime, step, node} event points at it, at most one per ``preview_interval_s`` (and,
   where the content policy screens the job's images, only when the classifier does not find it explicit); the
@@ -25,7 +30,7 @@ from typing import Any
 
 from orchestrator.comfy import Event, Preview, Progress
 from orchestrator.events.types import EventType
-from orchestrator.jobs.kinds import JobContext
+from orchestrator.jobs.kinds import JobContext, progress_data
 from orchestrator.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -59,6 +64,7 @@ class ComfyEventRelay:
         preview_key: str,
         preview_url: str,
         preview_interval_s: float,
+        progress_interval_s: float = 0.0,
         preview_allowed: PreviewCheck | None = None,
     ) -> None:
         self._ctx = ctx
@@ -69,6 +75,10 @@ class ComfyEventRelay:
         self._preview_url = preview_url
         self._preview_interval_s = preview_interval_s
         self._last_preview: float | None = None
+        self._progress_interval_s = progress_interval_s
+        self._ticks: list[dict[str, Any]] = []
+        self._ticks_written_at: float | None = None
+        self._ticks_due: asyncio.TimerHandle | None = None
         self._step = 0
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._error: BaseException | None = None
@@ -80,9 +90,33 @@ class ComfyEventRelay:
             return
         if isinstance(event, Progress):
             self._step = event.step
-            self._queue.put_nowait(lambda: self._progress(event))
+            self._ticks.append(self._progress_data(event))
+            self._write_ticks_when_due(last_step=event.total > 0 and event.step >= event.total)
         elif isinstance(event, Preview) and self._preview_due():
+            self._queue_ticks()  # the progress before it goes first
             self._queue.put_nowait(lambda: self._preview(event, self._step))
+
+    def _write_ticks_when_due(self, *, last_step: bool) -> None:
+        if self._ticks_due is not None and not last_step:
+            return  # a write of the ticks is set for the interval's end already
+        wait = 0.0
+        if not last_step and self._ticks_written_at is not None:
+            wait = self._ticks_written_at + self._progress_interval_s - time.monotonic()
+        if wait <= 0:
+            self._queue_ticks()
+        else:
+            self._ticks_due = asyncio.get_running_loop().call_later(wait, self._queue_ticks)
+
+    def _queue_ticks(self) -> None:
+        """Queue one write of the progress ticks not yet queued."""
+        if self._ticks_due is not None:
+            self._ticks_due.cancel()
+            self._ticks_due = None
+        if not self._ticks:
+            return
+        ticks, self._ticks = self._ticks, []
+        self._ticks_written_at = time.monotonic()
+        self._queue.put_nowait(lambda: self._ctx.record_progress(ticks))
 
     def _preview_due(self) -> bool:
         if self._preview_interval_s <= 0:
@@ -97,11 +131,11 @@ class ComfyEventRelay:
         spec = self._graph.get(node) if node is not None else None
         return spec.get("class_type") if isinstance(spec, Mapping) else None
 
-    async def _progress(self, event: Progress) -> None:
+    def _progress_data(self, event: Progress) -> dict[str, Any]:
         it_per_s = round(event.it_per_s, 3) if event.it_per_s is not None else None
         eta_s = round(event.eta_s, 2) if event.eta_s is not None else None
         stage = stage_of(self._class_of(event.node))
-        await self._ctx.progress(stage, event.step, event.total, it_per_s=it_per_s, eta_s=eta_s, node=event.node)
+        return progress_data(stage, event.step, event.total, it_per_s=it_per_s, eta_s=eta_s, node=event.node)
 
     async def _preview(self, event: Preview, step: int) -> None:
         if self._preview_allowed is not None and not await self._preview_allowed(event.image):
@@ -125,6 +159,7 @@ class ComfyEventRelay:
 
     async def close(self) -> None:
         """Wait until everything queued is written; raise the first write error, if any."""
+        self._queue_ticks()
         self._queue.put_nowait(_STOP)
         await self._writer
         if self._error is not None:
@@ -132,6 +167,8 @@ class ComfyEventRelay:
 
     async def abort(self) -> None:
         """Drop what is queued and stop the writer (the job is being cancelled)."""
+        if self._ticks_due is not None:
+            self._ticks_due.cancel()
         self._writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._writer

@@ -227,6 +227,7 @@ class GenerationKind:
             preview_key=f"{storage_prefix(job.id)}/preview",
             preview_url=f"/v1/generations/{job.id}/preview",
             preview_interval_s=self._services.settings.preview_interval_s,
+            progress_interval_s=self._services.settings.progress_interval_s,
             preview_allowed=preview_check(self._policy, payload),
         )
 

@@ -34,6 +34,14 @@ class JobFailed(Exception):
         return {"class": self.error_class, "message": self.message, "retryable": self.retryable, **self.details}
 
 
+def progress_data(stage: str, step: int, total: int, **extra: Any) -> dict[str, Any]:
+    """The data of a ``job.progress`` event: stage, step, total, percent, and the extras that are not None."""
+    percent = round(100.0 * step / total, 2) if total > 0 else None
+    data = {"stage": stage, "step": step, "total": total, "percent": percent}
+    data.update({k: v for k, v in extra.items() if v is not None})
+    return data
+
+
 class JobContext:
     """What a running job may do besides computing: report progress and events, name its backend, and give its
     lane back early (a backend can take the next prompt while this job still collects its outputs).
@@ -74,11 +82,13 @@ class JobContext:
 
     async def progress(self, stage: str, step: int, total: int, **extra: Any) -> None:
         """Write a ``job.progress`` event (and the job's latest progress) in one transaction."""
-        percent = round(100.0 * step / total, 2) if total > 0 else None
-        data = {"stage": stage, "step": step, "total": total, "percent": percent}
-        data.update({k: v for k, v in extra.items() if v is not None})
+        await self.record_progress([progress_data(stage, step, total, **extra)])
+
+    async def record_progress(self, ticks: Sequence[Mapping[str, Any]]) -> None:
+        """Write several ``job.progress`` events (:func:`progress_data`) in one transaction, in this order; the
+        job's latest progress becomes the last one."""
         await self._writable()
-        await self._store.record(self.job.id, self._worker_id, EventType.PROGRESS, data)
+        await self._store.record_many(self.job.id, self._worker_id, [(EventType.PROGRESS, tick) for tick in ticks])
 
     async def emit(self, event_type: EventType, data: Mapping[str, Any]) -> None:
         """Write another event of the running job (``job.artifact``, ``job.preview``)."""

@@ -45,7 +45,7 @@ class ReapedJob:
 
 #: The types of the parameters Postgres cannot infer from where they stand.
 _CASTS = {"event_type": "text", "event_data": "jsonb", "result": "jsonb", "error": "jsonb", "events": "jsonb",
-          "allowed_from": "text[]", "ids": "uuid[]"}  # fmt: skip
+          "last_progress": "jsonb", "allowed_from": "text[]", "ids": "uuid[]"}  # fmt: skip
 
 
 def _stmt(sql: str) -> Sql:
@@ -71,16 +71,27 @@ RETURNING id, cancel_requested
 """
 )
 
-_RUNNING_EVENT = _stmt(
+# Several events of one running job in one statement, in the order given (each gets the next id); the job's
+# progress becomes the last progress event's data. One notification, with the last id, stands for them all:
+# a feed that hears it reads everything above its cursor.
+_RUNNING_EVENTS = _stmt(
     """
 WITH job AS (
-    UPDATE jobs SET progress = CASE WHEN :is_progress THEN :event_data ELSE progress END,
-                    heartbeat_at = now(), updated_at = now()
+    UPDATE jobs SET progress = coalesce(:last_progress, progress), heartbeat_at = now(), updated_at = now()
     WHERE id = :job_id AND status = 'running' AND worker_id = :worker_id
     RETURNING id, owner_id
-),
+), event AS (
+    INSERT INTO job_events (job_id, owner_id, type, data)
+    SELECT job.id, job.owner_id, e.type, e.data
+    FROM job, ROWS FROM (jsonb_to_recordset(:events) AS (type text, data jsonb)) WITH ORDINALITY AS e(type, data, n)
+    ORDER BY e.n
+    RETURNING id, job_id, owner_id, type, data, created_at
+)
+SELECT event.id AS event_id, event.job_id, event.owner_id, event.type, event.data, event.created_at,
+       CASE WHEN event.id = (SELECT max(id) FROM event) THEN pg_notify('atelier_events', event.id::text) END
+           AS notified
+FROM event ORDER BY event.id
 """
-    + _EMIT_EVENT
 )
 
 _REQUEST_CANCEL = _stmt(
@@ -253,20 +264,30 @@ class JobStore:
 
     async def record(self, job_id: uuid.UUID, worker_id: str, event_type: EventType, data: Mapping[str, Any]) -> int:
         """Write an event of a running job (progress, preview, artifact). Raises JobLost if not ours."""
-        row = await self._one(
-            _RUNNING_EVENT,
+        [event_id] = await self.record_many(job_id, worker_id, [(event_type, data)])
+        return event_id
+
+    async def record_many(
+        self, job_id: uuid.UUID, worker_id: str, events: Sequence[tuple[EventType, Mapping[str, Any]]]
+    ) -> list[int]:
+        """Write events of a running job in one transaction, in this order; returns their ids. Raises JobLost if
+        the job is not ours (then none is written)."""
+        if not events:
+            return []
+        progress = [data for event_type, data in events if event_type is EventType.PROGRESS]
+        rows = await self._all(
+            _RUNNING_EVENTS,
             {
                 "job_id": job_id,
                 "worker_id": worker_id,
-                "is_progress": event_type is EventType.PROGRESS,
-                "event_type": event_type.value,
-                "event_data": dict(data),
+                "last_progress": dict(progress[-1]) if progress else None,
+                "events": [{"type": event_type.value, "data": dict(data)} for event_type, data in events],
             },
         )
-        if row is None:
+        if not rows:
             raise JobLost(str(job_id))
-        hand_over(self._committed, [row])
-        return int(row["event_id"])
+        hand_over(self._committed, rows)
+        return [int(row["event_id"]) for row in rows]
 
     async def transition(
         self,

@@ -237,3 +237,26 @@ async def test_every_write_hands_the_events_it_committed_over_as_stored(
     assert handed == [JobEventRecord.from_row(row) for row in rows]  # the stored rows, in order, each once
     assert [event.type for event in handed] == ["job.queued", "job.progress", "job.artifact", "job.succeeded"]
     assert [event.frame for event in handed] == [JobEventRecord.from_row(row).frame for row in rows]
+
+
+async def test_several_events_of_a_running_job_are_written_together_in_order(
+    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID
+) -> None:
+    job_id = await _job_in(store, engine, owner_id, Status.RUNNING)
+    ticks = [{"step": n, "total": 3} for n in (1, 2, 3)]
+    with pytest.raises(JobLost):  # not ours: none of them is written
+        await store.record_many(job_id, "someone-else", [(EventType.PROGRESS, tick) for tick in ticks])
+    assert await _events(engine, job_id) == ["job.queued"]
+    written = [(EventType.PROGRESS, ticks[0]), (EventType.PREVIEW, {"step": 1}), (EventType.PROGRESS, ticks[1])]
+    written.append((EventType.PROGRESS, ticks[2]))
+    ids = await store.record_many(job_id, "w1", written)
+    assert ids == list(range(ids[0], ids[0] + 4))  # consecutive, in the order given
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT id, type, data FROM job_events WHERE id = ANY(:ids) ORDER BY id"),
+                                   {"ids": ids})).all()  # fmt: skip
+        progress = await conn.scalar(text("SELECT progress FROM jobs WHERE id = :id"), {"id": job_id})
+    assert [(row.type, row.data) for row in rows] == [(t.value, d) for t, d in written]
+    assert progress == ticks[2]  # the job's latest progress is the last tick
+    await store.record_many(job_id, "w1", [(EventType.PREVIEW, {"step": 4})])
+    async with engine.connect() as conn:  # an event batch without progress leaves the job's progress alone
+        assert await conn.scalar(text("SELECT progress FROM jobs WHERE id = :id"), {"id": job_id}) == ticks[2]

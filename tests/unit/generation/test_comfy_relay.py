@@ -1,0 +1,116 @@
+"""How a running prompt's progress ticks become job.progress writes: every tick kept, written in batches."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from orchestrator.comfy import Preview, Progress
+from orchestrator.events.types import EventType
+from orchestrator.generation.comfy_relay import ComfyEventRelay
+from orchestrator.storage.local import LocalStorage
+
+GRAPH = {"3": {"class_type": "KSampler", "inputs": {}}, "8": {"class_type": "VAEDecode", "inputs": {}}}
+
+
+class RecordingContext:
+    """The slice of a JobContext the relay uses, keeping each write as one batch."""
+
+    def __init__(self) -> None:
+        self.job = SimpleNamespace(id=uuid.uuid4())
+        self.writes: list[list[tuple[str, Any]]] = []
+        self.written = asyncio.Event()
+
+    async def record_progress(self, ticks: Sequence[Mapping[str, Any]]) -> None:
+        self.writes.append([("progress", tick["step"]) for tick in ticks])
+        self.written.set()
+
+    async def emit(self, event_type: EventType, data: Mapping[str, Any]) -> None:
+        self.writes.append([(event_type.value, data["step"])])
+        self.written.set()
+
+
+def _relay(ctx: RecordingContext, tmp_path: Path, *, progress_interval_s: float, previews: bool = False) -> Any:
+    return ComfyEventRelay(
+        ctx,  # type: ignore[arg-type]
+        LocalStorage(tmp_path),
+        GRAPH,
+        preview_key=f"generations/{ctx.job.id}/preview",
+        preview_url="/preview",
+        preview_interval_s=0.001 if previews else 0,
+        progress_interval_s=progress_interval_s,
+    )
+
+
+def _tick(step: int, total: int = 4, node: str = "3") -> Progress:
+    return Progress(step, total, 100.0 * step / total, None, None, node)
+
+
+async def test_ticks_within_the_interval_are_written_together_and_the_last_step_at_once(tmp_path: Path) -> None:
+    ctx = RecordingContext()
+    relay = _relay(ctx, tmp_path, progress_interval_s=3600)
+    for step in (1, 2, 3, 4):
+        await relay.on_event(_tick(step))
+    await relay.close()
+    # the first after a quiet spell at once; 2 and 3 held for the interval's end, which step 4 (the last) ends
+    assert ctx.writes == [[("progress", 1)], [("progress", 2), ("progress", 3), ("progress", 4)]]
+
+
+async def test_held_ticks_are_written_when_the_interval_ends(tmp_path: Path) -> None:
+    ctx = RecordingContext()
+    relay = _relay(ctx, tmp_path, progress_interval_s=0.05)
+    await relay.on_event(_tick(1, total=10))
+    await relay.on_event(_tick(2, total=10))
+    await relay.on_event(_tick(3, total=10))
+    while len(ctx.writes) < 2:  # the interval's timer writes 2 and 3, with no further tick to push them
+        ctx.written.clear()
+        await asyncio.wait_for(ctx.written.wait(), 5)
+    assert ctx.writes == [[("progress", 1)], [("progress", 2), ("progress", 3)]]
+    await relay.close()
+    assert len(ctx.writes) == 2
+
+
+async def test_closing_writes_what_is_held_and_a_zero_interval_writes_each_tick(tmp_path: Path) -> None:
+    ctx = RecordingContext()
+    relay = _relay(ctx, tmp_path, progress_interval_s=3600)
+    await relay.on_event(_tick(1, total=10))
+    await relay.on_event(_tick(2, total=10))
+    await relay.close()  # the run ended before the sampler's last step (a decode node's own progress, say)
+    assert ctx.writes == [[("progress", 1)], [("progress", 2)]]
+
+    each = RecordingContext()
+    relay = _relay(each, tmp_path, progress_interval_s=0)
+    for step in (1, 2, 3):
+        await relay.on_event(_tick(step, total=3))
+    await relay.close()
+    assert each.writes == [[("progress", 1)], [("progress", 2)], [("progress", 3)]]
+
+
+async def test_a_preview_goes_after_the_ticks_before_it(tmp_path: Path) -> None:
+    ctx = RecordingContext()
+    relay = _relay(ctx, tmp_path, progress_interval_s=3600, previews=True)
+    await relay.on_event(_tick(1))
+    await relay.on_event(_tick(2))
+    await relay.on_event(Preview(b"\x89PNG not really", "image/png", "3"))
+    await relay.close()
+    assert ctx.writes == [[("progress", 1)], [("progress", 2)], [("job.preview", 2)]]
+
+
+async def test_an_aborted_relay_writes_nothing_more(tmp_path: Path) -> None:
+    ctx = RecordingContext()
+    relay = _relay(ctx, tmp_path, progress_interval_s=0.01)
+    await relay.on_event(_tick(1, total=10))
+    await relay.on_event(_tick(2, total=10))
+    await relay.abort()
+    written = list(ctx.writes)
+    ctx.written.clear()
+    late = asyncio.ensure_future(ctx.written.wait())
+    done, _ = await asyncio.wait([late], timeout=0.1)  # the interval (0.01 s) has passed ten times over
+    late.cancel()
+    assert not done
+    assert ctx.writes == written
+    assert [("progress", 2)] not in ctx.writes
