@@ -7,10 +7,12 @@ callback; so the callback only queues, and one writer task per job writes the ro
 * ``Progress`` -> ``job.progress`` {stage, step, total, percent, it_per_s, eta_s, node}; stage is
   ``sampling`` for sampler nodes, ``decoding`` for VAE decoders, ``processing`` for anything else.
   Every tick is kept, but they are written at most once per ``progress_interval_s``: a tick after a quiet
-  spell at once, the ones that follow it within the interval together at its end, and a sampler's last step
-  at once (its VAE decode runs meanwhile). Each write wakes Postgres, an fsync, the event stream and its
-  readers, while ComfyUI computes on the same cores: on the real ComfyUI 0.33.0 here (CPU, 64 px, 4 steps)
-  each of the 4 ticks written on its own made its execution ~1.2 ms slower than beside a bare client.
+  spell at once (the client sees sampling start), those that follow within the interval together at its
+  end, and a sampler's last step at once (the VAE decode runs meanwhile, so the job's end does not wait for
+  that write). What is still held when an output node ran, a preview comes or the run ends goes then. Each
+  write wakes Postgres (an fsync), the event stream and its readers: a GPU sampling 20-50 steps a second
+  would otherwise cost as many writes per second and job. Writing nothing until the end instead was
+  measured and dropped: on the stand-in the write then lands on the job's end (+1.2-1.4 ms overhead).
 * ``Preview`` -> the latest preview image goes to storage (``generations/<id>/preview``, overwritten) and a
   ``job.preview`` {url, mime, step, node} event points at it, at most one per ``preview_interval_s`` (and,
   where the content policy screens the job's images, only when the classifier does not find it explicit); the
@@ -28,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from orchestrator.comfy import Event, Preview, Progress
+from orchestrator.comfy import Event, Executed, Preview, Progress
 from orchestrator.events.types import EventType
 from orchestrator.jobs.kinds import JobContext, progress_data
 from orchestrator.storage import Storage
@@ -92,31 +94,38 @@ class ComfyEventRelay:
             self._step = event.step
             self._ticks.append(self._progress_data(event))
             self._write_ticks_when_due(last_step=event.total > 0 and event.step >= event.total)
+        elif isinstance(event, Executed):
+            self._queue_ticks()
         elif isinstance(event, Preview) and self._preview_due():
             self._queue_ticks()  # the progress before it goes first
             self._queue.put_nowait(lambda: self._preview(event, self._step))
 
     def _write_ticks_when_due(self, *, last_step: bool) -> None:
         if self._ticks_due is not None and not last_step:
-            return  # a write of the ticks is set for the interval's end already
-        wait = 0.0
-        if not last_step and self._ticks_written_at is not None:
-            wait = self._ticks_written_at + self._progress_interval_s - time.monotonic()
+            return  # the interval's end writes them
+        now = time.monotonic()
+        wait = (
+            0.0
+            if last_step or self._ticks_written_at is None
+            else self._ticks_written_at + self._progress_interval_s - now
+        )
         if wait <= 0:
             self._queue_ticks()
         else:
             self._ticks_due = asyncio.get_running_loop().call_later(wait, self._queue_ticks)
 
-    def _queue_ticks(self) -> None:
-        """Queue one write of the progress ticks not yet queued."""
+    def _take_ticks(self) -> list[dict[str, Any]]:
         if self._ticks_due is not None:
             self._ticks_due.cancel()
             self._ticks_due = None
-        if not self._ticks:
-            return
         ticks, self._ticks = self._ticks, []
-        self._ticks_written_at = time.monotonic()
-        self._queue.put_nowait(lambda: self._ctx.record_progress(ticks))
+        return ticks
+
+    def _queue_ticks(self) -> None:
+        """Queue one write of the progress ticks held."""
+        if ticks := self._take_ticks():
+            self._ticks_written_at = time.monotonic()
+            self._queue.put_nowait(lambda: self._ctx.record_progress(ticks))
 
     def _preview_due(self) -> bool:
         if self._preview_interval_s <= 0:
@@ -158,7 +167,8 @@ class ComfyEventRelay:
                 self._error = exc
 
     async def close(self) -> None:
-        """Wait until everything queued is written; raise the first write error, if any."""
+        """Wait until everything queued (and every progress tick held) is written; raise the first write error,
+        if any."""
         self._queue_ticks()
         self._queue.put_nowait(_STOP)
         await self._writer
@@ -167,8 +177,7 @@ class ComfyEventRelay:
 
     async def abort(self) -> None:
         """Drop what is queued and stop the writer (the job is being cancelled)."""
-        if self._ticks_due is not None:
-            self._ticks_due.cancel()
+        self._take_ticks()
         self._writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._writer
