@@ -144,7 +144,7 @@ async def _events(app: web.Application) -> AsyncIterator[None]:
 
     feed.on_release(publish)
     await feed.start()
-    app[STORE].on_committed(feed.offer)
+    app[STORE].on_committed(feed)
     app[LISTENER], app[FEED], app[BROADCASTER] = listener, feed, broadcaster
     app[METRICS].gauge("atelier_sse_subscribers", "Open SSE subscriptions", lambda: broadcaster.subscriber_count)
     app[METRICS].gauge("atelier_event_feed_cursor", "Highest settled event id", lambda: feed.cursor)

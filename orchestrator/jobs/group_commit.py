@@ -26,10 +26,12 @@ known, and is withdrawn if the job was not written (its idempotency key was take
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -47,18 +49,38 @@ MAX_BATCH = 256
 Pending = tuple[NewJob, "asyncio.Future[int]"]
 #: Per job written: its ``job.queued`` event id, and whether it was written as started (handed off).
 Written = dict[uuid.UUID, tuple[int, bool]]
-#: Receives events this process committed, in id order (the event feed: it need not read them back).
-CommittedHandler = Callable[[list[JobEventRecord]], None]
 
 
-def hand_over(handler: CommittedHandler | None, rows: Sequence[asyncpg.Record]) -> None:
-    """Give ``handler`` the events a write committed (``job_events`` rows, the id as ``event_id``) in id order.
+class CommittedEvents(Protocol):
+    """Where the events this process commits go (the event feed: it need not read them back)."""
+
+    def writing(self) -> AbstractContextManager[None]:
+        """Entered while a write whose events will be offered is under way."""
+        ...
+
+    def offer(self, events: list[JobEventRecord]) -> None:
+        """Events just committed, in id order."""
+        ...
+
+
+@contextlib.contextmanager
+def writing(sink: CommittedEvents | None) -> Iterator[None]:
+    """The sink told that a write of events it will be offered is under way (nothing without a sink)."""
+    if sink is None:
+        yield
+        return
+    with sink.writing():
+        yield
+
+
+def hand_over(sink: CommittedEvents | None, rows: Sequence[asyncpg.Record]) -> None:
+    """Offer ``sink`` the events a write committed (``job_events`` rows, the id as ``event_id``) in id order.
     Never raises: the write is committed either way, and the events' notifications still bring them."""
-    if handler is None or not rows:
+    if sink is None or not rows:
         return
     try:
         records = [JobEventRecord.from_row(row, id_column="event_id") for row in rows]
-        handler(sorted(records, key=lambda record: record.id))
+        sink.offer(sorted(records, key=lambda record: record.id))
     except Exception:
         log.exception("handing committed events to the event feed failed")
 
@@ -175,11 +197,11 @@ class AcceptanceBatcher:
         self._pending: list[Pending] = []
         self._writer: asyncio.Task[None] | None = None
         self._handoff: Handoff | None = None
-        self._committed: CommittedHandler | None = None
+        self._committed: CommittedEvents | None = None
 
-    def on_committed(self, handler: CommittedHandler | None) -> None:
-        """Hand the ``job.queued``/``job.started`` events of each committed batch to ``handler``."""
-        self._committed = handler
+    def on_committed(self, sink: CommittedEvents | None) -> None:
+        """Hand the ``job.queued``/``job.started`` events of each committed batch to ``sink``."""
+        self._committed = sink
 
     def attach(self, handoff: Handoff | None) -> None:
         """Hand just-accepted jobs to this worker when it has a free lane (None: stop)."""
@@ -270,13 +292,14 @@ class AcceptanceBatcher:
             **_idempotency_params(jobs),
             "worker_id": self._handoff.worker_id if self._handoff is not None else None,
         }
-        if before_commit is None:
-            rows = await self._database.fetch(_CREATE_MANY, params)
-        else:
-            async with self._database.transaction() as conn:
-                rows = await conn.fetch(_CREATE_MANY.text, *_CREATE_MANY.args(params))
-                before_commit(_written(rows))
-        hand_over(self._committed, rows)
+        with writing(self._committed):
+            if before_commit is None:
+                rows = await self._database.fetch(_CREATE_MANY, params)
+            else:
+                async with self._database.transaction() as conn:
+                    rows = await conn.fetch(_CREATE_MANY.text, *_CREATE_MANY.args(params))
+                    before_commit(_written(rows))
+            hand_over(self._committed, rows)
         return _written(rows)
 
 

@@ -21,7 +21,7 @@ from orchestrator.db.direct import DirectPool, Sql
 from orchestrator.db.engine import SERVER_SETTINGS, asyncpg_dsn
 from orchestrator.errors import IllegalTransition, NotFound
 from orchestrator.events.types import EventType
-from orchestrator.jobs.group_commit import AcceptanceBatcher, CommittedHandler, Handoff, hand_over
+from orchestrator.jobs.group_commit import AcceptanceBatcher, CommittedEvents, Handoff, hand_over, writing
 from orchestrator.jobs.outcome import RowsWrite
 from orchestrator.jobs.records import NewJob
 from orchestrator.jobs.states import ALLOWED_FROM, TRANSITION_EVENT, Status
@@ -211,14 +211,14 @@ class JobStore:
             server_settings=SERVER_SETTINGS,
         )
         self._acceptance = AcceptanceBatcher(self._direct)
-        self._committed: CommittedHandler | None = None
+        self._committed: CommittedEvents | None = None
 
-    def on_committed(self, handler: CommittedHandler | None) -> None:
-        """Hand the events this process's writes committed to ``handler`` as soon as they are (the event feed
-        releases them without waiting for their notification and a read; see
-        :meth:`orchestrator.events.feed.EventFeed.offer`)."""
-        self._committed = handler
-        self._acceptance.on_committed(handler)
+    def on_committed(self, sink: CommittedEvents | None) -> None:
+        """Hand the events this process's writes committed to ``sink`` as soon as they are, telling it while a
+        write is under way (the event feed releases them without waiting for their notification and a read;
+        see :meth:`orchestrator.events.feed.EventFeed.offer`)."""
+        self._committed = sink
+        self._acceptance.on_committed(sink)
 
     async def close(self) -> None:
         """Close the store's own connections (the engine is its creator's to dispose of)."""
@@ -235,6 +235,13 @@ class JobStore:
 
     async def _all(self, stmt: Sql, params: Mapping[str, Any]) -> Sequence[asyncpg.Record]:
         return await self._direct.fetch(stmt, params)
+
+    async def _write_events(self, stmt: Sql, params: Mapping[str, Any]) -> Sequence[asyncpg.Record]:
+        """Run a statement that writes events (rows with ``event_id``) and hand them over once committed."""
+        with writing(self._committed):
+            rows = await self._all(stmt, params)
+            hand_over(self._committed, rows)
+        return rows
 
     @property
     def engine(self) -> AsyncEngine:
@@ -275,7 +282,7 @@ class JobStore:
         if not events:
             return []
         progress = [data for event_type, data in events if event_type is EventType.PROGRESS]
-        rows = await self._all(
+        rows = await self._write_events(
             _RUNNING_EVENTS,
             {
                 "job_id": job_id,
@@ -286,7 +293,6 @@ class JobStore:
         )
         if not rows:
             raise JobLost(str(job_id))
-        hand_over(self._committed, rows)
         return [int(row["event_id"]) for row in rows]
 
     async def transition(
@@ -321,11 +327,10 @@ class JobStore:
             "error": dict(error) if error is not None else None,
             "delay_s": delay_s,
         }
-        row = await self._one(stmt, params)
-        if row is None:
+        rows = await self._write_events(stmt, params)
+        if not rows:
             raise await self._illegal(job_id, target, owner_id)
-        hand_over(self._committed, [row])
-        return int(row["event_id"])
+        return int(rows[0]["event_id"])
 
     async def succeed(
         self,
@@ -344,10 +349,9 @@ class JobStore:
         stmt = _succeed_stmt(rows.sql if rows else None, rows.jsonb_params if rows else ())
         params = {**(rows.params if rows else {}), "job_id": job_id, "worker_id": worker_id}
         params.update(result=dict(result), events=events)
-        row_ids = await self._all(stmt, params)
+        row_ids = await self._write_events(stmt, params)
         if not row_ids:
             raise await self._illegal(job_id, Status.SUCCEEDED, None)
-        hand_over(self._committed, row_ids)
         return int(row_ids[-1]["event_id"])
 
     async def _illegal(self, job_id: uuid.UUID, target: Status, owner_id: uuid.UUID | None) -> Exception:

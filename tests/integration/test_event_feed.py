@@ -134,3 +134,34 @@ async def test_an_offer_above_a_hole_is_left_to_the_read(
     events.poke()  # as its notification would
     assert await _released_ids(released, {first["id"], second["id"]}) == [first["id"], second["id"]]
     assert released.empty()
+
+
+async def test_a_notification_during_a_write_of_this_process_waits_for_its_offer_instead_of_reading(
+    database_url: str, writer: tuple[asyncpg.Connection, uuid.UUID, uuid.UUID]
+) -> None:
+    conn, owner, job = writer
+    listener = PgListener(asyncpg_dsn(database_url), [EVENTS_CHANNEL])
+    await listener.start()
+    events = EventFeed(listener)
+    released: list[int] = []
+    events.on_release(lambda batch: released.extend(event.id for event in batch))
+    heard: dict[int, asyncio.Event] = {}
+    await events.start()
+    listener.on(EVENTS_CHANNEL, lambda payload: heard.setdefault(int(payload), asyncio.Event()).set())
+    try:
+        reads = events.reads
+        with events.writing():
+            row = await conn.fetchrow(INSERT, job, owner)  # committed and notified while "our" write is under way
+            await heard.setdefault(row["id"], asyncio.Event()).wait()  # the feed was poked before this handler
+            record = await conn.fetchrow("SELECT * FROM job_events WHERE id = $1", row["id"])
+            events.offer([JobEventRecord.from_row(record)])
+        later = (await conn.fetchrow(INSERT, job, owner))["id"]  # no write of ours under way: read for it
+        await heard.setdefault(later, asyncio.Event()).wait()
+        async with asyncio.timeout(10):
+            while later not in released:
+                await asyncio.sleep(0.01)  # polling the feed's output; no event to await here
+        assert released == [row["id"], later]
+        assert events.reads == reads + 1  # only for the later one
+    finally:
+        await events.stop()
+        await listener.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import uuid
 
@@ -204,11 +205,19 @@ async def test_success_commits_artifacts_and_rows_with_the_terminal_event_or_not
     assert order == ["0", "1"]
 
 
+class _Collected:
+    """Keeps what the store hands over."""
+
+    def __init__(self, into: list[JobEventRecord]) -> None:
+        self.offer = into.extend
+        self.writing = contextlib.nullcontext
+
+
 async def test_every_write_hands_the_events_it_committed_over_as_stored(
     store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID
 ) -> None:
     handed: list[JobEventRecord] = []
-    store.on_committed(handed.extend)
+    store.on_committed(_Collected(handed))
     try:
         job = NewJob(owner_id=owner_id, kind="noop", payload={}, priority=3)
         await store.create(job)
