@@ -156,6 +156,12 @@ class Settings(BaseSettings):
         description="Least time between two writes of a generation's job.progress events: ticks that come sooner "
         "are written together (none is dropped); a sampler's last step is written at once; 0 = each tick at once.",
     )
+    pending_images_sweep_s: float = Field(
+        5.0,
+        gt=0,
+        description="How often finished generations' images are made durable in storage; until then their bytes "
+        "wait in the database (a local disk is not waited on before the job ends).",
+    )
     sd_scripts_dir: Path | None = Field(None, description="A kohya sd-scripts checkout.")
     sd_scripts_python: Path | None = Field(None, description="Python (with sd-scripts' requirements).")
     sd_scripts_launcher: Path | None = Field(

@@ -163,7 +163,10 @@ class GenerationImage(Base):
     """One image a generation produced, kept in storage."""
 
     __tablename__ = "generation_images"
-    __table_args__ = (UniqueConstraint("job_id", "index", name="generation_images_job_index"),)
+    __table_args__ = (
+        UniqueConstraint("job_id", "index", name="generation_images_job_index"),
+        Index("generation_images_pending", "created_at", postgresql_where=text("pending_data IS NOT NULL")),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False)
@@ -178,6 +181,8 @@ class GenerationImage(Base):
     seed: Mapped[Decimal | None] = mapped_column(Numeric(20, 0))  # ComfyUI seeds reach 2**64 - 1
     params: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     loras: Mapped[list[Any]] = mapped_column(JSONB, nullable=False, server_default=text("'[]'::jsonb"))
+    #: The image's bytes until storage holds them durably (see orchestrator.generation.pending_images).
+    pending_data: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = _now_column()
 
 

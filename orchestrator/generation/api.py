@@ -25,7 +25,7 @@ from orchestrator.generation.acceptance import accept_template
 from orchestrator.generation.generation_services import GENERATION
 from orchestrator.generation.outputs import describe_image
 from orchestrator.generation.payload import KIND, GenerationPayload, storage_prefix
-from orchestrator.generation.queries import delete_generation, image_key, list_generations
+from orchestrator.generation.queries import delete_generation, image_file, list_generations
 from orchestrator.generation.registered import accept_registered
 from orchestrator.generation.schemas import (
     BODY_TAGS,
@@ -177,10 +177,12 @@ async def get_generation_image(request: web.Request) -> web.StreamResponse:
     index = request.match_info["n"]
     if not (index.isascii() and index.isdigit() and len(index) <= 4):  # a batch holds at most 4 images
         raise NotFound(f"no image {index!r}")
-    found = await image_key(request.app[ENGINE], path_uuid(request, "generation"), request[OWNER], int(index))
+    found = await image_file(request.app[ENGINE], path_uuid(request, "generation"), request[OWNER], int(index))
     if found is None:
         raise NotFound(f"generation {request.match_info['id']} has no image {index}")
-    return await stored_file_response(request.app[STORAGE], *found)
+    if found.pending is not None:  # what storage holds may not be durable yet: these bytes are
+        return web.Response(body=found.pending, headers={"Content-Type": found.content_type})
+    return await stored_file_response(request.app[STORAGE], found.key, found.content_type)
 
 
 @router.route(

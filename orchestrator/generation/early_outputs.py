@@ -2,10 +2,10 @@
 """Storing a generation's images while ComfyUI finishes the prompt.
 
 ComfyUI says an output node ran (its ``executed`` message, with the files it wrote) before it says the prompt
-ended: 0.2-0.5 ms before on the real ComfyUI 0.33.0 here, and the job's end then still waits for the
-prompt's result and for the images to be read and written to storage (~1.5 ms, most of it the write's
-fsync). When the template has one output node, its images are read, screened and stored as soon as that
-message comes, and the job's end takes what was stored. Anything else (several output nodes, images that
+ended: 0.2-2 ms before on the real ComfyUI 0.33.0 here, and the job's end then still waits for the
+prompt's result and for the images to be read, screened and written to storage. When the template has one
+output node, its images are read, screened and stored as soon as that message comes, and the job's end
+takes what was stored. Anything else (several output nodes, images that
 are not the ones the result names) goes the usual way after the prompt ended.
 """
 

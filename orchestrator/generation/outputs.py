@@ -131,25 +131,31 @@ def _read_if_small(path: Path) -> bytes | None:
 
 # Runs inside the job store's success statement (see orchestrator.jobs.outcome.RowsWrite): ``job`` is the
 # finishing job, empty when it is no longer ours, so no row is written then. A retry that collects an earlier
-# run replaces the same rows.
+# run replaces the same rows. ``gen_pending`` holds, per image in order, its bytes while storage may still
+# lose them (NULL once it holds them durably).
 IMAGE_ROWS_SQL = """
 INSERT INTO generation_images
-    (id, job_id, owner_id, index, storage_key, content_type, sha256, size_bytes, width, height, seed, params, loras)
+    (id, job_id, owner_id, index, storage_key, content_type, sha256, size_bytes, width, height, seed, params, loras,
+     pending_data)
 SELECT gen_random_uuid(), job.id, job.owner_id, r.index, r.storage_key, r.content_type, r.sha256, r.size_bytes,
        r.width, r.height, CAST(:gen_seed AS numeric), :gen_params || jsonb_build_object('batch_index', r.index),
-       :gen_loras
-FROM job, jsonb_to_recordset(:gen_images) AS r(index int, storage_key text, content_type text, sha256 text,
-                                                size_bytes bigint, width int, height int)
+       :gen_loras, (:gen_pending)[r.n]
+FROM job, ROWS FROM (jsonb_to_recordset(:gen_images) AS (index int, storage_key text, content_type text,
+                     sha256 text, size_bytes bigint, width int, height int)) WITH ORDINALITY
+     AS r(index, storage_key, content_type, sha256, size_bytes, width, height, n)
 ON CONFLICT (job_id, index) DO UPDATE SET
     storage_key = EXCLUDED.storage_key, content_type = EXCLUDED.content_type, sha256 = EXCLUDED.sha256,
     size_bytes = EXCLUDED.size_bytes, width = EXCLUDED.width, height = EXCLUDED.height, seed = EXCLUDED.seed,
-    params = EXCLUDED.params, loras = EXCLUDED.loras
+    params = EXCLUDED.params, loras = EXCLUDED.loras, pending_data = EXCLUDED.pending_data
 RETURNING index
 """
 
 
-def image_rows(payload: GenerationPayload, stored: Sequence[StoredImage]) -> RowsWrite | None:
-    """The ``generation_images`` rows of the stored images, to be written with the job's success."""
+def image_rows(
+    payload: GenerationPayload, stored: Sequence[StoredImage], pending: Sequence[bytes | None] | None = None
+) -> RowsWrite | None:
+    """The ``generation_images`` rows of the stored images, to be written with the job's success; ``pending``:
+    per image, its bytes when storage does not hold them durably yet (None for each when it does)."""
     if not stored:
         return None
     images = [
@@ -162,8 +168,10 @@ def image_rows(payload: GenerationPayload, stored: Sequence[StoredImage]) -> Row
         "gen_params": {**payload.params, "template": payload.template},
         "gen_loras": payload.loras,
         "gen_images": images,
+        "gen_pending": list(pending) if pending is not None else [None] * len(stored),
     }
-    return RowsWrite(IMAGE_ROWS_SQL, params, jsonb_params=("gen_params", "gen_loras", "gen_images"))
+    casts = {"gen_params": "jsonb", "gen_loras": "jsonb", "gen_images": "jsonb", "gen_pending": "bytea[]"}
+    return RowsWrite(IMAGE_ROWS_SQL, params, casts=casts)
 
 
 def remove_local_copies(home: Path, images: Sequence[OutputImage], inputs: Sequence[str]) -> int:

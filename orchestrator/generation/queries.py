@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.db.models import GenerationImage, Job, Lora, LoraVersion
@@ -39,14 +40,60 @@ async def list_generations(
     return await page_of_jobs(engine, stmt, limit=limit, cursor=cursor)
 
 
-async def image_key(engine: AsyncEngine, job_id: uuid.UUID, owner_id: uuid.UUID, index: int) -> tuple[str, str] | None:
-    """Storage key and content type of one of the owner's generation images."""
-    stmt = select(GenerationImage.storage_key, GenerationImage.content_type).where(
+@dataclass(frozen=True)
+class ImageFile:
+    """Where one generation image is kept: its storage key and type, and its bytes while they are pending
+    (storage may not hold them durably yet; see :mod:`orchestrator.generation.pending_images`)."""
+
+    key: str
+    content_type: str
+    pending: bytes | None = None
+
+
+async def image_file(engine: AsyncEngine, job_id: uuid.UUID, owner_id: uuid.UUID, index: int) -> ImageFile | None:
+    """One of the owner's generation images."""
+    stmt = select(GenerationImage.storage_key, GenerationImage.content_type, GenerationImage.pending_data).where(
         GenerationImage.job_id == job_id, GenerationImage.owner_id == owner_id, GenerationImage.index == index
     )
     async with engine.connect() as conn:
         row = (await conn.execute(stmt)).first()
-    return (row[0], row[1]) if row is not None else None
+    return ImageFile(row[0], row[1], row[2]) if row is not None else None
+
+
+@dataclass(frozen=True)
+class PendingImage:
+    """An image whose bytes are pending: its row, storage key, type and bytes."""
+
+    row_id: uuid.UUID
+    key: str
+    content_type: str
+    data: bytes
+
+
+async def pending_images(engine: AsyncEngine, limit: int) -> list[PendingImage]:
+    """Up to ``limit`` images whose bytes are pending, oldest first."""
+    image = GenerationImage
+    stmt = (
+        select(image.id, image.storage_key, image.content_type, image.pending_data)
+        .where(image.pending_data.is_not(None))
+        .order_by(image.created_at)
+        .limit(limit)
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return [PendingImage(*row) for row in rows]
+
+
+async def clear_pending(engine: AsyncEngine, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Drop the pending bytes of these image rows (storage holds them durably); returns the ids still there."""
+    stmt = (
+        update(GenerationImage)
+        .where(GenerationImage.id.in_(ids))
+        .values(pending_data=None)
+        .returning(GenerationImage.id)
+    )
+    async with engine.begin() as conn:
+        return set((await conn.execute(stmt)).scalars().all())
 
 
 async def delete_generation(engine: AsyncEngine, storage: Storage, job_id: uuid.UUID, owner_id: uuid.UUID) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -15,12 +15,12 @@ class RowsWrite:
     job that is finishing, empty when the job is no longer this worker's, so nothing is written then).
     It must not modify the job's own row (PostgreSQL applies only one change per row and statement).
     Its parameter names must not clash with the store's (``job_id``, ``worker_id``, ``result``, ``events``);
-    ``jsonb_params`` names those bound as JSONB.
+    ``casts`` gives the types of those Postgres cannot infer (``{"data": "bytea[]"}``).
     """
 
     sql: str
     params: Mapping[str, Any]
-    jsonb_params: tuple[str, ...] = ()
+    casts: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -177,7 +177,7 @@ WITH job AS (
 
 
 @cache
-def _succeed_stmt(rows_sql: str | None, jsonb_params: tuple[str, ...]) -> Sql:
+def _succeed_stmt(rows_sql: str | None, casts: tuple[tuple[str, str], ...]) -> Sql:
     rows = f"rows AS ({rows_sql}),\n" if rows_sql else ""
     sql = f"""
 WITH job AS (
@@ -195,7 +195,7 @@ SELECT event.id AS event_id, event.job_id, event.owner_id, event.type, event.dat
        pg_notify('atelier_events', event.id::text) AS notified
 FROM event ORDER BY event.id
 """
-    return Sql(sql, {**_CASTS, **dict.fromkeys(jsonb_params, "jsonb")})
+    return Sql(sql, {**_CASTS, **dict(casts)})
 
 
 class JobStore:
@@ -346,7 +346,7 @@ class JobStore:
         job is not this worker's running job any more."""
         events = [{"type": EventType.ARTIFACT.value, "data": dict(a)} for a in artifacts]
         events.append({"type": EventType.SUCCEEDED.value, "data": {"result": dict(result)}})
-        stmt = _succeed_stmt(rows.sql if rows else None, rows.jsonb_params if rows else ())
+        stmt = _succeed_stmt(rows.sql if rows else None, tuple(sorted(rows.casts.items())) if rows else ())
         params = {**(rows.params if rows else {}), "job_id": job_id, "worker_id": worker_id}
         params.update(result=dict(result), events=events)
         row_ids = await self._write_events(stmt, params)

@@ -55,8 +55,16 @@ def describe(key: str, data: bytes) -> StoredObject:
 class Storage(Protocol):
     """Object storage the service writes artifacts to."""
 
+    #: Whether :meth:`put_unsynced` leaves the object less than durable (a crash of the machine may lose it):
+    #: a caller then keeps the bytes on record elsewhere until a plain :meth:`put` has stored them again.
+    unsynced_puts_may_be_lost: bool
+
     async def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
-        """Store bytes (atomically: readers see the old object or the whole new one)."""
+        """Store bytes durably (and atomically: readers see the old object or the whole new one)."""
+        ...
+
+    async def put_unsynced(self, key: str, data: bytes, content_type: str) -> StoredObject:
+        """Store bytes atomically, readable at once, without waiting for them to be durable."""
         ...
 
     async def put_file(self, key: str, path: Path, content_type: str) -> StoredObject:

@@ -144,7 +144,13 @@ async def test_a_notification_during_a_write_of_this_process_waits_for_its_offer
     await listener.start()
     events = EventFeed(listener)
     released: list[int] = []
-    events.on_release(lambda batch: released.extend(event.id for event in batch))
+    more = asyncio.Event()
+
+    def release(batch: list[JobEventRecord]) -> None:
+        released.extend(event.id for event in batch)
+        more.set()
+
+    events.on_release(release)
     heard: dict[int, asyncio.Event] = {}
     await events.start()
     listener.on(EVENTS_CHANNEL, lambda payload: heard.setdefault(int(payload), asyncio.Event()).set())
@@ -159,7 +165,8 @@ async def test_a_notification_during_a_write_of_this_process_waits_for_its_offer
         await heard.setdefault(later, asyncio.Event()).wait()
         async with asyncio.timeout(10):
             while later not in released:
-                await asyncio.sleep(0.01)  # polling the feed's output; no event to await here
+                more.clear()
+                await more.wait()
         assert released == [row["id"], later]
         assert events.reads == reads + 1  # only for the later one
     finally:

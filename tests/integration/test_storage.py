@@ -11,6 +11,7 @@ import pytest
 
 from orchestrator.settings import Settings
 from orchestrator.storage import Storage, StorageKeyError, open_storage
+from orchestrator.storage.local import LocalStorage
 from tests.integration.conftest import S3_CREDENTIALS
 
 
@@ -35,6 +36,15 @@ async def test_put_get_exists_delete(store: Storage) -> None:
     assert not await store.exists("images/a/0.png")
     with pytest.raises(FileNotFoundError):
         await store.get("images/a/0.png")
+
+
+async def test_an_unsynced_put_is_readable_at_once_and_says_whether_it_may_be_lost(store: Storage) -> None:
+    small, large = b"\x89PNG-small", b"\x89PNG" + b"x" * (300 << 10)  # one written on the loop, one in a thread
+    for key, data in (("images/b/0.png", small), ("images/b/1.png", large)):
+        stored = await store.put_unsynced(key, data, "image/png")
+        assert stored.sha256 == hashlib.sha256(data).hexdigest()
+        assert await store.get(key) == data
+    assert store.unsynced_puts_may_be_lost is isinstance(store, LocalStorage)  # an S3 PUT is durable when done
 
 
 async def test_put_file_and_delete_prefix(store: Storage, tmp_path: Path) -> None:

@@ -150,6 +150,7 @@ async def generation_service(
         raw_workflow_url_hosts=["images.example.org"],
         init_image_max_bytes=200_000,
         preview_interval_s=0.05,
+        pending_images_sweep_s=3600,  # the tests sweep pending images themselves, when they want to
         heartbeat_interval_s=0.2,
         heartbeat_timeout_s=2.0,
         idle_poll_s=0.2,

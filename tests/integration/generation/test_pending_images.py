@@ -1,0 +1,85 @@
+"""A finished generation's images are not fsynced before its end: their bytes commit with its success and
+wait in their rows until the sweep has them durable; meanwhile the image is served from there."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+from sqlalchemy import text
+
+from orchestrator.app_keys import STORAGE
+from orchestrator.generation.pending_images import PendingImages
+from orchestrator.storage import StoredObject
+from orchestrator.storage.local import LocalStorage
+from tests.integration.conftest import Caller
+from tests.integration.generation.conftest import GenerationService, submit, txt2img
+from tests.support.db import wait_for_terminal
+
+
+async def _pending(svc: GenerationService, job_id: str) -> bytes | None:
+    async with svc.engine.connect() as conn:
+        return await conn.scalar(
+            text("SELECT pending_data FROM generation_images WHERE job_id = :j AND index = 0"), {"j": uuid.UUID(job_id)}
+        )
+
+
+async def _image(http: aiohttp.ClientSession, svc: GenerationService, me: Caller, job_id: str) -> bytes:
+    async with http.get(f"{svc.url}/v1/generations/{job_id}/images/0", headers=me.headers) as response:
+        assert response.status == 200, await response.text()
+        assert response.content_type == "image/png"
+        return await response.read()
+
+
+async def test_pending_bytes_serve_the_image_until_the_sweep_stores_it_durably(
+    generation_service: GenerationService, http: aiohttp.ClientSession, me: Caller
+) -> None:
+    svc = generation_service
+    job_id = await submit(http, svc, me, txt2img(seed=61))
+    await wait_for_terminal(svc.database_url, [uuid.UUID(job_id)])
+    file = svc.app_storage_path(f"generations/{job_id}/0.png")
+    written = file.read_bytes()  # written before the job's end, not synced
+    assert await _pending(svc, job_id) == written
+    file.unlink()  # as a crash of the machine before the fsync may leave it
+    assert await _image(http, svc, me, job_id) == written  # served from the pending bytes
+
+    assert await PendingImages(svc.engine, svc.app[STORAGE], interval_s=1).sweep() >= 1
+    assert file.read_bytes() == written  # stored again, durably
+    assert await _pending(svc, job_id) is None
+    assert await _image(http, svc, me, job_id) == written  # now from storage
+
+
+class _HookedStorage(LocalStorage):
+    """The app's local store, running ``before_put`` (once) before its next durable put."""
+
+    def __init__(self, root: Path, before_put: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(root)
+        self._before_put: Callable[[], Awaitable[None]] | None = before_put
+
+    async def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
+        if self._before_put is not None:
+            before, self._before_put = self._before_put, None
+            await before()
+        return await super().put(key, data, content_type)
+
+
+async def test_a_generation_deleted_while_the_sweep_stores_its_image_keeps_no_file(
+    generation_service: GenerationService, http: aiohttp.ClientSession, me: Caller
+) -> None:
+    svc = generation_service
+    job_id = await submit(http, svc, me, txt2img(seed=62))
+    await wait_for_terminal(svc.database_url, [uuid.UUID(job_id)])
+    file = svc.app_storage_path(f"generations/{job_id}/0.png")
+    assert await _pending(svc, job_id) is not None
+
+    async def delete_the_generation() -> None:  # after the sweep read its row, before it writes the file
+        async with http.delete(f"{svc.url}/v1/generations/{job_id}", headers=me.headers) as response:
+            assert response.status == 204
+        assert not file.exists()
+
+    root = svc.app_storage_path("")
+    sweep = PendingImages(svc.engine, _HookedStorage(root, delete_the_generation), interval_s=1)
+    await sweep.sweep()
+    assert not file.exists()  # written by the sweep after the deletion, then removed with its row gone
