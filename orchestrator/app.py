@@ -148,6 +148,7 @@ async def _events(app: web.Application) -> AsyncIterator[None]:
     app[LISTENER], app[FEED], app[BROADCASTER] = listener, feed, broadcaster
     app[METRICS].gauge("atelier_sse_subscribers", "Open SSE subscriptions", lambda: broadcaster.subscriber_count)
     app[METRICS].gauge("atelier_event_feed_cursor", "Highest settled event id", lambda: feed.cursor)
+    app[METRICS].gauge("atelier_event_feed_reads", "Reads of job_events by the event feed", lambda: feed.reads)
     yield
     app[STORE].on_committed(None)
     await feed.stop()

@@ -80,7 +80,7 @@ class EventFeed:
         self._write_ended = asyncio.Event()
         self._named: int | None = 0  # the highest id a notification named since the last read; None: unknown
         self.cursor = 0
-        self.reads = 0  # reads of the table, for tests and metrics
+        self.reads = 0  # reads of the table (a metric: most events should come offered, not read)
 
     def on_release(self, handler: ReleaseHandler) -> None:
         """Call ``handler(events)`` with each batch of newly settled events, in id order."""
