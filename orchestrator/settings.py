@@ -153,8 +153,8 @@ class Settings(BaseSettings):
     progress_interval_s: float = Field(
         0.25,
         ge=0,
-        description="Least time between two writes of a generation's job.progress events: ticks that come sooner "
-        "are written together (none is dropped); a sampler's last step is written at once; 0 = each tick at once.",
+        description="A generation's job.progress ticks are written together, this long after the first of them "
+        "(none is dropped); a sampler's last step at once, with those held; 0 = each tick at once.",
     )
     pending_images_sweep_s: float = Field(
         5.0,
