@@ -81,7 +81,7 @@ async def pending_images(engine: AsyncEngine, limit: int) -> list[PendingImage]:
     )
     async with engine.connect() as conn:
         rows = (await conn.execute(stmt)).all()
-    return [PendingImage(*row) for row in rows]
+    return [PendingImage(row_id, key, kind, data) for row_id, key, kind, data in rows if data is not None]
 
 
 async def clear_pending(engine: AsyncEngine, ids: list[uuid.UUID]) -> set[uuid.UUID]:
