@@ -24,6 +24,7 @@ from orchestrator.db.engine import create_engine
 from orchestrator.jobs.webhook_targets import GuardedResolver, WebhookTargets
 from orchestrator.jobs.webhooks import WebhookConfig, WebhookDispatcher, signature
 from tests.integration.conftest import WEBHOOK_SECRET, Caller, Service
+from tests.support.db import wait_until
 from tests.support.service import running_owner
 
 
@@ -145,6 +146,13 @@ async def test_failed_deliveries_are_retried_and_listed(service: Service, caller
     delivery = await receiver.next()
     assert delivery.payload["data"]["id"] == job_id
     assert receiver.calls == 3
+    # the receiver answered; the dispatcher records that once the answer reached it
+    await wait_until(
+        service.settings.database_url,
+        "SELECT status = 'delivered' FROM webhook_deliveries WHERE job_id = $1",
+        uuid.UUID(job_id),
+        recheck_s=0.05,  # a delivery's status is not notified
+    )
     status, listing = await _call(service, caller, "GET", "/v1/webhooks/deliveries", params={"job_id": job_id})
     assert status == 200
     [item] = listing["items"]

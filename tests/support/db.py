@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import Collection, Iterator
@@ -18,8 +19,11 @@ from orchestrator.events.listener import LISTENER_APPLICATION_NAME
 TERMINAL = ["succeeded", "failed", "cancelled"]
 
 
-async def wait_until(database_url: str, query: str, *args: Any, timeout_s: float = 60.0) -> None:
-    """Return once ``query`` yields true; re-checked whenever an event is written (NOTIFY)."""
+async def wait_until(
+    database_url: str, query: str, *args: Any, timeout_s: float = 60.0, recheck_s: float | None = None
+) -> None:
+    """Return once ``query`` yields true; re-checked whenever an event is written (NOTIFY), and every
+    ``recheck_s`` when given (for a state that no notification announces)."""
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     woke = asyncio.Event()
     await conn.add_listener("atelier_events", lambda *_: woke.set())
@@ -29,7 +33,9 @@ async def wait_until(database_url: str, query: str, *args: Any, timeout_s: float
                 woke.clear()
                 if await conn.fetchval(query, *args):
                     return
-                await woke.wait()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(recheck_s):
+                        await woke.wait()
     finally:
         await conn.close()
 
