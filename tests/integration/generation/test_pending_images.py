@@ -33,13 +33,18 @@ async def _image(http: aiohttp.ClientSession, svc: GenerationService, me: Caller
         return await response.read()
 
 
+async def _finished(http: aiohttp.ClientSession, svc: GenerationService, me: Caller, seed: int) -> tuple[str, Path]:
+    """A generation run to its end, and where storage keeps its image."""
+    job_id = await submit(http, svc, me, txt2img(seed=seed))
+    await wait_for_terminal(svc.database_url, [uuid.UUID(job_id)])
+    return job_id, svc.app_storage_path(f"generations/{job_id}/0.png")
+
+
 async def test_pending_bytes_serve_the_image_until_the_sweep_stores_it_durably(
     generation_service: GenerationService, http: aiohttp.ClientSession, me: Caller
 ) -> None:
     svc = generation_service
-    job_id = await submit(http, svc, me, txt2img(seed=61))
-    await wait_for_terminal(svc.database_url, [uuid.UUID(job_id)])
-    file = svc.app_storage_path(f"generations/{job_id}/0.png")
+    job_id, file = await _finished(http, svc, me, seed=61)
     written = file.read_bytes()  # written before the job's end, not synced
     assert await _pending(svc, job_id) == written
     file.unlink()  # as a crash of the machine before the fsync may leave it
@@ -69,9 +74,7 @@ async def test_a_generation_deleted_while_the_sweep_stores_its_image_keeps_no_fi
     generation_service: GenerationService, http: aiohttp.ClientSession, me: Caller
 ) -> None:
     svc = generation_service
-    job_id = await submit(http, svc, me, txt2img(seed=62))
-    await wait_for_terminal(svc.database_url, [uuid.UUID(job_id)])
-    file = svc.app_storage_path(f"generations/{job_id}/0.png")
+    job_id, file = await _finished(http, svc, me, seed=62)
     assert await _pending(svc, job_id) is not None
 
     async def delete_the_generation() -> None:  # after the sweep read its row, before it writes the file
