@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from typing import Any
 
 import asyncpg
 
+log = logging.getLogger(__name__)
 _PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
@@ -65,6 +67,7 @@ class DirectPool:
         self._server_settings = dict(server_settings or {})
         self._pool: asyncpg.Pool | None = None
         self._opening: asyncio.Lock | None = None
+        self._releasing: set[asyncio.Future[None]] = set()
 
     async def _open(self) -> asyncpg.Pool:
         if self._pool is not None:
@@ -82,29 +85,51 @@ class DirectPool:
                 )
         return self._pool
 
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection, given back in the background once the block ends.
+
+        asyncpg's release runs as a task of its own (shielded from cancellation): awaiting it put two passes of
+        the event loop between a statement's answer and what its caller does next -- 0.24 ms (median) between
+        the success statement's answer and the client's ``job.succeeded`` on the stand-in overhead benchmark,
+        read with timing marks. The connection is free again a moment later; a statement that needs one
+        meanwhile takes another (up to ``max_size``)."""
+        pool = self._pool or await self._open()
+        conn = await pool.acquire()
+        try:
+            yield conn
+        finally:
+            releasing = asyncio.ensure_future(pool.release(conn))
+            self._releasing.add(releasing)
+            releasing.add_done_callback(self._released)
+
+    def _released(self, releasing: asyncio.Future[None]) -> None:
+        self._releasing.discard(releasing)
+        if not releasing.cancelled() and (exc := releasing.exception()) is not None:
+            log.warning("a database connection could not be given back to the pool (asyncpg closed it): %s", exc)
+
     async def fetch(self, sql: Sql, params: Mapping[str, Any]) -> Sequence[asyncpg.Record]:
         """Every row the statement returns (the statement is its own transaction)."""
-        pool = self._pool or await self._open()
-        async with pool.acquire() as conn:
+        async with self._connection() as conn:
             rows: list[asyncpg.Record] = await conn.fetch(sql.text, *sql.args(params))
             return rows
 
     async def fetchrow(self, sql: Sql, params: Mapping[str, Any]) -> asyncpg.Record | None:
         """The statement's first row, or None."""
-        pool = self._pool or await self._open()
-        async with pool.acquire() as conn:
+        async with self._connection() as conn:
             row: asyncpg.Record | None = await conn.fetchrow(sql.text, *sql.args(params))
             return row
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection in a transaction that commits when the block ends (rolls back when it raises)."""
-        pool = self._pool or await self._open()
-        async with pool.acquire() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             yield conn
 
     async def close(self) -> None:
         """Close the pool's connections (a later statement opens it again)."""
         pool, self._pool = self._pool, None
+        if self._releasing:
+            await asyncio.gather(*self._releasing, return_exceptions=True)
         if pool is not None:
             await pool.close()
