@@ -6,10 +6,10 @@
 2. Otherwise a backend is chosen (health, load, model affinity; not the previous one when another is ready),
    the init images are uploaded to it and the prompt runs with our job id as its prompt id.
 3. Progress and previews become job events (:mod:`orchestrator.generation.comfy_relay`); the images go to storage
-   and ``generation_images``, each announced by ``job.artifact`` {kind: image, url, sha256, index}. Storage is
-   not waited on to make them durable: where it could still lose them (a local disk before its fsync), their
-   bytes commit with the job's success, in their rows, until a sweep has them durable
-   (:mod:`orchestrator.generation.pending_images`).
+   and ``generation_images``, each announced by ``job.artifact`` {kind: image, url, sha256, index}. The job's
+   end does not wait for a local disk: there, the images' bytes commit with the job's success, in their rows,
+   and a sweep writes the files afterwards (:mod:`orchestrator.generation.pending_images`); remote storage (S3)
+   is written before the success.
 4. Before anything is stored, the images go past the content policy
    (:mod:`orchestrator.generation.output_screening`): an explicit one fails the job (``content_blocked``)
    or is stored blurred and flagged.
@@ -298,14 +298,17 @@ class GenerationKind:
     async def _store_images(
         self, job: ClaimedJob, payload: GenerationPayload, backend: Backend, images: list[OutputImage]
     ) -> Stored:
-        """The images read, past the content policy and in storage; the indexes flagged."""
+        """The images read and past the content policy; the indexes flagged. Remote storage has them already;
+        a local disk gets them from the sweep, after the job's end (see :meth:`_collect`)."""
         fetched = await fetch_outputs(backend.client, job.id, images, self._services.output_dir(backend.url))
         try:
             fetched, flagged = await screen_outputs(self._policy, job, payload, fetched)
         except JobFailed:
             await self._storage.delete(f"{storage_prefix(job.id)}/preview")
             raise
-        puts = [self._storage.put_unsynced(image.key, data, image.content_type) for image, data in fetched]
+        if self._storage.writes_to_local_disk:
+            return fetched, flagged
+        puts = [self._storage.put(image.key, data, image.content_type) for image, data in fetched]
         try:
             await (puts[0] if len(puts) == 1 else asyncio.gather(*puts))  # one, the usual case: no task for it
         except OSError as exc:
@@ -325,9 +328,10 @@ class GenerationKind:
         :mod:`orchestrator.generation.early_outputs`); their rows and job.artifact events go with the job's
         success (one statement), after the run's other events (``settled``).
 
-        The images are written to storage before that statement runs, but not synced: where storage may still
-        lose them, the statement commits their bytes too (one WAL flush for both). Waiting for the file's fsync
-        first put ~1.2 ms on the job's end (real ComfyUI and stand-in overhead benchmarks)."""
+        On a local disk the statement commits the images' bytes in their rows (one WAL flush for both) and the
+        files are written after it, by the sweep of :mod:`orchestrator.generation.pending_images`: waiting for a
+        file's fsync first put ~1.2 ms on the job's end, and even writing it unsynced 0.3 ms (stand-in
+        overhead benchmark). Remote storage was written before the statement."""
         result = await self._with_every_output(backend, job, payload, result)
         selected = select_images(result, payload.output_node_ids)
         home = self._services.local_home(backend.url)
@@ -354,6 +358,6 @@ class GenerationKind:
             **({"flagged": flagged} if flagged else {}),
         }
         artifacts = [{"kind": "image", **image} for image in described]
-        pending = [data for _, data in fetched] if self._storage.unsynced_puts_may_be_lost else None
+        pending = [data for _, data in fetched] if self._storage.writes_to_local_disk else None
         await settled
         return JobOutcome(result_data, artifacts=artifacts, rows=image_rows(payload, stored_images, pending))

@@ -1,20 +1,20 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Making finished generations' images durable in storage, after the job's end instead of before it.
+"""Writing finished generations' images to a local disk after the job's end instead of before it.
 
-A generation's images are written to storage without an fsync (:meth:`~orchestrator.storage.Storage.put_unsynced`)
-and, where storage could still lose them (a local disk), their bytes commit with the job's success in their
-``generation_images`` rows (``pending_data``): the job's end waits for one WAL flush instead of a file's fsync
-and then the statement (~1.2 ms less between ComfyUI's end and the client's ``job.succeeded`` on the stand-in
-and real ComfyUI overhead benchmarks). While the bytes are pending the image is served from them.
+Where storage is this machine's disk (:attr:`~orchestrator.storage.Storage.writes_to_local_disk`), a
+generation's images are not written before its end: their bytes commit with the job's success in their
+``generation_images`` rows (``pending_data``), so the job's end waits for one WAL flush instead of a file's
+fsync and then the statement (~1.2 ms less between ComfyUI's end and the client's ``job.succeeded`` on the
+stand-in and real ComfyUI overhead benchmarks; writing the file unsynced before the statement still cost
+0.3 ms). While the bytes are pending the image is served from them.
 
-This sweep then stores each pending image durably (a plain :meth:`~orchestrator.storage.Storage.put`, which
-also repairs a file a crash of the machine lost) and clears its bytes. It runs every ``interval_s``
-(``ATELIER_PENDING_IMAGES_SWEEP_S``; every second cost the service more CPU per generation on the real ComfyUI
-benchmark than every 5 s, which batches the sweep's two statements over more images) in every process, from
-its start: a process that died with images pending leaves them to the
-next sweep, here or in another process (putting the same bytes twice is harmless). A generation deleted while
-its images were being stored loses the file written for it after the deletion (the row is checked after the
-write).
+This sweep then stores each pending image durably (a plain :meth:`~orchestrator.storage.Storage.put`) and
+clears its bytes. It runs every ``interval_s`` (``ATELIER_PENDING_IMAGES_SWEEP_S``; every second cost the
+service more CPU per generation on the real ComfyUI benchmark than every 5 s, which batches the sweep's two
+statements over more images) in every process, from its start: a process that died with images pending
+leaves them to the next sweep, here or in another process (putting the same bytes twice is harmless). A
+generation deleted while its images were being stored loses the file written for it after the deletion (the
+row is checked after the write).
 """
 
 from __future__ import annotations

@@ -55,16 +55,12 @@ def describe(key: str, data: bytes) -> StoredObject:
 class Storage(Protocol):
     """Object storage the service writes artifacts to."""
 
-    #: Whether :meth:`put_unsynced` leaves the object less than durable (a crash of the machine may lose it):
-    #: a caller then keeps the bytes on record elsewhere until a plain :meth:`put` has stored them again.
-    unsynced_puts_may_be_lost: bool
+    #: Whether objects are files on this machine's disk: a :meth:`put` then waits for an fsync here, which a
+    #: caller on a latency-critical path may avoid by keeping the bytes on record elsewhere and putting later.
+    writes_to_local_disk: bool
 
     async def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
         """Store bytes durably (and atomically: readers see the old object or the whole new one)."""
-        ...
-
-    async def put_unsynced(self, key: str, data: bytes, content_type: str) -> StoredObject:
-        """Store bytes atomically, readable at once, without waiting for them to be durable."""
         ...
 
     async def put_file(self, key: str, path: Path, content_type: str) -> StoredObject:

@@ -11,14 +11,11 @@ from pathlib import Path
 
 from orchestrator.storage.base import StoredObject, check_key, describe
 
-#: Unsynced writes up to this size are made on the event loop (see :meth:`LocalStorage.put_unsynced`).
-INLINE_WRITE_MAX_BYTES = 256 << 10
-
 
 class LocalStorage:
     """Objects as files under ``root``."""
 
-    unsynced_puts_may_be_lost = True
+    writes_to_local_disk = True
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
@@ -27,31 +24,18 @@ class LocalStorage:
         """The file for ``key`` (which may not exist yet)."""
         return self.root / check_key(key)
 
-    def _write(self, path: Path, data: bytes, *, sync: bool = True) -> None:
+    def _write(self, path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         with tmp.open("wb") as handle:
             handle.write(data)
-            if sync:
-                handle.flush()
-                os.fsync(handle.fileno())
+            handle.flush()
+            os.fsync(handle.fileno())
         tmp.replace(path)
 
     async def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
         """Write atomically and fsync."""
         await asyncio.to_thread(self._write, self.local_path(key), data)
-        return describe(key, data)
-
-    async def put_unsynced(self, key: str, data: bytes, content_type: str) -> StoredObject:
-        """Write atomically, without the fsync; up to ``INLINE_WRITE_MAX_BYTES`` right here, larger in a thread.
-
-        Writing a 6 KB image into the page cache takes ~0.1 ms; handing it to a thread and back cost more than
-        that on this 2-core machine, and the fsync ~1 ms (stand-in overhead benchmark)."""
-        path = self.local_path(key)
-        if len(data) <= INLINE_WRITE_MAX_BYTES:
-            self._write(path, data, sync=False)
-        else:
-            await asyncio.to_thread(self._write, path, data, sync=False)
         return describe(key, data)
 
     def _copy(self, key: str, source: Path) -> StoredObject:

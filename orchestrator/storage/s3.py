@@ -19,7 +19,7 @@ from orchestrator.storage.base import StoredObject, check_key, describe, file_di
 class S3Storage:
     """Objects in ``bucket`` under ``prefix``; one client for the life of the process."""
 
-    unsynced_puts_may_be_lost = False
+    writes_to_local_disk = False
 
     def __init__(self, client: Any, bucket: str, prefix: str, presign_client: Any = None) -> None:
         self._client = client
@@ -57,10 +57,6 @@ class S3Storage:
     def local_path(self, key: str) -> Path | None:
         """Nothing is local."""
         return None
-
-    async def put_unsynced(self, key: str, data: bytes, content_type: str) -> StoredObject:
-        """A PUT is durable when it returns: the same as :meth:`put`."""
-        return await self.put(key, data, content_type)
 
     async def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
         """PUT the object (S3 PUTs are atomic)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import logging
 import os
 import signal
@@ -178,6 +179,13 @@ async def _events(http: aiohttp.ClientSession, svc: EngineService, job_id: str) 
         return await collect(http, f"{svc.url}/v1/jobs/{job_id}/events", headers=svc.caller.headers)
 
 
+async def _image(http: aiohttp.ClientSession, svc: EngineService, job_id: str) -> bytes:
+    """The generation's first image, as the API serves it."""
+    async with http.get(f"{svc.url}/v1/generations/{job_id}/images/0", headers=svc.caller.headers) as response:
+        assert response.status == 200, await response.text()
+        return await response.read()
+
+
 async def _generation(http: aiohttp.ClientSession, svc: EngineService, job_id: str) -> dict[str, Any]:
     async with http.get(f"{svc.url}/v1/generations/{job_id}", headers=svc.caller.headers) as response:
         assert response.status == 200
@@ -215,11 +223,11 @@ async def test_txt2img_on_the_slim_checkpoint_end_to_end(
     assert len(progress) >= 4, types
     assert progress[-1]["step"] == progress[-1]["total"] == 12
     artifact = next(e.data for e in events if e.event == "job.artifact")
-    stored = Path(svc.settings.storage_url.removeprefix("file://")) / f"generations/{job_id}/0.png"
-    image = Image.open(stored)
+    stored = await _image(http, svc, job_id)
+    image = Image.open(io.BytesIO(stored))
     assert image.size == (64, 64)
     assert np.asarray(image.convert("RGB")).std() > 0  # not a flat (NaN) image
-    assert hashlib.sha256(stored.read_bytes()).hexdigest() == artifact["sha256"]
+    assert hashlib.sha256(stored).hexdigest() == artifact["sha256"]
     generation = await _generation(http, svc, job_id)
     assert generation["result"]["comfy_execution_ms"] > 0
 
@@ -345,17 +353,15 @@ async def test_a_lora_trained_through_the_api_loads_cleanly_in_comfyui(
         body = _txt2img(base_model=BASE_MODEL, prompt="portrait photo of a woman", steps=4)
         plain = await _submit(http, owner, body)
         trained = await _submit(http, owner, {**body, "loras": [{"lora": lora["lora_id"], "version": lora["version"]}]})
+        images = []
         for job_id in (plain, trained):
             events = await _events(http, owner, job_id)
             assert events[-1].event == "job.succeeded", events[-1]
+            images.append(np.asarray(Image.open(io.BytesIO(await _image(http, owner, job_id)))))
         generation = await _generation(http, owner, trained)
         log = local.log_path.read_bytes()[log_from:].decode(errors="replace")
     await engine.dispose()
     assert generation["loras"][0]["file"] == lora["comfy_name"]
     assert generation["params"]["prompt"].startswith("zxq")  # the trigger word went in
     assert "lora key not loaded" not in log
-    images = [
-        np.asarray(Image.open(Path(settings.storage_url.removeprefix("file://")) / f"generations/{j}/0.png"))
-        for j in (plain, trained)
-    ]
     assert not np.array_equal(images[0], images[1])  # the LoRA changed the model

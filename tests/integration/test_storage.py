@@ -38,13 +38,8 @@ async def test_put_get_exists_delete(store: Storage) -> None:
         await store.get("images/a/0.png")
 
 
-async def test_an_unsynced_put_is_readable_at_once_and_says_whether_it_may_be_lost(store: Storage) -> None:
-    small, large = b"\x89PNG-small", b"\x89PNG" + b"x" * (300 << 10)  # one written on the loop, one in a thread
-    for key, data in (("images/b/0.png", small), ("images/b/1.png", large)):
-        stored = await store.put_unsynced(key, data, "image/png")
-        assert stored.sha256 == hashlib.sha256(data).hexdigest()
-        assert await store.get(key) == data
-    assert store.unsynced_puts_may_be_lost is isinstance(store, LocalStorage)  # an S3 PUT is durable when done
+async def test_a_store_says_whether_it_writes_to_this_machines_disk(store: Storage) -> None:
+    assert store.writes_to_local_disk is isinstance(store, LocalStorage)  # an S3 PUT is durable when it returns
 
 
 async def test_put_file_and_delete_prefix(store: Storage, tmp_path: Path) -> None:

@@ -277,7 +277,8 @@ async def test_with_blur_an_explicit_image_is_stored_blurred_and_flagged(
     assert artifact["flagged"] is True
     generation = await get_json(http, svc, me, f"/v1/generations/{job_id}")
     assert generation["result"]["flagged"] == [0]
-    stored = svc.app_storage_path(f"generations/{job_id}/0.png").read_bytes()
+    async with http.get(f"{svc.url}/v1/generations/{job_id}/images/0", headers=me.headers) as response:
+        stored = await response.read()
     assert hashlib.sha256(stored).hexdigest() == artifact["sha256"]
     # what ComfyUI made (the stand-in still has it): what was stored is its blurred copy, not the image
     entry = svc.standin(generation["result"]["backend"]).executor.history[job_id]

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
 from sqlalchemy import text
 
+from orchestrator.app_keys import STORAGE
 from orchestrator.generation.generation_services import GENERATION
+from orchestrator.generation.pending_images import PendingImages
 from tests.integration.conftest import Caller, new_caller
 from tests.integration.generation.conftest import (
     SDXL,
@@ -118,6 +121,7 @@ async def test_delete_removes_files_and_rows_but_not_while_running(
     for backend in svc.backends:
         backend.release()
     await wait_for_terminal(svc.database_url, [uuid.UUID(job_id)])
+    await PendingImages(svc.engine, svc.app[STORAGE], interval_s=1).sweep()  # its file written, as 5 s later
     image = svc.app_storage_path(f"generations/{job_id}/0.png")
     assert image.is_file()
     async with http.delete(f"{svc.url}/v1/generations/{job_id}", headers=me.headers) as response:
@@ -192,29 +196,35 @@ async def test_list_filters_and_pages(generation_service: GenerationService, htt
 
 
 async def test_a_retry_collects_the_finished_run_instead_of_running_it_again(
-    held: GenerationService, http: aiohttp.ClientSession, me: Caller
+    held: GenerationService, http: aiohttp.ClientSession, me: Caller, tmp_path: Path
 ) -> None:
     svc = held
     job_id = await submit(http, svc, me, txt2img(seed=25))
     standin = svc.standin(await _running_on(svc, job_id))
     submitted_before = standin.executor.number
-    blocker = svc.app_storage_path(f"generations/{job_id}/0.png")
-    blocker.mkdir(parents=True)  # a directory where the image goes: storing it fails (retryable)
-    for backend in svc.backends:
-        backend.release()
-    await wait_for_event(svc.database_url, uuid.UUID(job_id), "job.retrying")
-    blocker.rmdir()
-    await wait_for_terminal(svc.database_url, [uuid.UUID(job_id)])
+    # Fetching the image fails once, retryably: its /view answers 503 (and the service does not find it in the
+    # output folder it reads for the second backend, which the stand-in now writes elsewhere).
+    standin.unavailable_views = 1
+    shared_output = standin.files.dirs["output"]
+    standin.files.dirs["output"] = tmp_path
+    try:
+        for backend in svc.backends:
+            backend.release()
+        await wait_for_terminal(svc.database_url, [uuid.UUID(job_id)])
+    finally:
+        standin.files.dirs["output"] = shared_output
 
     events = await events_of(http, svc, me, job_id)
     retrying = [e.data for e in events if e.event == "job.retrying"]
-    assert [r["error"]["class"] for r in retrying] == ["storage_error"]
+    assert [r["error"]["class"] for r in retrying] == ["backend_unavailable"]
     assert events[-1].event == "job.succeeded", events[-1]
     assert standin.executor.number == submitted_before  # ComfyUI was not asked to run it again
     generation = await get_json(http, svc, me, f"/v1/generations/{job_id}")
     assert generation["attempts"] == 2
     assert generation["result"]["backend"] == standin.url
-    assert blocker.is_file()
+    async with http.get(f"{svc.url}/v1/generations/{job_id}/images/0", headers=me.headers) as response:
+        assert response.status == 200
+        assert (await response.read()).startswith(b"\x89PNG")
 
 
 async def test_with_every_backend_down_a_retry_waits_queued_for_one_to_come_back(

@@ -12,6 +12,8 @@ import aiohttp
 from PIL import Image
 from sqlalchemy import text
 
+from orchestrator.app_keys import STORAGE
+from orchestrator.generation.pending_images import PendingImages
 from tests.integration.conftest import Caller
 from tests.integration.generation.conftest import (
     FLUX,
@@ -51,14 +53,14 @@ async def test_txt2img_streams_progress_and_stores_the_png(
     assert artifact["index"] == 0
     assert artifact["url"] == f"/v1/generations/{job_id}/images/0"
 
-    stored = svc.app_storage_path(f"generations/{job_id}/0.png")
-    data = stored.read_bytes()
-    assert hashlib.sha256(data).hexdigest() == artifact["sha256"]
-    assert Image.open(io.BytesIO(data)).size == (64, 64)
     async with http.get(svc.url + artifact["url"], headers=me.headers) as response:
         assert response.status == 200
         assert response.content_type == "image/png"
-        assert await response.read() == data
+        data = await response.read()
+    assert hashlib.sha256(data).hexdigest() == artifact["sha256"]
+    assert Image.open(io.BytesIO(data)).size == (64, 64)
+    await PendingImages(svc.engine, svc.app[STORAGE], interval_s=1).sweep()  # what runs every 5 s
+    assert svc.app_storage_path(f"generations/{job_id}/0.png").read_bytes() == data
 
     generation = await get_json(http, svc, me, f"/v1/generations/{job_id}")
     assert generation["status"] == "succeeded"

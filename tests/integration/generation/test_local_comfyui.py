@@ -72,13 +72,16 @@ async def test_a_supervised_local_comfyui_generates_and_is_cleaned_after(
         await wait_for_terminal(fresh_database_url, [uuid.UUID(job_id)])
         async with http.get(f"{url}/v1/generations/{job_id}", headers=me.headers) as response:
             generation = await response.json()
+        async with http.get(f"{url}/v1/generations/{job_id}/images/0", headers=me.headers) as response:
+            assert response.status == 200
+            image = await response.read()
         async with http.get(f"{url}/v1/backends", headers=me.headers) as response:
             [backend] = (await response.json())["items"]
     await engine.dispose()
 
     assert generation["status"] == "succeeded", generation
     assert generation["base_model"]["family_source"] == "header"
-    assert (tmp_path / "storage" / f"generations/{job_id}/0.png").is_file()
+    assert image.startswith(b"\x89PNG")
     home = tmp_path / "var" / "comfyui"
     assert local.home == home
     assert f"base_path: {models.resolve()}" in (home / "extra_model_paths.yaml").read_text()

@@ -169,6 +169,9 @@ class Routes:
         filename = request.query.get("filename", "")
         if not filename or filename.startswith("/") or ".." in filename:
             return web.Response(status=400)
+        if self.s.unavailable_views > 0:
+            self.s.unavailable_views -= 1
+            return web.Response(status=503)
         data = self.s.files.read(request.query.get("type", "output"), request.query.get("subfolder", ""), filename)
         if data is None:
             return web.Response(status=404)

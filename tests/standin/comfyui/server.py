@@ -95,6 +95,8 @@ class StandinComfyUI:
         self.port = self.options.port
         #: Requests answered, by method and route (``"GET /history/{prompt_id}"``): tests count round trips.
         self.requests: Counter[str] = Counter()
+        #: The next this many ``/view`` requests answer 503, as a proxy in front of a restarting ComfyUI does.
+        self.unavailable_views = 0
         self._runner: web.AppRunner | None = None
         self._worker: asyncio.Task[None] | None = None
         self.hub: SocketHub
