@@ -73,4 +73,3 @@ async def test_close_waits_for_the_connections_being_given_back(database_url: st
     await direct.close()  # the two releases were still under way: close waits for them, then closes the pool
     assert (await direct.fetch(ONE, {"n": 1}))[0]["n"] == 1  # a later statement opens it again
     await direct.close()
-
