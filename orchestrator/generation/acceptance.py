@@ -53,6 +53,10 @@ def node_fields(built: BuiltWorkflow) -> dict[str, str]:
     return fields
 
 
+def _input(built: BuiltWorkflow, node_id: str, name: str) -> Any:
+    return built.graph[node_id].get("inputs", {}).get(name)
+
+
 def full_params(body: TemplateBody, base: ResolvedBaseModel, prompt: str, init: InitImage | None) -> dict[str, Any]:
     """The request's parameters with the family's defaults filled in (what the images record)."""
     defaults = FAMILY_DEFAULTS[base.spec.family]
@@ -118,13 +122,17 @@ async def accept_template(
     if init is not None:
         update["init_image"] = f"atelier_{job_id}.{init.extension}"
     request = body.model_copy(update=update)
+    prefix = filename_prefix(job_id)
     try:
-        built = get_template(body.template).build(
-            request, base.spec, loras=loras.refs, filename_prefix=filename_prefix(job_id)
-        )
+        built = get_template(body.template).build(request, base.spec, loras=loras.refs, filename_prefix=prefix)
     except ValueError as exc:
         raise ValidationFailed([{"field": "template", "reason": str(exc)}]) from exc
-    await check_graph(gate, built.graph, Context.PROMPT, mapped(built.field_map, lambda _node, _input: "template"))
+    own = [
+        (node, "filename_prefix") for node in built.output_node_ids if _input(built, node, "filename_prefix") == prefix
+    ]
+    await check_graph(
+        gate, built.graph, Context.PROMPT, mapped(built.field_map, lambda _node, _input: "template"), own=own
+    )
     outcome = await checker.check(lambda info: validate_built(built, info))
     if outcome.issues:
         raise ValidationFailed(issue_errors(outcome.issues))

@@ -5,7 +5,7 @@ each named by the request field it came from."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from orchestrator.policy import ContentGate, Context, TextField, graph_texts
@@ -13,9 +13,16 @@ from orchestrator.policy import ContentGate, Context, TextField, graph_texts
 FieldOf = Callable[[str, str], str]
 
 
-def graph_fields(graph: Mapping[str, Any], context: Context, field_of: FieldOf) -> list[TextField]:
-    """The graph's texts as policy fields; ``field_of(node_id, input_name)`` names each."""
-    return [TextField(field_of(t.node_id, t.input_name), t.text, context) for t in graph_texts(graph)]
+def graph_fields(
+    graph: Mapping[str, Any], context: Context, field_of: FieldOf, own: Collection[tuple[str, str]] = ()
+) -> list[TextField]:
+    """The graph's texts as policy fields; ``field_of(node_id, input_name)`` names each. ``own``: the (node id,
+    input) pairs the service wrote itself (a file name prefix with the job's id), which are no one's text."""
+    return [
+        TextField(field_of(t.node_id, t.input_name), t.text, context)
+        for t in graph_texts(graph)
+        if (t.node_id, t.input_name) not in own
+    ]
 
 
 def mapped(fields: Mapping[tuple[str, str], str], fallback: FieldOf) -> FieldOf:
@@ -38,6 +45,8 @@ async def check_graph(
     context: Context,
     field_of: FieldOf,
     extra: Sequence[TextField] = (),
+    own: Collection[tuple[str, str]] = (),
 ) -> None:
-    """Refuse (422 content-policy, recorded) when the graph's texts, with ``extra``, may not be queued."""
-    await gate.check([*graph_fields(graph, context, field_of), *extra])
+    """Refuse (422 content-policy, recorded) when the graph's texts (but ``own``), with ``extra``, may not be
+    queued."""
+    await gate.check([*graph_fields(graph, context, field_of, own), *extra])

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.policy import graph_texts
+from orchestrator.generation.content import FieldOf, graph_fields
+from orchestrator.policy import Context, graph_texts
 from orchestrator.policy.matching import find_terms
 from orchestrator.policy.normalize import I_OR_L, fold, squeeze
 
@@ -111,3 +112,18 @@ def test_text_that_also_reaches_a_positive_input_is_checked() -> None:
 def test_data_urls_are_not_text() -> None:
     graph = {"9": {"class_type": "LoadImage", "inputs": {"image": "data:image/png;base64,AAAA"}}}
     assert graph_texts(graph) == []
+
+
+def test_inputs_the_service_wrote_itself_are_not_the_callers_text() -> None:
+    graph = _graph()
+    graph["6"]["inputs"]["filename_prefix"] = "atelier/nude"
+    field_of: FieldOf = lambda node, name: f"{node}.{name}"  # noqa: E731
+    checked = {f.field for f in graph_fields(graph, Context.PROMPT, field_of, own=[("6", "filename_prefix")])}
+    assert checked == {"1.ckpt_name", "2.text", "4.sampler_name", "4.scheduler"}
+    assert "6.filename_prefix" in {f.field for f in graph_fields(graph, Context.PROMPT, field_of)}
+
+
+def test_a_text_checked_again_is_not_read_again() -> None:
+    first = find_terms("a nude woman on a quiet beach")
+    assert first.sexual == ("en:nude",)
+    assert find_terms("a nude woman on a quiet beach") is first
