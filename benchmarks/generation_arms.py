@@ -66,10 +66,15 @@ def timings_of(entry: Mapping[str, Any]) -> tuple[float, float]:
 
 
 async def history_entry(http: aiohttp.ClientSession, comfy: str, prompt_id: str) -> dict[str, Any]:
-    """The prompt's ``/history`` entry."""
-    async with http.get(f"{comfy}/history/{prompt_id}") as response:
-        entry: dict[str, Any] = (await response.json())[prompt_id]
-    return entry
+    """The prompt's ``/history`` entry. ComfyUI writes it after it said the prompt ended (and Atelier may have
+    told its client by then), so it is asked again until it is there; nothing announces it."""
+    async with asyncio.timeout(30):
+        while True:
+            async with http.get(f"{comfy}/history/{prompt_id}") as response:
+                found: dict[str, Any] = await response.json()
+            if prompt_id in found:
+                return dict(found[prompt_id])
+            await asyncio.sleep(0.005)  # after the measured run: polling costs it nothing
 
 
 async def _stop(task: asyncio.Task[None] | None) -> None:
