@@ -141,7 +141,8 @@ class Dispatcher:
             if tried is _Tried.CLAIMED:
                 backoff_s = _FIRST_CONTENDED_RETRY_S
                 continue
-            wait_s = self._idle_poll_s
+            due_in = self._claims.due_in()  # the empty queue kept ends: a delayed job falls due
+            wait_s = self._idle_poll_s if due_in is None else min(self._idle_poll_s, due_in)
             if tried is _Tried.CONTENDED:  # others are claiming, so the queue has work: look again soon
                 wait_s = min(backoff_s * random.uniform(0.5, 1.5), self._idle_poll_s)
                 backoff_s = min(backoff_s * 2, self._idle_poll_s)

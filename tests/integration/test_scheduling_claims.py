@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -217,8 +218,10 @@ async def test_a_claim_whose_pick_another_process_is_claiming_takes_the_next_job
 async def test_an_empty_queue_is_not_read_again_until_a_job_is_notified(store: JobStore, engine: AsyncEngine) -> None:
     kind, owner = _kind(), await _owner(engine)
     lane = Lane("slot", frozenset({kind}))
-    claims = JobClaims(engine, max_age_s=3600)
+    claims = JobClaims(engine, max_age_s=0.0)  # a view is never kept, an empty queue is: till a notification
     assert await claims.claim("w-here", [lane], Policy()) is None  # reads: nothing ready
+    assert claims.known_empty(kind)
+    assert claims.due_in() == pytest.approx(60.0, abs=5.0)  # no delayed job: only the safety bound ends it
     [job] = await _queue(store, owner, kind, 1)
     assert await claims.claim("w-here", [lane], Policy()) is None  # no notification yet: not read again
     claims.invalidate()  # the job's notification
@@ -230,10 +233,10 @@ async def test_an_empty_queue_is_not_read_again_until_a_job_is_notified(store: J
 class _NotifiedDuringRead(JobClaims):
     """A job's notification arrives while the queue is being read (the read may have missed that job)."""
 
-    async def read(self, kinds: frozenset[str], policy: Policy) -> QueueView | None:
-        view = await super().read(kinds, policy)
+    async def read(self, kinds: frozenset[str], policy: Policy) -> tuple[QueueView | None, float | None]:
+        read = await super().read(kinds, policy)
         self.invalidate()
-        return view
+        return read
 
 
 async def test_a_read_that_a_notification_overtook_is_not_kept(store: JobStore, engine: AsyncEngine) -> None:
@@ -245,3 +248,23 @@ async def test_a_read_that_a_notification_overtook_is_not_kept(store: JobStore, 
     claim = await claims.claim("w-here", [lane], Policy())  # the empty read was not kept: this one reads again
     assert claim is not None
     assert claim.job.id == job
+
+
+async def test_an_empty_queue_is_kept_until_the_first_delayed_job_falls_due(
+    store: JobStore, engine: AsyncEngine
+) -> None:
+    kind, owner = _kind(), await _owner(engine)
+    lane = Lane("slot", frozenset({kind}))
+    later, sooner = await _queue(store, owner, kind, 2)
+    async with engine.begin() as conn:  # as retries backing off do
+        for job_id, delay_s in ((later, 40), (sooner, 20)):
+            await conn.execute(
+                text("UPDATE jobs SET run_after = now() + make_interval(secs => :s) WHERE id = :id"),
+                {"s": delay_s, "id": job_id},
+            )
+    claims = JobClaims(engine)
+    assert await claims.claim("w-here", [lane], Policy()) is None
+    assert claims.known_empty(kind)
+    due_in = claims.due_in()
+    assert due_in is not None
+    assert 15.0 < due_in <= 20.0

@@ -141,3 +141,37 @@ async def test_a_job_that_ends_after_giving_its_lane_back_lets_the_next_one_star
         await wait_for_terminal(database_url, [first.id, second.id])
     finally:
         await worker.stop()
+
+
+async def test_a_delayed_retry_starts_when_it_is_due_without_waiting_for_the_idle_poll(
+    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID, database_url: str
+) -> None:
+    class FailsOnce(_Kind):
+        async def run(self, job: ClaimedJob, ctx: JobContext) -> dict[str, object]:
+            if job.attempts == 1:
+                raise JobFailed("backend_lost", "lost its backend", retryable=True)
+            return {}
+
+    kind = FailsOnce(f"k-{uuid.uuid4().hex[:6]}")
+    # The retry waits 0.15-0.45 s; nothing announces when it falls due, and the idle poll is far beyond the wait
+    # below: only the due time the queue read told can start it.
+    config = WorkerConfig(
+        kinds=(kind.name,),
+        concurrency=1,
+        heartbeat_interval_s=0.1,
+        heartbeat_timeout_s=5.0,
+        shutdown_timeout_s=5.0,
+        idle_poll_s=600.0,
+        retry_base_delay_s=0.3,
+    )
+    worker = Worker(store, {kind.name: kind}, config)
+    job = NewJob(owner_id=owner_id, kind=kind.name, payload={})
+    await store.create(job)
+    await worker.start()
+    try:
+        await wait_for_event(database_url, job.id, "job.retrying")
+        worker.job_available()  # what the app's listener does on the requeue's notification
+        await wait_for_terminal(database_url, [job.id], timeout_s=20)
+    finally:
+        await worker.stop()
+    assert await _types(engine, job.id) == ["job.queued", "job.started", "job.retrying", "job.started", "job.succeeded"]
