@@ -169,7 +169,7 @@ async def _arm(arm: str, workload: str) -> list[float]:
                 claims.invalidate()
                 return await python()
 
-            view = await claims.read(frozenset({KIND}), policy) if arm == "decide" else None
+            view = (await claims.read(frozenset({KIND}), policy))[0] if arm == "decide" else None
 
             async def decide() -> bool:
                 if view is None:
