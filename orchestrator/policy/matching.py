@@ -252,9 +252,14 @@ def _rebuilt(folded: str, scan: _Scan) -> tuple[list[str], set[int]]:
 
 def find_terms(text: str, lexicon: Lexicon | None = None) -> Findings:
     """The list words in ``text`` (normalised first), by category."""
-    if lexicon is None or lexicon is default_lexicon():
+    if (lexicon is None or lexicon is default_lexicon()) and len(text) <= REMEMBERED_MAX_CHARS:
         return _shipped_findings(text)
-    return _find_terms(text, lexicon)
+    return _find_terms(text, lexicon or default_lexicon())
+
+
+#: Texts up to this long have their findings (of the shipped lists) remembered: 1,024 of them at most, so a
+#: few MB however hostile the traffic.
+REMEMBERED_MAX_CHARS = 1000
 
 
 @functools.lru_cache(maxsize=1024)

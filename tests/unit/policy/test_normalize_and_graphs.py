@@ -8,7 +8,7 @@ import pytest
 
 from orchestrator.generation.content import FieldOf, graph_fields
 from orchestrator.policy import Context, graph_texts
-from orchestrator.policy.matching import find_terms
+from orchestrator.policy.matching import REMEMBERED_MAX_CHARS, find_terms
 from orchestrator.policy.normalize import I_OR_L, fold, squeeze
 
 
@@ -123,7 +123,10 @@ def test_inputs_the_service_wrote_itself_are_not_the_callers_text() -> None:
     assert "6.filename_prefix" in {f.field for f in graph_fields(graph, Context.PROMPT, field_of)}
 
 
-def test_a_text_checked_again_is_not_read_again() -> None:
+def test_a_text_checked_again_is_not_read_again_unless_it_is_long() -> None:
     first = find_terms("a nude woman on a quiet beach")
     assert first.sexual == ("en:nude",)
     assert find_terms("a nude woman on a quiet beach") is first
+    long = "a quiet beach " * (REMEMBERED_MAX_CHARS // 14) + "and a nude woman"
+    assert find_terms(long).sexual == ("en:nude",)
+    assert find_terms(long) is not find_terms(long)  # not kept: a few MB of long texts at most
