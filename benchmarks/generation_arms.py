@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from benchmarks.harness import JobEnds
+from tests.support.comfy_history import history_entry
 from tests.support.service import free_port, wait_until_answering
 
 #: comfyui-api reads ``<output dir>/<filename>`` and ignores ComfyUI's subfolder: its prefix has no slash.
@@ -63,18 +64,6 @@ def timings_of(entry: Mapping[str, Any]) -> tuple[float, float]:
     stamps = {kind: data.get("timestamp") for kind, data in entry["status"]["messages"]}
     created = entry["prompt"][3].get("create_time", stamps["execution_start"])
     return float(stamps["execution_success"] - stamps["execution_start"]), float(stamps["execution_start"] - created)
-
-
-async def history_entry(http: aiohttp.ClientSession, comfy: str, prompt_id: str) -> dict[str, Any]:
-    """The prompt's ``/history`` entry. ComfyUI writes it after it said the prompt ended (and Atelier may have
-    told its client by then), so it is asked again until it is there; nothing announces it."""
-    async with asyncio.timeout(30):
-        while True:
-            async with http.get(f"{comfy}/history/{prompt_id}") as response:
-                found: dict[str, Any] = await response.json()
-            if prompt_id in found:
-                return dict(found[prompt_id])
-            await asyncio.sleep(0.005)  # after the measured run: polling costs it nothing
 
 
 async def _stop(task: asyncio.Task[None] | None) -> None:

@@ -5,7 +5,6 @@ test can compare it with the stored recording."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import random
@@ -17,6 +16,7 @@ import aiohttp
 
 from tests.contract.capture import WsCapture, is_msg
 from tests.standin.comfyui.recordings import run_fixture
+from tests.support.comfy_history import history_entry
 
 Record = dict[str, Any]
 TIMEOUT_S = 180.0
@@ -70,14 +70,7 @@ async def get_json(session: aiohttp.ClientSession, url: str, path: str) -> Any:
 
 async def wait_history(session: aiohttp.ClientSession, url: str, prompt_id: str) -> Record:
     """Poll /history until the (external) server has written the prompt's entry."""
-    deadline = asyncio.get_running_loop().time() + TIMEOUT_S
-    while True:
-        entry = (await get_json(session, url, f"/history/{prompt_id}")).get(prompt_id)
-        if entry is not None:
-            return dict(entry)
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"no history for {prompt_id}")
-        await asyncio.sleep(0.05)
+    return await history_entry(session, url, prompt_id, timeout_s=TIMEOUT_S)
 
 
 def _client_id(tag: str) -> str:

@@ -37,6 +37,7 @@ from orchestrator.generation.generation_services import GENERATION
 from orchestrator.settings import Settings
 from tests.conftest import SERVER_URL, _drop_database
 from tests.integration.conftest import Caller, new_caller
+from tests.support.comfy_history import history_entry
 from tests.support.db import wait_for_event, wait_for_terminal
 from tests.support.service import running_app
 from tests.support.sse import SseEvent, collect
@@ -193,16 +194,6 @@ async def _generation(http: aiohttp.ClientSession, svc: EngineService, job_id: s
         return result
 
 
-async def _history_entry(http: aiohttp.ClientSession, backend: str, prompt_id: str) -> dict[str, Any]:
-    async with asyncio.timeout(60):
-        while True:
-            async with http.get(f"{backend}/history/{prompt_id}") as response:
-                found: dict[str, Any] = await response.json()
-            if prompt_id in found:
-                return dict(found[prompt_id])
-            await asyncio.sleep(0.2)  # polling ComfyUI, which signals nothing to this client
-
-
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     """A client session."""
@@ -266,7 +257,7 @@ async def test_cancel_mid_run_ends_cancelled(engine_service: EngineService, http
     events = await _events(http, svc, job_id)
     assert events[-1].event == "job.cancelled", events[-1]
     backend = (await _generation(http, svc, job_id))["backend"]
-    entry = await _history_entry(http, backend, job_id)  # ComfyUI stops at the next step: it may lag our event
+    entry = await history_entry(http, backend, job_id)  # ComfyUI stops at the next step: it may lag our event
     assert "execution_interrupted" in [m[0] for m in entry["status"]["messages"]]
 
 

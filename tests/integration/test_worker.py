@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,6 +26,11 @@ def _config(kind: str, shutdown_timeout_s: float = 5.0) -> WorkerConfig:
         idle_poll_s=0.2,
         retry_base_delay_s=0.01,
     )
+
+
+def _without_idle_poll(kind: str, retry_base_delay_s: float = 1.0) -> WorkerConfig:
+    """One job at a time, and an idle poll (600 s) far beyond any wait of these tests."""
+    return replace(_config(kind), concurrency=1, idle_poll_s=600.0, retry_base_delay_s=retry_base_delay_s)
 
 
 class _Kind:
@@ -121,14 +127,7 @@ async def test_a_job_that_ends_after_giving_its_lane_back_lets_the_next_one_star
 ) -> None:
     kind = _EarlyRelease(f"k-{uuid.uuid4().hex[:6]}")
     # one job at a time, and an idle poll far beyond the wait below: only the first job's end can start the next
-    config = WorkerConfig(
-        kinds=(kind.name,),
-        concurrency=1,
-        heartbeat_interval_s=0.1,
-        heartbeat_timeout_s=5.0,
-        shutdown_timeout_s=5.0,
-        idle_poll_s=600.0,
-    )
+    config = _without_idle_poll(kind.name)
     first, second = (NewJob(owner_id=owner_id, kind=kind.name, payload={}) for _ in range(2))
     for job in (first, second):
         await store.create(job)
@@ -155,15 +154,7 @@ async def test_a_delayed_retry_starts_when_it_is_due_without_waiting_for_the_idl
     kind = FailsOnce(f"k-{uuid.uuid4().hex[:6]}")
     # The retry waits 0.15-0.45 s; nothing announces when it falls due, and the idle poll is far beyond the wait
     # below: only the due time the queue read told can start it.
-    config = WorkerConfig(
-        kinds=(kind.name,),
-        concurrency=1,
-        heartbeat_interval_s=0.1,
-        heartbeat_timeout_s=5.0,
-        shutdown_timeout_s=5.0,
-        idle_poll_s=600.0,
-        retry_base_delay_s=0.3,
-    )
+    config = _without_idle_poll(kind.name, retry_base_delay_s=0.3)
     worker = Worker(store, {kind.name: kind}, config)
     job = NewJob(owner_id=owner_id, kind=kind.name, payload={})
     await store.create(job)
