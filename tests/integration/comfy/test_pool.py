@@ -12,6 +12,7 @@ import pytest
 
 from orchestrator.comfy import BackendLost, BackendUnavailable, NoBackendAvailable, RunSucceeded
 from orchestrator.comfy.pool import BackendPool
+from orchestrator.generation.checking import GraphChecker
 from tests.integration.comfy.conftest import FAST, corrupt_lora_graph, txt2img
 from tests.standin.comfyui import StandinComfyUI, StandinOptions
 from tests.standin.comfyui.recordings import recorded
@@ -119,5 +120,23 @@ async def test_backend_lost_mid_run_fails_over_to_another(
         assert await pool.backend(a.url).connection.wait_connected(5.0)
         await pool.check()
         assert pool.backend(a.url).ready
+    finally:
+        await pool.close()
+
+
+async def test_offered_names_are_made_once_per_object_info_read(
+    pair: tuple[StandinComfyUI, StandinComfyUI], session: aiohttp.ClientSession
+) -> None:
+    a, _ = pair
+    pool = await _pool(session, [a.url])
+    checker = GraphChecker(pool)
+    try:
+        names = await checker.offered("CheckpointLoaderSimple", "ckpt_name")
+        assert set(names) == set(a.offered("checkpoints"))
+        assert await checker.offered("CheckpointLoaderSimple", "ckpt_name") is names  # made once per read
+        await checker.info(pool.backend(a.url), refresh=True)  # what a value not in the list leads to
+        again = await checker.offered("CheckpointLoaderSimple", "ckpt_name")
+        assert again is not names  # made again from the new read
+        assert again == names
     finally:
         await pool.close()
