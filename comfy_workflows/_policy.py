@@ -255,7 +255,7 @@ def file_input_issues(
                 continue
             problem = file_name_problem(value)
             kind = IssueKind.FILE_PATH
-            if problem is None and value not in uploaded and value not in (input_def.options or ()):
+            if problem is None and value not in uploaded and not input_def.offers(value):
                 problem, kind = (
                     "is neither offered by the backend nor uploaded with this request",
                     IssueKind.VALUE_NOT_IN_LIST,

@@ -226,7 +226,7 @@ def _check_combo(ctx: _Context, node_id: str, node: NodeDef, input_def: InputDef
         if not isinstance(value, str) or not value:
             ctx.add(IssueKind.WRONG_TYPE, f"input {name!r} must be a file name, got {value!r}", node_id, node, name)
         return
-    if value in (input_def.options or ()):
+    if input_def.offers(value):
         return
     what = _FRIENDLY_NAMES.get(name, name)
     message = f"{what} {value!r} is not offered by the backend; offered: {_offered_text(input_def.options or ())}"

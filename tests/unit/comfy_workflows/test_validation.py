@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from comfy_workflows.issues import IssueKind, ValidationIssue
-from comfy_workflows.object_info import ObjectInfo
+from comfy_workflows.object_info import InputDef, ObjectInfo
 from comfy_workflows.validation import (
     DEFAULT_ALLOWED_CLASSES,
     RawWorkflowPolicy,
@@ -306,3 +306,16 @@ def test_urls_hidden_in_lists_and_extra_inputs_are_found(raw_object_info: dict[s
     graph["2"]["inputs"]["extra"] = {"nested": ["https://evil.example/x"]}
     issue = only(validate_raw_workflow(graph, raw_object_info, RawWorkflowPolicy()))
     assert issue.input_name == "extra"
+
+
+def test_a_combo_offers_exactly_its_values_whatever_the_value() -> None:
+    names = InputDef("lora_name", "COMBO", {}, True, tuple(f"style-{n}.safetensors" for n in range(5000)))
+    assert names.offers("style-4999.safetensors")
+    assert not names.offers("style-5000.safetensors")
+    assert not names.offers(["style-1.safetensors"])  # unhashable (a hostile graph's value): no error, not offered
+    assert not names.offers({"a": 1})
+    mixed = InputDef("odd", "COMBO", {}, True, (["a"], "b"))  # an option that cannot be hashed
+    assert mixed.offers("b")
+    assert mixed.offers(["a"])
+    assert not mixed.offers("c")
+    assert not InputDef("none", "COMBO", {}, True, None).offers("x")
