@@ -11,6 +11,7 @@ the prompt waited in ComfyUI's queue (``execution_start`` - ``create_time``) or 
 
     python -m benchmarks.bench_generation_overhead --comfyui http://127.0.0.1:8188 [--runs 20]
     python -m benchmarks.bench_generation_overhead --standin [--runs 40]   # pure orchestrator overhead
+    ... --size 1024                                  # larger images: storing them is part of the overhead
     ... --sal http://127.0.0.1:3000                  # a comfyui-api running beside that ComfyUI
     ... --sal-program comfyui-api/dist/src/index.js [--comfy-output-dir DIR]   # launched here, beside it
     ... --screening off                              # an adult-content key under the permissive policy
@@ -59,22 +60,22 @@ PROMPT = "a red circle on a blue square"
 Arm = Callable[[int], Awaitable[Run]]  # seed -> one measured run
 
 
-def _body(checkpoint: str, seed: int) -> dict[str, Any]:
-    return {"base_model": checkpoint, "prompt": PROMPT, "width": 64, "height": 64, "steps": 4, "seed": seed,
+def _body(checkpoint: str, seed: int, size: int) -> dict[str, Any]:
+    return {"base_model": checkpoint, "prompt": PROMPT, "width": size, "height": size, "steps": 4, "seed": seed,
             "sampler": "euler", "scheduler": "normal", "cfg": 7.0}  # fmt: skip
 
 
-def _graph(checkpoint: str, seed: int, prefix: str = "bench/direct") -> dict[str, Any]:
+def _graph(checkpoint: str, seed: int, size: int, prefix: str = "bench/direct") -> dict[str, Any]:
     """The very graph Atelier builds for the same request (file name prefix aside)."""
-    request = Txt2ImgRequest.model_validate(_body(checkpoint, seed))
+    request = Txt2ImgRequest.model_validate(_body(checkpoint, seed, size))
     spec = BaseModelSpec(family="sd15", checkpoint=checkpoint)
     return get_template("txt2img").build(request, spec, filename_prefix=prefix).graph
 
 
 @asynccontextmanager
 async def standin_process(root: Path) -> AsyncIterator[str]:
-    """The stand-in ComfyUI as a process (recorded timings x 0.01, no previews, outputs under
-    ``root/output``); its URL."""
+    """The stand-in ComfyUI as a process (recorded timings x 0.01, no previews, outputs under ``root/output``,
+    noise images about as large as generated ones); its URL."""
     port = free_port()
     models = root / "models"
     (models / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -82,8 +83,8 @@ async def standin_process(root: Path) -> AsyncIterator[str]:
     config = models / "extra_model_paths.yaml"
     config.write_text(f"bench:\n  base_path: {models}\n  checkpoints: checkpoints\n")
     argv = [sys.executable, "-m", "tests.standin.comfyui", "--port", str(port), "--time-scale", "0.01",
-            "--no-previews", "--extra-model-paths-config", str(config), "--output-directory", str(root / "output"),
-            "--user-directory", str(models / "run")]  # fmt: skip
+            "--no-previews", "--textured-images", "--extra-model-paths-config", str(config),
+            "--output-directory", str(root / "output"), "--user-directory", str(models / "run")]  # fmt: skip
     process = await asyncio.create_subprocess_exec(*argv)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -186,8 +187,8 @@ async def main(args: argparse.Namespace) -> None:
                 await client.start()
                 stack.push_async_callback(client.close)
             arms: dict[str, Arm] = {
-                "direct": lambda seed: direct.run(_graph(checkpoint, seed)),
-                "atelier": lambda seed: atelier.run(_body(checkpoint, seed)),
+                "direct": lambda seed: direct.run(_graph(checkpoint, seed, args.size)),
+                "atelier": lambda seed: atelier.run(_body(checkpoint, seed, args.size)),
             }
             sal_url = args.sal
             if args.sal_program and output is not None:
@@ -196,7 +197,7 @@ async def main(args: argparse.Namespace) -> None:
                 )
             if sal_url:
                 sal = ComfyApiClient(http, sal_url, comfy_url)
-                arms["comfyui-api"] = lambda seed: sal.run(_graph(checkpoint, seed, SAL_PREFIX))
+                arms["comfyui-api"] = lambda seed: sal.run(_graph(checkpoint, seed, args.size, SAL_PREFIX))
             rounds = [await _round(arms, index) for index in range(args.warmup)]
             service_cpu = psutil.Process(svc.process.pid)
             cpu_before = sum(service_cpu.cpu_times()[:2])
@@ -204,9 +205,9 @@ async def main(args: argparse.Namespace) -> None:
             cpu_ms = (sum(service_cpu.cpu_times()[:2]) - cpu_before) * 1000 / runs
             if args.phases:
                 await phases(http, svc.database_url, comfy_url, [r["atelier"] for r in rounds])
-    print(f"target: {comfy or 'stand-in ComfyUI (x0.01 recorded timings)'}; 64x64, 4 steps; {args.warmup} warm-up "
-          f"rounds; Atelier's image screening {args.screening}; Atelier reads ComfyUI's output folder: "
-          f"{'yes' if reads else 'no (/view)'}")  # fmt: skip
+    print(f"target: {comfy or 'stand-in ComfyUI (x0.01 recorded timings)'}; {args.size}x{args.size}, 4 steps; "
+          f"{args.warmup} warm-up rounds; Atelier's image screening {args.screening}; "
+          f"Atelier reads ComfyUI's output folder: {'yes' if reads else 'no (/view)'}")  # fmt: skip
     report(rounds, args.stall_ms)
     print(f"Atelier service process CPU per round (user + system, every arm's run in it): {cpu_ms:.1f} ms")
 
@@ -217,6 +218,7 @@ if __name__ == "__main__":
     target.add_argument("--comfyui", help="URL of a running ComfyUI that offers the slim test checkpoint")
     target.add_argument("--standin", action="store_true", help="use a stand-in ComfyUI process")
     parser.add_argument("--runs", type=int, default=20, help="measured rounds (>= 10)")
+    parser.add_argument("--size", type=int, default=64, help="image width and height (the stand-in saves noise)")
     parser.add_argument("--warmup", type=int, default=2, help="unmeasured rounds first (model load)")
     parser.add_argument("--stall-ms", type=float, default=100.0, help="queue wait or overhead that marks a stall")
     parser.add_argument("--phases", action="store_true", help="also print where Atelier's time goes")

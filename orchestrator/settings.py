@@ -159,8 +159,8 @@ class Settings(BaseSettings):
     pending_images_sweep_s: float = Field(
         5.0,
         gt=0,
-        description="How often finished generations' images are made durable in storage; until then their bytes "
-        "wait in the database (a local disk is not waited on before the job ends).",
+        description="How often finished generations' small images (up to 32 KiB) are made durable in storage; "
+        "until then their bytes wait in the database (a local disk is not waited on before the job ends for them).",
     )
     sd_scripts_dir: Path | None = Field(None, description="A kohya sd-scripts checkout.")
     sd_scripts_python: Path | None = Field(None, description="Python (with sd-scripts' requirements).")

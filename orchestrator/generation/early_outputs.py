@@ -5,7 +5,7 @@ ComfyUI says an output node ran (its ``executed`` message, with the files it wro
 ended: 0.2-2 ms before on the real ComfyUI 0.33.0 here, and the job's end then still waits for the
 prompt's result and for the images to be read, screened and (remote storage) written. When the template has
 one output node, its images are read, screened and stored as soon as that message comes, and the job's end
-takes what was stored (on a local disk the success statement carries them: nothing is written before it).
+takes what was stored (on a local disk the success statement carries small ones: they are written after it).
 Anything else (several output nodes, images that are not the ones the result names) goes the usual way
 after the prompt ended.
 """

@@ -6,10 +6,10 @@
 2. Otherwise a backend is chosen (health, load, model affinity; not the previous one when another is ready),
    the init images are uploaded to it and the prompt runs with our job id as its prompt id.
 3. Progress and previews become job events (:mod:`orchestrator.generation.comfy_relay`); the images go to storage
-   and ``generation_images``, each announced by ``job.artifact`` {kind: image, url, sha256, index}. The job's
-   end does not wait for a local disk: there, the images' bytes commit with the job's success, in their rows,
-   and a sweep writes the files afterwards (:mod:`orchestrator.generation.pending_images`); remote storage (S3)
-   is written before the success.
+   and ``generation_images``, each announced by ``job.artifact`` {kind: image, url, sha256, index}. A small
+   image does not wait for a local disk: its bytes commit with the job's success, in its row, and a sweep
+   writes the file afterwards (:mod:`orchestrator.generation.pending_images`); larger ones, and every image
+   on remote storage (S3), are stored before the success.
 4. Before anything is stored, the images go past the content policy
    (:mod:`orchestrator.generation.output_screening`): an explicit one fails the job (``content_blocked``)
    or is stored blurred and flagged.
@@ -54,6 +54,7 @@ from orchestrator.generation.generation_services import GenerationServices
 from orchestrator.generation.output_screening import preview_check, screen_outputs
 from orchestrator.generation.outputs import fetch_outputs, image_rows, remove_local_copies, select_images
 from orchestrator.generation.payload import KIND, GenerationPayload, storage_prefix
+from orchestrator.generation.pending_images import commits_in_row
 from orchestrator.jobs.kinds import JobContext, JobFailed, LaneState
 from orchestrator.jobs.outcome import JobOutcome
 from orchestrator.jobs.records import ClaimedJob
@@ -298,17 +299,21 @@ class GenerationKind:
     async def _store_images(
         self, job: ClaimedJob, payload: GenerationPayload, backend: Backend, images: list[OutputImage]
     ) -> Stored:
-        """The images read and past the content policy; the indexes flagged. Remote storage has them already;
-        a local disk gets them from the sweep, after the job's end (see :meth:`_collect`)."""
+        """The images read, past the content policy and stored (but small ones on a local disk: the sweep writes
+        them after the job's end, see :meth:`_collect`); the indexes flagged."""
         fetched = await fetch_outputs(backend.client, job.id, images, self._services.output_dir(backend.url))
         try:
             fetched, flagged = await screen_outputs(self._policy, job, payload, fetched)
         except JobFailed:
             await self._storage.delete(f"{storage_prefix(job.id)}/preview")
             raise
-        if self._storage.writes_to_local_disk:
+        puts = [
+            self._storage.put(image.key, data, image.content_type)
+            for image, data in fetched
+            if not commits_in_row(self._storage, len(data))
+        ]
+        if not puts:
             return fetched, flagged
-        puts = [self._storage.put(image.key, data, image.content_type) for image, data in fetched]
         try:
             await (puts[0] if len(puts) == 1 else asyncio.gather(*puts))  # one, the usual case: no task for it
         except OSError as exc:
@@ -328,10 +333,10 @@ class GenerationKind:
         :mod:`orchestrator.generation.early_outputs`); their rows and job.artifact events go with the job's
         success (one statement), after the run's other events (``settled``).
 
-        On a local disk the statement commits the images' bytes in their rows (one WAL flush for both) and the
-        files are written after it, by the sweep of :mod:`orchestrator.generation.pending_images`: waiting for a
+        On a local disk the statement commits a small image's bytes in its row (one WAL flush for both) and the
+        file is written after it, by the sweep of :mod:`orchestrator.generation.pending_images`: waiting for a
         file's fsync first put ~1.2 ms on the job's end, and even writing it unsynced 0.3 ms (stand-in
-        overhead benchmark). Remote storage was written before the statement."""
+        overhead benchmark, 64 x 64). Larger images, and remote storage, were written before the statement."""
         result = await self._with_every_output(backend, job, payload, result)
         selected = select_images(result, payload.output_node_ids)
         home = self._services.local_home(backend.url)
@@ -358,6 +363,6 @@ class GenerationKind:
             **({"flagged": flagged} if flagged else {}),
         }
         artifacts = [{"kind": "image", **image} for image in described]
-        pending = [data for _, data in fetched] if self._storage.writes_to_local_disk else None
+        pending = [data if commits_in_row(self._storage, len(data)) else None for _, data in fetched]
         await settled
         return JobOutcome(result_data, artifacts=artifacts, rows=image_rows(payload, stored_images, pending))

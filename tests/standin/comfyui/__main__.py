@@ -21,7 +21,8 @@ log = logging.getLogger("tests.standin.comfyui")
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    """ComfyUI's flags that matter here, plus ``--time-scale``, ``--warm-timings`` and ``--no-previews``."""
+    """ComfyUI's flags that matter here, plus ``--time-scale``, ``--warm-timings``, ``--no-previews`` and
+    ``--textured-images``."""
     parser = argparse.ArgumentParser(prog="tests.standin.comfyui")
     parser.add_argument("--listen", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8188)
@@ -33,6 +34,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--time-scale", type=float, default=0.01)
     parser.add_argument("--warm-timings", action="store_true")
     parser.add_argument("--no-previews", action="store_true")
+    parser.add_argument("--textured-images", action="store_true")
     return parser.parse_known_args(argv)
 
 
@@ -44,6 +46,7 @@ async def serve(argv: list[str]) -> None:
         time_scale=args.time_scale,
         warm_timings=args.warm_timings,
         previews=not args.no_previews,
+        textured_images=args.textured_images,
         model_paths=args.extra_model_paths_config,
         root=root,
         input_dir=args.input_directory,

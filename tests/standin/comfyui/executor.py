@@ -94,12 +94,14 @@ class Executor:
         time_scale: float,
         previews: bool,
         fail_classes: dict[str, str],
+        textured_images: bool = False,
     ) -> None:
         self.hub = hub
         self.files = files
         self.rec = rec
         self.time_scale = time_scale
         self.previews = previews
+        self.textured_images = textured_images
         self.fail_classes = fail_classes
         self.object_info: dict[str, Any] = rec.object_info
         self.pending: list[Task] = []

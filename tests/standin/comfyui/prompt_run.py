@@ -8,7 +8,7 @@ import time
 import zlib
 from typing import TYPE_CHECKING, Any
 
-from tests.standin.comfyui.files import png_bytes
+from tests.standin.comfyui.files import png_bytes, textured_png_bytes
 from tests.standin.comfyui.loading import MODEL_LOADERS, load_needed, marker_value, model_key
 from tests.standin.comfyui.validation import is_link
 
@@ -211,8 +211,11 @@ class PromptRun:
             if kind == "output"
             else "ComfyUI_temp_" + "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(5))
         )
-        shade = zlib.crc32(self.task.prompt_id.encode()) & 0xFFFFFF
-        png = png_bytes(width, height, (shade >> 16, (shade >> 8) & 0xFF, shade & 0xFF))
+        if self.ex.textured_images:
+            png = textured_png_bytes(width, height, self.task.prompt_id.encode())
+        else:
+            shade = zlib.crc32(self.task.prompt_id.encode()) & 0xFFFFFF
+            png = png_bytes(width, height, (shade >> 16, (shade >> 8) & 0xFF, shade & 0xFF))
         images = []
         for _ in range(max(batch, 1)):
             filename, subfolder = self.ex.files.save_image(kind, prefix, png)

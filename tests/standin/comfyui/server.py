@@ -55,6 +55,9 @@ class StandinOptions:
     warm_timings: bool = False
     #: Send a preview frame after every sampler step.
     previews: bool = True
+    #: Save noise images about as large as generated ones (:func:`~.files.textured_png_bytes`) instead of a
+    #: tiny one-colour PNG: what storing a real output costs.
+    textured_images: bool = False
     #: Files offered per model folder ("checkpoints", "loras", ...); default: the recorded lists.
     models: dict[str, list[str]] | None = None
     #: Folder for input/output/temp (a temporary folder when None).
@@ -116,6 +119,7 @@ class StandinComfyUI:
             rec,
             time_scale=self.options.time_scale,
             previews=self.options.previews,
+            textured_images=self.options.textured_images,
             fail_classes=dict(self.options.fail_classes),
         )
         routes = Routes(self)
