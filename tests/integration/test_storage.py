@@ -11,6 +11,7 @@ import pytest
 
 from orchestrator.settings import Settings
 from orchestrator.storage import Storage, StorageKeyError, open_storage
+from orchestrator.storage.base import INLINE_HASH_MAX_BYTES
 from orchestrator.storage.local import LocalStorage
 from tests.integration.conftest import S3_CREDENTIALS
 
@@ -36,6 +37,13 @@ async def test_put_get_exists_delete(store: Storage) -> None:
     assert not await store.exists("images/a/0.png")
     with pytest.raises(FileNotFoundError):
         await store.get("images/a/0.png")
+
+
+async def test_a_large_object_is_described_and_stored_whole(store: Storage) -> None:
+    data = bytes(range(256)) * (INLINE_HASH_MAX_BYTES // 256 + 3)  # hashed in a worker thread
+    stored = await store.put("images/b/0.png", data, "image/png")
+    assert (stored.sha256, stored.size) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert await store.get("images/b/0.png") == data
 
 
 async def test_a_store_says_whether_it_writes_to_this_machines_disk(store: Storage) -> None:
