@@ -149,6 +149,9 @@ def report(rounds: list[dict[str, Run]], stall_ms: float) -> None:
               f"extra over direct (median of rounds) {statistics.median(extra):.2f} ms; "
               f"ComfyUI execution beside it {execution:.1f} ms ({execution - direct_exec:+.1f}); "
               f"ratio of median walls {ratio:.4f}")  # fmt: skip
+        accepted = [run.accepted_ms for run in runs if run.accepted_ms is not None]
+        if accepted:
+            print(f"  {arm}: its answer to the POST (202) came after {statistics.median(accepted):.2f} ms (median)")
     for run in stalls:
         print(f"  stalled {run.path:11} run: wall {run.wall_ms:.0f} ms, execution {run.execution_ms:.0f} ms, "
               f"queue wait {run.queue_wait_ms:.0f} ms, overhead {run.overhead_ms:.0f} ms")  # fmt: skip

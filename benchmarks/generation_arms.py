@@ -52,6 +52,8 @@ class Run:
     prompt_id: str = ""
     posted_at: float = 0.0
     received_at: float = 0.0
+    #: Atelier: from the POST to its 202 (the job accepted).
+    accepted_ms: float | None = None
 
     @property
     def overhead_ms(self) -> float:
@@ -145,12 +147,13 @@ class AtelierClient:
             answer = await response.json()
             if response.status != 202:
                 raise RuntimeError(f"POST /v1/generations answered {response.status}: {answer}")
+        accepted_ms = (time.perf_counter() - started) * 1000
         job_id = answer["id"]
         await self._ends.wait_for([job_id], 300)
         ended, _ = self._ends.at.pop(job_id)
         execution, waited = timings_of(await history_entry(self.http, self.comfy, job_id))
         wall = (ended - started) * 1000
-        return Run("atelier", wall, execution, waited, job_id, posted_wall, posted_wall + wall / 1000)
+        return Run("atelier", wall, execution, waited, job_id, posted_wall, posted_wall + wall / 1000, accepted_ms)
 
 
 class ComfyApiClient:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import aiohttp
@@ -120,9 +120,13 @@ class Backend:
         *,
         model_key: Hashable | None = None,
         run: PromptRun | None = None,
+        on_submitted: Callable[[], None] | None = None,
     ) -> RunResult:
-        """Run one prompt here, counting it in :attr:`in_flight`; remembers ``model_key`` afterwards."""
-        run = run or PromptRun(self.client, self.connection, graph, prompt_id, on_event, self.run_options)
+        """Run one prompt here, counting it in :attr:`in_flight`; remembers ``model_key`` afterwards;
+        ``on_submitted`` is called once ComfyUI queued the prompt."""
+        run = run or PromptRun(
+            self.client, self.connection, graph, prompt_id, on_event, self.run_options, on_submitted=on_submitted
+        )
         self.in_flight += 1
         try:
             result = await run.run()

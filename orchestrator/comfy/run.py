@@ -16,7 +16,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +76,8 @@ class PromptRun:
         prompt_id: str,
         on_event: EventCallback | None = None,
         options: RunOptions | None = None,
+        *,
+        on_submitted: Callable[[], None] | None = None,
     ) -> None:
         self.prompt_id = canonical_prompt_id(prompt_id)
         self.state = RunState.NEW
@@ -86,6 +88,7 @@ class PromptRun:
         self._conn = connection
         self._graph = graph
         self._on_event = on_event or _ignore_event
+        self._on_submitted = on_submitted
         self._opt = options or RunOptions()
         self._meter = ProgressMeter()
         self._cancel_requested = False
@@ -113,6 +116,8 @@ class PromptRun:
             self.queue_number = await self._client.submit(self._graph, self.prompt_id)
             self.state = RunState.PENDING
             self.submitted.set()
+            if self._on_submitted is not None:
+                self._on_submitted()
             if self._cancel_requested:
                 await self._send_cancel()
             result = await self._follow(sub)

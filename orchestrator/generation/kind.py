@@ -241,7 +241,9 @@ class GenerationKind:
 
         try:
             graph = await self._prepare_graph(backend, payload)
-            result = await backend.run(graph, str(job.id), on_event, model_key=payload.model_key_tuple())
+            result = await backend.run(
+                graph, str(job.id), on_event, model_key=payload.model_key_tuple(), on_submitted=ctx.work_sent
+            )
         except BaseException:
             ctx.release_lane()
             await relay.abort()

@@ -73,7 +73,7 @@ class Dispatcher:
         config: SchedulingConfig,
         *,
         room: Callable[[], int],
-        start: Callable[[ClaimedJob, asyncio.Future[bool] | None], None],
+        start: Callable[[ClaimedJob, asyncio.Future[bool] | None, asyncio.Future[None] | None], None],
         idle_poll_s: float,
         early_kinds: frozenset[str] = frozenset(),
     ) -> None:
@@ -169,7 +169,7 @@ class Dispatcher:
             if claim is None:
                 return _Tried.CONTENDED if self._claims.contended else _Tried.NOTHING
             self._hold(claim.job, claim.lane.name)
-            self._start(claim.job, None)
+            self._start(claim.job, None, None)
         return _Tried.CLAIMED
 
     # -- handoffs (orchestrator.jobs.group_commit.Handoff) -------------------------------------------
@@ -199,11 +199,14 @@ class Dispatcher:
         early = job.kind in self._early_kinds
         return HandoffLane(dispatch.lane.name, backend, early=early, first=early and self._claims.known_empty(job.kind))
 
-    def deliver(self, job: ClaimedJob, committed: asyncio.Future[bool] | None = None) -> None:
+    def deliver(
+        self, job: ClaimedJob, committed: asyncio.Future[bool] | None = None, sent: asyncio.Future[None] | None = None
+    ) -> None:
         """Run a job written as running on the lane reserved for it (``committed``: not yet known to be
-        committed; its run writes nothing before that future says True)."""
+        committed; its run writes nothing before that future says True; ``sent``: resolved by the run once
+        its work went to its engine)."""
         self._reserved -= 1
-        self._start(job, committed)
+        self._start(job, committed, sent)
 
     def decline(self, job: NewJob, lane: HandoffLane) -> None:
         """The job was queued instead: free its lane and look at the queue (which now holds it)."""

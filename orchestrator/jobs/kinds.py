@@ -49,6 +49,8 @@ class JobContext:
     A job started while its acceptance was being committed (``committed``, see
     :mod:`orchestrator.jobs.group_commit`) writes nothing before that commit is known: each write waits for
     it, and raises :class:`~orchestrator.jobs.store.JobLost` when it failed (the worker stops the job then).
+    Such a job's kind calls :meth:`work_sent` once its work went to its engine: the acceptance statement of
+    a job that starts before it waits for that (``sent``), a short while at most.
     """
 
     def __init__(
@@ -59,15 +61,25 @@ class JobContext:
         release: Callable[[float | None], None] | None = None,
         *,
         committed: asyncio.Future[bool] | None = None,
+        sent: asyncio.Future[None] | None = None,
     ) -> None:
         self._store = store
         self._worker_id = worker_id
         self._release = release
         self._committed = committed
+        self._sent = sent
         self.job = job
 
+    def work_sent(self) -> None:
+        """The job's work went to its engine (its prompt is queued on ComfyUI): an acceptance still waiting
+        to be written need not wait for this run any longer."""
+        if self._sent is not None and not self._sent.done():
+            self._sent.set_result(None)
+
     async def on_record(self) -> bool:
-        """Whether the job's acceptance is committed (at once, unless it is still being committed: then after)."""
+        """Whether the job's acceptance is committed (at once, unless it is still being committed: then after).
+        A run that asks has nothing more to send first."""
+        self.work_sent()
         return self._committed is None or await asyncio.shield(self._committed)
 
     async def _writable(self) -> None:

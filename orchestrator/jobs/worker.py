@@ -155,8 +155,10 @@ class Worker:
     def _room(self) -> int:
         return self._config.concurrency - len(self._running) - self.dispatcher.reserved
 
-    def _start(self, job: ClaimedJob, committed: asyncio.Future[bool] | None) -> None:
-        task = asyncio.create_task(self._run(job, committed), name=f"job-{job.id}")
+    def _start(
+        self, job: ClaimedJob, committed: asyncio.Future[bool] | None, sent: asyncio.Future[None] | None = None
+    ) -> None:
+        task = asyncio.create_task(self._run(job, committed, sent), name=f"job-{job.id}")
         self._running[job.id] = _Running(job, task, committed=committed)
         if committed is not None:
             committed.add_done_callback(lambda done: self._withdraw_unless(done.result(), job.id))
@@ -167,12 +169,14 @@ class Worker:
 
     # -- running ------------------------------------------------------------------------------------
 
-    async def _run(self, job: ClaimedJob, committed: asyncio.Future[bool] | None) -> None:
+    async def _run(
+        self, job: ClaimedJob, committed: asyncio.Future[bool] | None, sent: asyncio.Future[None] | None
+    ) -> None:
         started = time.monotonic()
         fields = {"job_id": job.id, "owner": job.owner_id, "kind": job.kind, "attempt": job.attempts}
         try:
             with bound(**fields, backend=job.backend):  # every line the job logs carries them
-                outcome = await self._execute(job, committed)
+                outcome = await self._execute(job, committed, sent)
                 seconds = time.monotonic() - started
                 log.info("job %s %s after %.3f s", job.id, outcome, seconds, extra={"outcome": outcome})
             self._observe(job.kind, outcome, seconds)
@@ -184,10 +188,12 @@ class Worker:
             self._running.pop(job.id, None)
             self.dispatcher.release(job.id)
 
-    async def _execute(self, job: ClaimedJob, committed: asyncio.Future[bool] | None) -> str:
+    async def _execute(
+        self, job: ClaimedJob, committed: asyncio.Future[bool] | None, sent: asyncio.Future[None] | None
+    ) -> str:
         """Run the job and record how it ended; that outcome (succeeded, failed, retrying, cancelled, ...)."""
         release = lambda run_s: self.dispatcher.release(job.id, run_s)  # noqa: E731
-        ctx = JobContext(self._store, self.worker_id, job, release, committed=committed)
+        ctx = JobContext(self._store, self.worker_id, job, release, committed=committed, sent=sent)
         try:
             result = await self._kinds[job.kind].run(job, ctx)
         except asyncio.CancelledError:

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """A job handed to this process's idle worker starts while its acceptance is committed (before its statement
-runs when the worker knows the queue to be empty), writes nothing before the commit is known, and is withdrawn
--- its work cancelled, nothing recorded -- when the commit fails or the job is not written."""
+runs when the worker knows the queue to be empty: that statement then waits for its work to go off), writes
+nothing before the commit is known, and is withdrawn -- its work cancelled, nothing recorded -- when the commit
+fails or the job is not written."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchestrator.events.types import EventType
+from orchestrator.jobs import group_commit
 from orchestrator.jobs.claims import JobClaims
 from orchestrator.jobs.group_commit import HandoffLane
 from orchestrator.jobs.idempotency import IdempotencyClaim, IdempotencyKeyTaken
@@ -318,3 +320,55 @@ async def test_a_job_the_worker_has_no_lane_for_ends_the_known_empty_queue(
     assert all(lane is not None and lane.first for lane in taken)
     assert worker.dispatcher.offer(NewJob(owner_id=owner_id, kind=kind.name, payload={})) is None  # to be queued
     assert not claims.known_empty(kind.name)
+
+
+class SendingKind(StartingKind):
+    """Says its work went off (``ctx.work_sent``) when ``send`` is set, then waits for ``go``."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.send = asyncio.Event()
+
+    async def run(self, job: ClaimedJob, ctx: JobContext) -> Mapping[str, Any]:
+        self.started.set()
+        await self.send.wait()
+        ctx.work_sent()
+        await self.go.wait()
+        return {"ok": True}
+
+
+async def test_a_first_jobs_statement_waits_until_its_run_sent_its_work(
+    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(group_commit, "SENT_WAIT_S", 60.0)
+    kind = SendingKind(f"first-{uuid.uuid4().hex[:8]}")
+    claims = JobClaims(engine)
+    worker = Worker(store, {kind.name: kind}, _config(kind.name), claims=claims)
+    async with handed_off(store, worker):
+        await _queue_seen_empty(worker, claims, kind.name)
+        job = NewJob(owner_id=owner_id, kind=kind.name, payload={})
+        creating = asyncio.create_task(store.create(job))
+        await kind.started.wait()
+        with pytest.raises(TimeoutError):  # a statement that does not wait commits in milliseconds
+            await asyncio.wait_for(asyncio.shield(creating), 0.3)
+        assert await store.status_of(job.id) is None  # not written yet
+        kind.send.set()
+        await creating
+        assert await store.status_of(job.id) == Status.RUNNING
+        kind.go.set()
+        await wait_for_terminal(database_url, [job.id])
+
+
+async def test_a_run_that_never_says_its_work_went_off_holds_its_acceptance_up_for_the_bound_at_most(
+    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(group_commit, "SENT_WAIT_S", 0.05)
+    kind, claims, worker = _starting_worker(store, engine)  # it never calls work_sent
+    async with handed_off(store, worker):
+        await _queue_seen_empty(worker, claims, kind.name)
+        job = NewJob(owner_id=owner_id, kind=kind.name, payload={})
+        await asyncio.wait_for(store.create(job), 10)
+        assert not kind.go.is_set()  # still running, its work never said to be sent
+        assert await store.status_of(job.id) == Status.RUNNING
+        kind.go.set()
+        await wait_for_terminal(database_url, [job.id])

@@ -26,6 +26,7 @@ from orchestrator.comfy import (
     run_prompt,
 )
 from orchestrator.comfy.history import result_from_history
+from orchestrator.comfy.run import RunState
 from tests.integration.comfy.conftest import FAST, corrupt_lora_graph, txt2img
 from tests.standin.comfyui import StandinComfyUI
 
@@ -118,11 +119,25 @@ async def test_execution_error_fails_with_node_and_exception(client: ComfyClient
     assert result.traceback
 
 
+async def test_a_run_says_when_comfyui_queued_its_prompt(client: ComfyClient, connection: ComfyConnection) -> None:
+    events = Recorder()
+    said: list[tuple[RunState, int]] = []
+    run = PromptRun(
+        client, connection, txt2img(seed=5), str(uuid.uuid4()), events, FAST,
+        on_submitted=lambda: said.append((run.state, len(events.events))),
+    )  # fmt: skip
+    assert isinstance(await run.run(), RunSucceeded)
+    assert said == [(RunState.PENDING, 0)]  # once, queued, before any of its messages
+
+
 async def test_rejected_graph_raises_with_node_errors(client: ComfyClient, connection: ComfyConnection) -> None:
     graph = txt2img()
     graph["1"]["inputs"]["ckpt_name"] = "missing.safetensors"
+    said: list[str] = []
+    run = PromptRun(client, connection, graph, str(uuid.uuid4()), None, FAST, on_submitted=lambda: said.append("x"))
     with pytest.raises(PromptRejected) as caught:
-        await run_prompt(client, connection, graph, str(uuid.uuid4()), None, FAST)
+        await run.run()
+    assert said == []  # refused: never queued
     assert caught.value.error_type == "prompt_outputs_failed_validation"
     assert caught.value.node_errors["1"]["errors"][0]["type"] == "value_not_in_list"
     assert not caught.value.retryable

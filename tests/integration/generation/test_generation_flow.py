@@ -3,17 +3,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import uuid
 from typing import Any
 
 import aiohttp
+import pytest
 from PIL import Image
 from sqlalchemy import text
 
-from orchestrator.app_keys import STORAGE
+from orchestrator.app_keys import STORAGE, WORKER
 from orchestrator.generation.pending_images import PendingImages
+from orchestrator.jobs import group_commit
+from orchestrator.jobs.kinds import JobContext
 from tests.integration.conftest import Caller
 from tests.integration.generation.conftest import (
     FLUX,
@@ -29,6 +33,7 @@ from tests.integration.generation.conftest import (
     submit,
     txt2img,
 )
+from tests.support.db import wait_for_terminal
 
 
 async def test_txt2img_streams_progress_and_stores_the_png(
@@ -202,3 +207,31 @@ async def test_a_catalog_flux_model_with_a_model_only_lora(
     assert by_class["KSampler"]["cfg"] == 1.0
     assert by_class["LoraLoaderModelOnly"]["lora_name"] == LORA_A
     assert "LoraLoader" not in by_class
+
+
+async def test_a_generation_that_goes_first_is_accepted_once_its_prompt_is_queued(
+    generation_service: GenerationService, http: aiohttp.ClientSession, me: Caller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its acceptance waits for the kind to say the prompt went to ComfyUI, not for the bound (a long one here):
+    the generation kind says so once ComfyUI queued it (and not only by waiting for its commit, which says it
+    too: left out here)."""
+
+    async def on_record_alone(ctx: JobContext) -> bool:
+        return ctx._committed is None or await asyncio.shield(ctx._committed)
+
+    monkeypatch.setattr(group_commit, "SENT_WAIT_S", 60.0)
+    monkeypatch.setattr(JobContext, "on_record", on_record_alone)
+    svc = generation_service
+    worker = svc.app[WORKER]
+    await worker.dispatcher._claims._read_and_keep(frozenset({"generation"}), worker.dispatcher.policy())
+    assert worker.dispatcher._claims.known_empty("generation")  # so it starts before its statement
+    async with asyncio.timeout(10):
+        job_id = await submit(http, svc, me, txt2img(seed=64))
+    await wait_for_terminal(svc.database_url, [uuid.UUID(job_id)])
+    async with svc.engine.connect() as conn:
+        types = (
+            await conn.execute(
+                text("SELECT type FROM job_events WHERE job_id = :j ORDER BY id"), {"j": uuid.UUID(job_id)}
+            )
+        ).scalars()
+        assert list(types)[:2] == ["job.queued", "job.started"]
