@@ -238,9 +238,10 @@ class AcceptanceBatcher:
             handoff = self._handoff
             offers = [handoff.offer(job) if handoff is not None else None for job, _ in batch]
             starts = _EarlyStarts(batch, offers, handoff)
-            if starts.start_first():
-                await starts.sent(SENT_WAIT_S)  # their work (a prompt to ComfyUI) goes off before the write
+            went_first = starts.start_first()
             try:
+                if went_first:
+                    await starts.sent(SENT_WAIT_S)  # their work (a prompt to ComfyUI) goes off before the write
                 written = await self._write([job for job, _ in batch], offers, before_commit=starts.hook())
             except Exception as exc:
                 rest = starts.withdraw(exc)

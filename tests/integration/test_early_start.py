@@ -236,6 +236,26 @@ async def test_a_cancelled_acceptance_stops_its_early_run_instead_of_leaving_it_
         assert worker.running_job_ids == []
 
 
+async def test_an_acceptance_cancelled_while_it_waits_for_a_first_run_to_send_its_work_stops_that_run(
+    store: JobStore, engine: AsyncEngine, owner_id: uuid.UUID
+) -> None:
+    kind = CancellingKind(f"first-{uuid.uuid4().hex[:8]}", store)
+    claims = JobClaims(engine)
+    worker = Worker(store, {kind.name: kind}, _config(kind.name), claims=claims)
+    async with handed_off(store, worker):
+        await _queue_seen_empty(worker, claims, kind.name)  # it goes first: the writer waits for its work
+        job = NewJob(owner_id=owner_id, kind=kind.name, payload={})
+        creating = asyncio.create_task(store.create(job))
+        await kind.started.wait()
+        task = worker._running[job.id].task
+        with pytest.raises(asyncio.CancelledError):
+            async with asyncio.timeout(10):  # not left waiting for a batch that will never be written
+                await creating
+        await asyncio.gather(task, return_exceptions=True)
+        assert kind.cancelled.is_set()
+        assert worker.running_job_ids == []
+
+
 def _starting_worker(store: JobStore, engine: AsyncEngine) -> tuple[StartingKind, JobClaims, Worker]:
     """A worker (2 lanes) of a new early kind, and the claims it reads the queue with."""
     kind = StartingKind(f"first-{uuid.uuid4().hex[:8]}")
