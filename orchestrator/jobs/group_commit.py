@@ -23,8 +23,11 @@ the same moment may be overtaken by it, as it would have been had this one arriv
 rules hold: the run writes nothing before the commit is known, and is withdrawn if the job was not written
 (its idempotency key was taken first) or the write failed.
 
-Such a statement waits until those runs have sent their work off (a prompt queued on ComfyUI: the kind says so
-through :meth:`~orchestrator.jobs.kinds.JobContext.work_sent`), :data:`SENT_WAIT_S` at most. Otherwise the
+A statement that writes only such jobs (a lone request, the usual case) waits until their runs have sent
+their work off (a prompt queued on ComfyUI: the kind says so through
+:meth:`~orchestrator.jobs.kinds.JobContext.work_sent`), :data:`SENT_WAIT_S` at most; with other jobs in the batch
+(a burst) it does not hold them up for those prompts (1,000 concurrent submits with 2,000 SSE followers: p99
+740 ms writing at once, 798 ms waiting, medians of 7 runs). Otherwise the
 statement, its WAL flush, the 202 and the job's first streamed events run while ComfyUI takes the prompt, and
 on a machine with few cores ComfyUI then starts later (it answered our POST after 2.7 ms, the direct
 client's after 1.4 ms). Overhead benchmark on 2 cores, interleaved, extra over the direct client, writing at
@@ -240,8 +243,10 @@ class AcceptanceBatcher:
             starts = _EarlyStarts(batch, offers, handoff)
             went_first = starts.start_first()
             try:
-                if went_first:
+                if went_first and starts.all_went_first():
                     await starts.sent(SENT_WAIT_S)  # their work (a prompt to ComfyUI) goes off before the write
+                elif went_first:  # a burst: the rest of the batch does not wait for those prompts, one loop pass
+                    await asyncio.sleep(0)
                 written = await self._write([job for job, _ in batch], offers, before_commit=starts.hook())
             except Exception as exc:
                 rest = starts.withdraw(exc)
@@ -355,6 +360,10 @@ class _EarlyStarts:
             if lane is not None and lane.early and lane.first:
                 self._deliver(job, lane)
         return bool(self._committed)
+
+    def all_went_first(self) -> bool:
+        """Whether every job of the batch started before the statement (a lone request, the usual case)."""
+        return len(self._committed) == len(self._batch)
 
     async def sent(self, timeout_s: float) -> None:
         """Wait until the runs started so far have sent their work off, ``timeout_s`` at most."""
