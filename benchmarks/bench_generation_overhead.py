@@ -7,7 +7,9 @@ Overhead = client-visible time minus ComfyUI's own execution time (``execution_s
 client's in the same round. Rounds where ComfyUI stalled -- its garbage collection (120-640 ms, at most every
 10 s, right after a prompt) or another client's prompt ahead of ours -- are reported apart: a run stalled when
 the prompt waited in ComfyUI's queue (``execution_start`` - ``create_time``) or when its overhead was above
-``--stall-ms``. The summary uses stall-free rounds.
+``--stall-ms``. The summary uses stall-free rounds. It also splits each arm's overhead at ComfyUI's execution:
+before ``execution_start`` (the request's way to ComfyUI) and after ``execution_success`` (the result's way
+back), read against the client's wall clock, and says where an arm's extra over the direct client sits.
 
     python -m benchmarks.bench_generation_overhead --comfyui http://127.0.0.1:8188 [--runs 20]
     python -m benchmarks.bench_generation_overhead --standin [--runs 40]   # pure orchestrator overhead
@@ -113,9 +115,9 @@ async def phases(http: aiohttp.ClientSession, database_url: str, comfy: str, run
             at = {row["type"]: row["at"] * 1000 for row in rows}
             entry = await history_entry(http, comfy, run.prompt_id)
             stamps = {kind: data.get("timestamp") for kind, data in entry["status"]["messages"]}
-            points = [run.posted_at * 1000, at["job.queued"], at["job.started"], entry["prompt"][3]["create_time"],
+            points = [run.posted_at, at["job.queued"], at["job.started"], entry["prompt"][3]["create_time"],
                       stamps["execution_start"], stamps["execution_success"], at["job.succeeded"],
-                      run.received_at * 1000]  # fmt: skip
+                      run.received_at]  # fmt: skip
             for name, (start, end) in zip(PHASES, itertools.pairwise(points), strict=True):
                 spans[name].append(end - start)
     finally:
@@ -139,7 +141,9 @@ def report(rounds: list[dict[str, Run]], stall_ms: float) -> None:
     direct_wall = statistics.median(d.wall_ms for d in direct)
     direct_exec = statistics.median(d.execution_ms for d in direct)
     print(f"direct client: overhead (median) {statistics.median(d.overhead_ms for d in direct):.2f} ms, "
-          f"ComfyUI execution {direct_exec:.1f} ms, wall {direct_wall:.1f} ms")  # fmt: skip
+          f"ComfyUI execution {direct_exec:.1f} ms, wall {direct_wall:.1f} ms; "
+          f"{statistics.median(d.lead_ms for d in direct):.2f} ms of it before execution_start, "
+          f"{statistics.median(d.tail_ms for d in direct):.2f} ms after execution_success")  # fmt: skip
     for arm in [name for name in clean[0] if name != "direct"]:
         runs = [r[arm] for r in clean]
         extra = [r[arm].overhead_ms - r["direct"].overhead_ms for r in clean]
@@ -149,6 +153,10 @@ def report(rounds: list[dict[str, Run]], stall_ms: float) -> None:
               f"extra over direct (median of rounds) {statistics.median(extra):.2f} ms; "
               f"ComfyUI execution beside it {execution:.1f} ms ({execution - direct_exec:+.1f}); "
               f"ratio of median walls {ratio:.4f}")  # fmt: skip
+        lead = statistics.median(r[arm].lead_ms - r["direct"].lead_ms for r in clean)
+        tail = statistics.median(r[arm].tail_ms - r["direct"].tail_ms for r in clean)
+        print(f"  {arm}: where its extra sits (medians of rounds): {lead:+.2f} ms before ComfyUI's "
+              f"execution_start, {tail:+.2f} ms after its execution_success")  # fmt: skip
         accepted = [run.accepted_ms for run in runs if run.accepted_ms is not None]
         if accepted:
             print(f"  {arm}: its answer to the POST (202) came after {statistics.median(accepted):.2f} ms (median)")

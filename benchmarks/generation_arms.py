@@ -43,7 +43,8 @@ SAL_PREFIX = "bench_sal"
 
 @dataclass(frozen=True)
 class Run:
-    """One measured generation."""
+    """One measured generation. Wall-clock instants (``posted_at``, ``received_at``, ComfyUI's execution
+    stamps) are epoch milliseconds; ComfyUI writes its stamps in whole milliseconds."""
 
     path: str
     wall_ms: float
@@ -52,6 +53,8 @@ class Run:
     prompt_id: str = ""
     posted_at: float = 0.0
     received_at: float = 0.0
+    execution_started_at: float = 0.0
+    execution_ended_at: float = 0.0
     #: Atelier: from the POST to its 202 (the job accepted).
     accepted_ms: float | None = None
 
@@ -60,12 +63,37 @@ class Run:
         """Client-visible time outside ComfyUI's execution."""
         return self.wall_ms - self.execution_ms
 
+    @property
+    def lead_ms(self) -> float:
+        """The overhead before the work: from the client's POST to ComfyUI's ``execution_start``."""
+        return self.execution_started_at - self.posted_at
+
+    @property
+    def tail_ms(self) -> float:
+        """The overhead after it: from ComfyUI's ``execution_success`` to the client holding the result."""
+        return self.received_at - self.execution_ended_at
+
 
 def timings_of(entry: Mapping[str, Any]) -> tuple[float, float]:
     """ComfyUI's execution time and how long the prompt waited in its queue, from its history entry."""
-    stamps = {kind: data.get("timestamp") for kind, data in entry["status"]["messages"]}
+    stamps = _stamps(entry)
     created = entry["prompt"][3].get("create_time", stamps["execution_start"])
     return float(stamps["execution_success"] - stamps["execution_start"]), float(stamps["execution_start"] - created)
+
+
+def _stamps(entry: Mapping[str, Any]) -> dict[str, Any]:
+    return {kind: data.get("timestamp") for kind, data in entry["status"]["messages"]}
+
+
+def measured(
+    path: str, prompt_id: str, entry: Mapping[str, Any], posted_at: float, wall_ms: float, **extra: Any
+) -> Run:
+    """A run posted at ``posted_at`` (epoch ms) that took ``wall_ms``, with ComfyUI's figures from its history
+    entry."""
+    execution, waited = timings_of(entry)
+    stamps = _stamps(entry)
+    return Run(path, wall_ms, execution, waited, prompt_id, posted_at, posted_at + wall_ms,
+               float(stamps["execution_start"]), float(stamps["execution_success"]), **extra)  # fmt: skip
 
 
 async def _stop(task: asyncio.Task[None] | None) -> None:
@@ -107,6 +135,7 @@ class DirectClient:
         """One prompt, timed from the POST to its ``executing`` null."""
         prompt_id = str(uuid.uuid4())
         self._done[prompt_id] = asyncio.get_running_loop().create_future()
+        posted_at = time.time() * 1000
         started = time.perf_counter()
         body = {"prompt": graph, "client_id": self.client_id, "prompt_id": prompt_id}
         async with self.http.post(f"{self.comfy}/prompt", json=body) as response:
@@ -117,8 +146,7 @@ class DirectClient:
         finally:
             self._done.pop(prompt_id, None)
         wall = (time.perf_counter() - started) * 1000
-        execution, waited = timings_of(await history_entry(self.http, self.comfy, prompt_id))
-        return Run("direct", wall, execution, waited, prompt_id)
+        return measured("direct", prompt_id, await history_entry(self.http, self.comfy, prompt_id), posted_at, wall)
 
 
 class AtelierClient:
@@ -141,7 +169,7 @@ class AtelierClient:
 
     async def run(self, body: dict[str, Any]) -> Run:
         """One generation, timed from the POST to its ``job.succeeded`` event."""
-        posted_wall = time.time()
+        posted_at = time.time() * 1000
         started = time.perf_counter()
         async with self.http.post(f"{self.url}/v1/generations", json=body, headers=self.headers) as response:
             answer = await response.json()
@@ -151,9 +179,8 @@ class AtelierClient:
         job_id = answer["id"]
         await self._ends.wait_for([job_id], 300)
         ended, _ = self._ends.at.pop(job_id)
-        execution, waited = timings_of(await history_entry(self.http, self.comfy, job_id))
-        wall = (ended - started) * 1000
-        return Run("atelier", wall, execution, waited, job_id, posted_wall, posted_wall + wall / 1000, accepted_ms)
+        entry = await history_entry(self.http, self.comfy, job_id)
+        return measured("atelier", job_id, entry, posted_at, (ended - started) * 1000, accepted_ms=accepted_ms)
 
 
 class ComfyApiClient:
@@ -167,6 +194,7 @@ class ComfyApiClient:
     async def run(self, graph: dict[str, Any]) -> Run:
         """One prompt, timed from the POST to the answer with its images."""
         request_id = str(uuid.uuid4())
+        posted_at = time.time() * 1000
         started = time.perf_counter()
         async with self.http.post(f"{self.url}/prompt", json={"prompt": graph, "id": request_id}) as response:
             answer = await response.json()
@@ -178,8 +206,7 @@ class ComfyApiClient:
         if not images or len(images) != len(filenames) or not all(i.startswith(b"\x89PNG") for i in images):
             raise RuntimeError(f"comfyui-api answered without the PNG images: {str(answer)[:300]}")
         prompt_id, entry = await self._find(request_id, filenames)
-        execution, waited = timings_of(entry)
-        return Run("comfyui-api", wall, execution, waited, prompt_id)
+        return measured("comfyui-api", prompt_id, entry, posted_at, wall)
 
     async def _find(self, request_id: str, filenames: list[str]) -> tuple[str, dict[str, Any]]:
         """The ComfyUI prompt that wrote these files (comfyui-api chose its id), among the latest in history."""

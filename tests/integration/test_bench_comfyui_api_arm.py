@@ -93,6 +93,12 @@ async def test_the_arm_times_a_run_and_finds_comfyuis_prompt(standin: StandinCom
     assert run.path == "comfyui-api"
     assert (run.execution_ms, run.queue_wait_ms) == timings_of(entry)
     assert run.wall_ms >= run.execution_ms
+    stamps = {kind: data["timestamp"] for kind, data in entry["status"]["messages"]}
+    assert run.execution_started_at == stamps["execution_start"]
+    assert run.execution_ended_at == stamps["execution_success"]
+    assert run.lead_ms > -1  # ComfyUI's stamps are whole milliseconds
+    assert run.tail_ms > -1
+    assert run.lead_ms + run.execution_ms + run.tail_ms == pytest.approx(run.wall_ms, abs=0.01)  # epoch ms in a float
     [written] = [image["filename"] for output in entry["outputs"].values() for image in output["images"]]
     assert written.endswith(f"_{SAL_PREFIX}_00001_.png")
 
