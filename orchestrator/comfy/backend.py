@@ -123,9 +123,17 @@ class Backend:
         on_submitted: Callable[[], None] | None = None,
     ) -> RunResult:
         """Run one prompt here, counting it in :attr:`in_flight`; remembers ``model_key`` afterwards;
-        ``on_submitted`` is called once ComfyUI queued the prompt."""
+        ``on_submitted`` is called once ComfyUI queued the prompt. The run ends once the graph's output nodes
+        (:meth:`output_nodes`) all said ``executed``, or at ComfyUI's terminal message."""
         run = run or PromptRun(
-            self.client, self.connection, graph, prompt_id, on_event, self.run_options, on_submitted=on_submitted
+            self.client,
+            self.connection,
+            graph,
+            prompt_id,
+            on_event,
+            self.run_options,
+            on_submitted=on_submitted,
+            output_nodes=self.output_nodes(graph),
         )
         self.in_flight += 1
         try:
@@ -140,6 +148,21 @@ class Backend:
         if model_key is not None and isinstance(result, RunSucceeded):
             self.last_model_key = model_key
         return result
+
+    def output_nodes(self, graph: Mapping[str, Any]) -> tuple[str, ...]:
+        """The graph's output nodes by this backend's ``/object_info`` as last read (ComfyUI runs those and what
+        they depend on); none while it has not been read or lacks a class the graph uses."""
+        info = self._object_info
+        if info is None:
+            return ()
+        outputs = []
+        for node_id, node in graph.items():
+            spec = info.get(str(node.get("class_type"))) if isinstance(node, Mapping) else None
+            if not isinstance(spec, Mapping):
+                return ()
+            if spec.get("output_node") is True:
+                outputs.append(str(node_id))
+        return tuple(outputs)
 
     async def object_info(self, *, refresh: bool = False) -> dict[str, Any]:
         """The backend's ``/object_info`` (cached; ``refresh`` to fetch again, e.g. after installing nodes)."""

@@ -3,10 +3,11 @@
 
 The websocket says when the prompt is done and, when the run heard every message of it, how it ended
 (:mod:`orchestrator.comfy.record`: outputs from ``executed``, the end from ``execution_*``), so the run
-ends at the terminal message with no ``/history`` round trip. Otherwise ``/history`` says how it ended,
-and the two are raced: whenever the socket drops or comes back, whenever nothing has arrived for
-``watchdog_s``, and every ``poll_s`` while the socket is down, ``/history`` (then ``/queue``) is
-checked, so a lost websocket never hangs a run. A backend that does not answer for ``lost_after_s``,
+ends at the terminal message with no ``/history`` round trip -- or, given the graph's output nodes, as soon
+as the last of them said ``executed``. Otherwise ``/history`` says how it ended, and the two are raced:
+whenever the socket drops or comes back, whenever nothing has arrived for ``watchdog_s``, and every
+``poll_s`` while the socket is down, ``/history`` (then ``/queue``) is checked, so a lost websocket never
+hangs a run. A backend that does not answer for ``lost_after_s``,
 or that has forgotten the prompt, raises :class:`BackendLost`.
 """
 
@@ -16,7 +17,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +79,7 @@ class PromptRun:
         options: RunOptions | None = None,
         *,
         on_submitted: Callable[[], None] | None = None,
+        output_nodes: Collection[str] = (),
     ) -> None:
         self.prompt_id = canonical_prompt_id(prompt_id)
         self.state = RunState.NEW
@@ -89,6 +91,7 @@ class PromptRun:
         self._graph = graph
         self._on_event = on_event or _ignore_event
         self._on_submitted = on_submitted
+        self._output_nodes = tuple(output_nodes)
         self._opt = options or RunOptions()
         self._meter = ProgressMeter()
         self._cancel_requested = False
@@ -163,6 +166,10 @@ class PromptRun:
                 done = await self._handle(item)
                 if ended and (heard := self._record.result(self.prompt_id, backend=self._backend)) is not None:
                     return heard
+                if item.type == "executed" and self._output_nodes:
+                    finished = self._record.outputs_done(self.prompt_id, self._output_nodes, backend=self._backend)
+                    if finished is not None:
+                        return finished
                 if not done:
                     continue
                 self._done_seen = True

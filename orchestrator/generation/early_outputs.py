@@ -2,12 +2,13 @@
 """Storing a generation's images while ComfyUI finishes the prompt.
 
 ComfyUI says an output node ran (its ``executed`` message, with the files it wrote) before it says the prompt
-ended: 0.2-2 ms before on the real ComfyUI 0.33.0 here, and the job's end then still waits for the
-prompt's result and for the images to be read, screened and (remote storage) written. When the template has
-one output node, its images are read, screened and stored as soon as that message comes, and the job's end
-takes what was stored (on a local disk the success statement carries small ones: they are written after it).
-Anything else (several output nodes, images that are not the ones the result names) goes the usual way
-after the prompt ended.
+ended: 0.2-2 ms before on the real ComfyUI 0.33.0 here. A run that knows the graph's output nodes ends at the
+last one's ``executed`` (:mod:`orchestrator.comfy.record`); one that does not waits for the prompt's result,
+and the job's end then waits for the images to be read, screened and (remote storage) written too. When the
+template has one output node, its images are read, screened and stored as soon as that message comes, and the
+job's end takes what was stored (on a local disk the success statement carries small ones: they are written
+after it). Anything else (several output nodes, images that are not the ones the result names) goes the usual
+way after the run ended.
 """
 
 from __future__ import annotations

@@ -78,6 +78,26 @@ async def test_models_and_object_info_per_backend(
         await pool.close()
 
 
+async def test_a_backend_names_a_graphs_output_nodes_once_it_read_object_info(
+    pair: tuple[StandinComfyUI, StandinComfyUI], session: aiohttp.ClientSession
+) -> None:
+    a, _ = pair
+    pool = await _pool(session, [a.url])
+    try:
+        backend = pool.backend(a.url)
+        graph = txt2img()
+        before = backend.output_nodes(graph)
+        await backend.object_info()
+        unknown = {**graph, "99": {"class_type": "NotInstalled", "inputs": {}}}
+
+        assert before == ()  # not read yet: a run then ends at ComfyUI's terminal message
+        assert backend.output_nodes(graph) == ("7",)
+        assert backend.output_nodes({**graph, "8": {"class_type": "PreviewImage", "inputs": {}}}) == ("7", "8")
+        assert backend.output_nodes(unknown) == ()
+    finally:
+        await pool.close()
+
+
 async def test_failed_warmup_keeps_a_backend_out(
     pair: tuple[StandinComfyUI, StandinComfyUI], session: aiohttp.ClientSession
 ) -> None:

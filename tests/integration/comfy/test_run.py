@@ -26,6 +26,7 @@ from orchestrator.comfy import (
     run_prompt,
 )
 from orchestrator.comfy.history import result_from_history
+from orchestrator.comfy.protocol import WsMessage
 from orchestrator.comfy.run import RunState
 from tests.integration.comfy.conftest import FAST, corrupt_lora_graph, txt2img
 from tests.standin.comfyui import StandinComfyUI
@@ -91,6 +92,46 @@ async def test_a_run_heard_in_full_ends_on_its_messages_without_asking_history(
     assert isinstance(result, RunSucceeded)
     assert asked == {"POST /prompt": 1}
     assert result == result_from_history(prompt_id, await client.history(prompt_id) or {}, backend=client.base_url)
+
+
+async def test_a_run_given_its_output_nodes_ends_once_they_ran_while_comfyui_still_ends_the_prompt(
+    standin: StandinComfyUI, client: ComfyClient, connection: ComfyConnection
+) -> None:
+    assert await connection.wait_connected(5.0)
+    await run_prompt(client, connection, txt2img(seed=3), str(uuid.uuid4()), None, FAST)  # the socket is heard
+    prompt_id = str(uuid.uuid4())
+    end = connection.subscribe(prompt_id)
+    standin.hold_end()
+    try:
+        run = PromptRun(client, connection, txt2img(seed=5), prompt_id, None, FAST, output_nodes=["7"])
+        result = await asyncio.wait_for(run.run(), 10)
+        unfinished = await client.history(prompt_id)
+    finally:
+        standin.release_end()
+    while not isinstance(message := await end.get(10), WsMessage) or not message.is_prompt_done:
+        assert message is not None
+    connection.unsubscribe(end)
+    entry = await client.history(prompt_id)
+
+    assert isinstance(result, RunSucceeded)
+    assert unfinished is None  # ComfyUI had not ended the prompt when the run did
+    assert run.state is RunState.DONE
+    assert entry is not None
+    assert result == replace(
+        result_from_history(prompt_id, entry, backend=client.base_url), execution_ms=result.execution_ms
+    )
+    assert result.execution_ms is not None
+
+
+async def test_a_run_given_its_output_nodes_ends_at_an_error_before_them(
+    client: ComfyClient, connection: ComfyConnection
+) -> None:
+    run = PromptRun(client, connection, corrupt_lora_graph(), str(uuid.uuid4()), None, FAST, output_nodes=["7"])
+
+    result = await run.run()
+
+    assert isinstance(result, RunFailed)
+    assert result.node_id == "8"
 
 
 async def test_cached_rerun_runs_nothing_and_reuses_the_outputs(

@@ -115,6 +115,9 @@ class Executor:
         self.last_node_id: str | None = None
         self.interrupted = asyncio.Event()
         self.gate = Gate()
+        #: Test knob: a prompt that ran every node ends once this is set.
+        self.end_gate = asyncio.Event()
+        self.end_gate.set()
         self.number = 0
         self._work = asyncio.Event()
         self._free = False
@@ -232,6 +235,7 @@ class Executor:
             outcome = "error"
             await self.send_exec(task, "execution_error", run.error_data(failure), record=True)
         else:
+            await self.end_gate.wait()
             await self.send_exec(task, "execution_success", {"prompt_id": pid, "timestamp": now_ms()}, record=True)
         self.history[pid] = run.history_entry(outcome)
         self.running = None

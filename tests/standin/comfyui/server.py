@@ -182,6 +182,15 @@ class StandinComfyUI:
         """Let held samplers go on."""
         self.executor.gate.release()
 
+    def hold_end(self) -> None:
+        """Hold each prompt after its last node ran, before ``execution_success`` and its history entry (the
+        real ComfyUI takes a moment there), until :meth:`release_end`."""
+        self.executor.end_gate.clear()
+
+    def release_end(self) -> None:
+        """Let held prompts end."""
+        self.executor.end_gate.set()
+
     async def drop_sockets(self, *, block: bool = False) -> None:
         """Close every websocket from the server side; with ``block``, refuse new ones (HTTP 503)."""
         self.hub.blocked = block
