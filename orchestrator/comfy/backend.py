@@ -21,6 +21,10 @@ from orchestrator.comfy.selection import Candidate
 log = logging.getLogger(__name__)
 
 
+#: Where ComfyUI's own nodes live (``python_module`` in ``/object_info``); custom nodes are ``custom_nodes.*``.
+_COMFY_OWN_MODULES = frozenset({"nodes", "comfy_extras"})
+
+
 class Backend:
     """A ComfyUI server: ``healthy`` (answers /system_stats and its websocket is open), ``ready``
     (healthy and warmed up), our prompts ``in_flight`` on it, and what it last ran."""
@@ -151,16 +155,23 @@ class Backend:
 
     def output_nodes(self, graph: Mapping[str, Any]) -> tuple[str, ...]:
         """The graph's output nodes by this backend's ``/object_info`` as last read (ComfyUI runs those and what
-        they depend on); none while it has not been read or lacks a class the graph uses."""
+        they depend on), when a run may end at the last one's ``executed`` (see :mod:`orchestrator.comfy.record`).
+
+        None while ``/object_info`` has not been read or lacks a class the graph uses, and none for a graph where
+        ComfyUI may still do something after that message: a node with an intermediate output (ComfyUI sends its
+        cached UI just before ``execution_success``), or an output node from outside ComfyUI's own modules (a
+        custom one may expand into more nodes after it said ``executed``)."""
         info = self._object_info
         if info is None:
             return ()
         outputs = []
         for node_id, node in graph.items():
             spec = info.get(str(node.get("class_type"))) if isinstance(node, Mapping) else None
-            if not isinstance(spec, Mapping):
+            if not isinstance(spec, Mapping) or spec.get("has_intermediate_output") is True:
                 return ()
             if spec.get("output_node") is True:
+                if str(spec.get("python_module", "")).split(".")[0] not in _COMFY_OWN_MODULES:
+                    return ()
                 outputs.append(str(node_id))
         return tuple(outputs)
 

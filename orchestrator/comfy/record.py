@@ -16,16 +16,21 @@ queued and never dropped or replaced meanwhile (ComfyUI replays nothing to a new
 is *broken* and the run asks ``/history`` as before.
 
 It can end sooner still. ComfyUI runs only the graph's output nodes and what they depend on, and an output node
-says ``executed`` once it has run and written its files; after the last one nothing is left to run, and
-ComfyUI goes straight to ``execution_success``. An error is a node's that raised (it says no ``executed``) and
-an interrupt is honoured only before a node runs, so neither can follow the last output's ``executed`` (nor did
-it in any recorded run). So once every output node of the graph has said ``executed`` on an unbroken socket,
-the record gives the prompt's success (:meth:`SocketRecord.outputs_done`) while ComfyUI still writes its
-history. An output node with nothing to show (``SaveImageWebsocket``) says no ``executed``: such a prompt ends
-at its terminal message. The execution time is then measured here, from hearing ``execution_start`` to
-hearing the last ``executed``. On the real ComfyUI 0.33.0 here (64 px, 4 steps) this took the job's end
-~0.3 ms sooner: the part of Atelier's extra over a direct client after ``execution_success`` went from 2.37
-to 2.10 ms (medians of seven A/B runs of ``bench_generation_overhead``).
+says ``executed`` once it has run and written its files; after the last one nothing is left to run, and ComfyUI
+goes straight to ``execution_success``. An error is raised by a node, and an interrupt stops a node before or
+while it runs; either way that node says no ``executed``, so neither can follow the last output's ``executed``
+(nor did it in any recorded run). So once every output node of the graph has said ``executed`` on an unbroken
+socket, the record gives the prompt's success (:meth:`SocketRecord.outputs_done`) while ComfyUI still writes its
+history; the execution time of such a run is measured here, from hearing ``execution_start`` to hearing the last
+``executed``. On the real ComfyUI 0.33.0 here (64 px, 4 steps) the job's end came ~0.3 ms sooner: the part of
+Atelier's extra over a direct client after ``execution_success`` went from 2.37 to 2.10 ms (medians of seven A/B
+runs of ``bench_generation_overhead``).
+
+Some prompts still end at their terminal message. An output node with nothing to show (``SaveImageWebsocket``)
+says no ``executed``. And for graphs where ComfyUI may still do something after the last output's ``executed``,
+:meth:`~orchestrator.comfy.backend.Backend.output_nodes` names no output nodes: a graph with a node that has an
+intermediate output (ComfyUI sends its cached UI just before ``execution_success``), or with a custom output node
+(it may expand into more nodes after it said ``executed``).
 """
 
 from __future__ import annotations

@@ -89,11 +89,15 @@ async def test_a_backend_names_a_graphs_output_nodes_once_it_read_object_info(
         before = backend.output_nodes(graph)
         await backend.object_info()
         unknown = {**graph, "99": {"class_type": "NotInstalled", "inputs": {}}}
+        intermediate = {**graph, "99": {"class_type": "ImageCropV2", "inputs": {}}}  # has an intermediate output
+        custom_output = {**graph, "99": {"class_type": "SaveImageWebsocket", "inputs": {}}}  # custom_nodes.*
 
         assert before == ()  # not read yet: a run then ends at ComfyUI's terminal message
         assert backend.output_nodes(graph) == ("7",)
         assert backend.output_nodes({**graph, "8": {"class_type": "PreviewImage", "inputs": {}}}) == ("7", "8")
         assert backend.output_nodes(unknown) == ()
+        assert backend.output_nodes(intermediate) == ()
+        assert backend.output_nodes(custom_output) == ()
     finally:
         await pool.close()
 
