@@ -17,8 +17,12 @@ back), read against the client's wall clock, and says where an arm's extra over 
     ... --sal http://127.0.0.1:3000                  # a comfyui-api running beside that ComfyUI
     ... --sal-program comfyui-api/dist/src/index.js [--comfy-output-dir DIR]   # launched here, beside it
     ... --screening off                              # an adult-content key under the permissive policy
+    ... --floor                                      # two floor relays as arms (benchmarks.floor_relay)
 
 With ``--standin`` a stand-in ComfyUI (tests/standin/comfyui) runs as a process with scaled-down timings.
+The floor relays do the least a service in front of ComfyUI can: ``relay`` only passes the prompt on and
+the end back (the extra process hop), ``relay+db`` also commits the job's row while the prompt goes out and its
+success before it answers. Atelier's extra over ``relay+db`` is what its features and code add above that floor.
 Atelier screens generated images with its content classifier by default (``ATELIER_CONTENT_POLICY=strict``);
 neither other arm does anything like it, so ``--screening off`` measures the rest of the path alone.
 """
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import itertools
 import statistics
 import sys
@@ -46,8 +51,10 @@ from benchmarks.generation_arms import (
     AtelierClient,
     ComfyApiClient,
     DirectClient,
+    FloorClient,
     Run,
     comfyui_api_process,
+    floor_relay_process,
     history_entry,
 )
 from benchmarks.harness import service, wait_for_comfyui
@@ -72,6 +79,16 @@ def _graph(checkpoint: str, seed: int, size: int, prefix: str = "bench/direct") 
     request = Txt2ImgRequest.model_validate(_body(checkpoint, seed, size))
     spec = BaseModelSpec(family="sd15", checkpoint=checkpoint)
     return get_template("txt2img").build(request, spec, filename_prefix=prefix).graph
+
+
+def _output_node(graph: dict[str, Any]) -> str:
+    """The graph's one SaveImage node."""
+    [node] = [node_id for node_id, node in graph.items() if node["class_type"] == "SaveImage"]
+    return node
+
+
+def _floor_run(relay: FloorClient, checkpoint: str, size: int, output_node: str, seed: int) -> Awaitable[Run]:
+    return relay.run(_graph(checkpoint, seed, size, f"bench/{relay.name}"), output_node)
 
 
 @asynccontextmanager
@@ -201,6 +218,14 @@ async def main(args: argparse.Namespace) -> None:
                 "direct": lambda seed: direct.run(_graph(checkpoint, seed, args.size)),
                 "atelier": lambda seed: atelier.run(_body(checkpoint, seed, args.size)),
             }
+            if args.floor:
+                output_node = _output_node(_graph(checkpoint, 0, args.size))
+                for name, database in (("relay", None), ("relay+db", asyncpg_dsn(svc.database_url))):
+                    relay_url = await stack.enter_async_context(
+                        floor_relay_process(comfy_url, database, root / f"{name}.log")
+                    )
+                    relay = FloorClient(http, relay_url, comfy_url, name)
+                    arms[name] = functools.partial(_floor_run, relay, checkpoint, args.size, output_node)
             sal_url = args.sal
             if args.sal_program and output is not None:
                 sal_url = await stack.enter_async_context(
@@ -238,6 +263,8 @@ if __name__ == "__main__":
     sal = parser.add_mutually_exclusive_group()
     sal.add_argument("--sal", help="URL of a comfyui-api running beside the same ComfyUI: a third arm")
     sal.add_argument("--sal-program", help="comfyui-api's dist/src/index.js (or binary), launched beside ComfyUI")
+    parser.add_argument("--floor", action="store_true",
+                        help="two more arms: floor relays without and with the commits")  # fmt: skip
     parser.add_argument("--comfy-output-dir", help="the --comfyui server's output folder (comfyui-api reads it)")
     parser.add_argument("--atelier-reads-outputs", choices=("yes", "no"), default="yes",
                         help="give Atelier the output folder too (ATELIER_COMFYUI_OUTPUT_DIRS) when known")  # fmt: skip

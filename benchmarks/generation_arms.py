@@ -5,6 +5,9 @@
   ``executing`` with node null (ComfyUI's own example client does exactly this);
 * Atelier: ``POST /v1/generations`` (the service runs as its own process, ``atelier serve``) -> the
   ``job.succeeded`` event on an SSE stream of the caller's events (``GET /v1/events``, opened once);
+* floor relays (:mod:`benchmarks.floor_relay`, ``--floor``): the least a service in front of ComfyUI does, as its
+  own process; one without a database (the extra hop alone) and one that also commits the job's row and its
+  success (the hop plus the two durable commits every job on record needs);
 * comfyui-api (SaladTechnologies/comfyui-api, MIT, a Node program run beside ComfyUI): its ``POST /prompt``
   ``{"prompt": <API graph>, "id": <ours>}`` answers once the prompt is done, with the images inline
   (``{"id", "images": [base64], "filenames", "stats"}``). Inside, it queues the graph under a prompt id of
@@ -22,6 +25,7 @@ import asyncio
 import base64
 import json
 import os
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -181,6 +185,47 @@ class AtelierClient:
         ended, _ = self._ends.at.pop(job_id)
         entry = await history_entry(self.http, self.comfy, job_id)
         return measured("atelier", job_id, entry, posted_at, (ended - started) * 1000, accepted_ms=accepted_ms)
+
+
+class FloorClient:
+    """A floor relay's ``POST /run``: its answer comes once the graph's output node ran."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str, comfy: str, name: str) -> None:
+        self.http = http
+        self.url = url
+        self.comfy = comfy
+        self.name = name
+
+    async def run(self, graph: dict[str, Any], output_node: str) -> Run:
+        """One prompt, timed from the POST to the relay's answer."""
+        posted_at = time.time() * 1000
+        started = time.perf_counter()
+        body = {"prompt": graph, "output_node": output_node}
+        async with self.http.post(f"{self.url}/run", json=body) as response:
+            if response.status != 200:
+                raise RuntimeError(f"the floor relay answered {response.status}: {await response.text()}")
+            prompt_id = (await response.json())["prompt_id"]
+        wall = (time.perf_counter() - started) * 1000
+        return measured(self.name, prompt_id, await history_entry(self.http, self.comfy, prompt_id), posted_at, wall)
+
+
+@asynccontextmanager
+async def floor_relay_process(comfy: str, database_url: str | None, log: Path) -> AsyncIterator[str]:
+    """:mod:`benchmarks.floor_relay` run beside ``comfy`` (committing to ``database_url`` when given); its URL."""
+    port = free_port()
+    argv = [sys.executable, "-m", "benchmarks.floor_relay", "--comfyui", comfy, "--port", str(port)]
+    if database_url:
+        argv += ["--database-url", database_url]
+    with log.open("ab") as output:
+        process = await asyncio.create_subprocess_exec(*argv, stdout=output, stderr=output)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_until_answering(f"{url}/ready", exit_code=lambda: process.returncode, name=f"floor relay ({log})")
+        yield url
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
 
 
 class ComfyApiClient:
