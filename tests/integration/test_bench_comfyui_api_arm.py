@@ -23,6 +23,7 @@ from aiohttp import web
 from benchmarks.generation_arms import SAL_PREFIX, ComfyApiClient, history_entry, timings_of
 from tests.integration.comfy.conftest import txt2img
 from tests.standin.comfyui import StandinComfyUI, StandinOptions
+from tests.support.service import serving
 
 
 def _comfyui_api(comfy: str, *, answer_images: bool = True) -> web.Application:
@@ -66,15 +67,6 @@ async def standin() -> AsyncIterator[StandinComfyUI]:
         yield server
 
 
-async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}"
-
-
 def _graph() -> dict[str, Any]:
     graph = txt2img(steps=2)
     graph["7"]["inputs"]["filename_prefix"] = SAL_PREFIX
@@ -82,13 +74,9 @@ def _graph() -> dict[str, Any]:
 
 
 async def test_the_arm_times_a_run_and_finds_comfyuis_prompt(standin: StandinComfyUI) -> None:
-    runner, url = await _serve(_comfyui_api(standin.url))
-    try:
-        async with aiohttp.ClientSession() as http:
-            run = await ComfyApiClient(http, url, standin.url).run(_graph())
-            entry = await history_entry(http, standin.url, run.prompt_id)
-    finally:
-        await runner.cleanup()
+    async with serving(_comfyui_api(standin.url)) as url, aiohttp.ClientSession() as http:
+        run = await ComfyApiClient(http, url, standin.url).run(_graph())
+        entry = await history_entry(http, standin.url, run.prompt_id)
 
     assert run.path == "comfyui-api"
     assert (run.execution_ms, run.queue_wait_ms) == timings_of(entry)
@@ -104,10 +92,6 @@ async def test_the_arm_times_a_run_and_finds_comfyuis_prompt(standin: StandinCom
 
 
 async def test_an_answer_without_the_images_is_an_error(standin: StandinComfyUI) -> None:
-    runner, url = await _serve(_comfyui_api(standin.url, answer_images=False))
-    try:
-        async with aiohttp.ClientSession() as http:
-            with pytest.raises(RuntimeError, match="without the PNG images"):
-                await ComfyApiClient(http, url, standin.url).run(_graph())
-    finally:
-        await runner.cleanup()
+    async with serving(_comfyui_api(standin.url, answer_images=False)) as url, aiohttp.ClientSession() as http:
+        with pytest.raises(RuntimeError, match="without the PNG images"):
+            await ComfyApiClient(http, url, standin.url).run(_graph())

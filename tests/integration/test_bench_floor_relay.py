@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator
 import aiohttp
 import asyncpg
 import pytest
-from aiohttp import web
 
 from benchmarks.floor_relay import app
 from benchmarks.generation_arms import FloorClient, history_entry, timings_of
 from orchestrator.db.engine import asyncpg_dsn
 from tests.integration.comfy.conftest import txt2img
 from tests.standin.comfyui import StandinComfyUI, StandinOptions
+from tests.support.service import serving
 
 
 @pytest.fixture
@@ -26,24 +26,11 @@ async def standin() -> AsyncIterator[StandinComfyUI]:
         yield server
 
 
-async def _serve(application: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(application)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}"
-
-
 async def _run(comfy: str, database: str | None) -> tuple[str, dict[str, object], float, float]:
     """One run through a relay: its prompt id, ComfyUI's history entry, and the run's execution and wall."""
-    runner, url = await _serve(app(comfy, database))
-    try:
-        async with aiohttp.ClientSession() as http:
-            run = await FloorClient(http, url, comfy, "relay").run(txt2img(steps=2), output_node="7")
-            entry = await history_entry(http, comfy, run.prompt_id)
-    finally:
-        await runner.cleanup()
+    async with serving(app(comfy, database)) as url, aiohttp.ClientSession() as http:
+        run = await FloorClient(http, url, comfy, "relay").run(txt2img(steps=2), output_node="7")
+        entry = await history_entry(http, comfy, run.prompt_id)
     assert (run.execution_ms, run.queue_wait_ms) == timings_of(entry)
     return run.prompt_id, entry, run.execution_ms, run.wall_ms
 

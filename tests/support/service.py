@@ -22,18 +22,25 @@ from orchestrator.settings import Settings
 
 
 @asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[tuple[web.Application, str]]:
-    """Start the app on a free loopback port; yield it and its base URL."""
-    app = create_app(settings)
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """Serve ``app`` on a free loopback port; yield its base URL."""
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=5)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        yield app, f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+@asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[tuple[web.Application, str]]:
+    """Start the service's app on a free loopback port; yield it and its base URL."""
+    app = create_app(settings)
+    async with serving(app) as url:
+        yield app, url
 
 
 def free_port() -> int:
