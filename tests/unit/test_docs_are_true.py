@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -74,3 +76,28 @@ def test_every_module_architecture_md_names_exists() -> None:
         if not any((base / f"{p}.py").is_file() or (base / p).is_dir() for base in (ROOT, ROOT / "orchestrator"))
     )
     assert not missing, f"ARCHITECTURE.md names modules that do not exist: {missing}"
+
+
+def _benchmark_flags() -> dict[str, set[str]]:
+    """Per benchmark the README's Benchmarks section describes (the first `bench_*` a paragraph names), the
+    ``--flags`` that paragraph gives it."""
+    section = README.split("## Benchmarks", 1)[1].split("\n## ", 1)[0]
+    flags: dict[str, set[str]] = {}
+    for paragraph in section.split("\n\n"):
+        named = re.search(r"`(bench_[a-z_]+)`", paragraph)
+        found = set(re.findall(r"`[^`]*?(--[a-z][a-z-]*)", paragraph))
+        if named and found:
+            flags.setdefault(named.group(1), set()).update(found)
+    return flags
+
+
+def test_every_benchmark_flag_in_the_readme_exists() -> None:
+    flags = _benchmark_flags()
+    assert {"bench_generation_overhead", "bench_scheduling"} <= flags.keys()
+    for module, named in flags.items():
+        usage = subprocess.run(
+            [sys.executable, "-m", f"benchmarks.{module}", "--help"], cwd=ROOT, capture_output=True, text=True
+        )
+        assert usage.returncode == 0, usage.stderr
+        offered = set(re.findall(r"--[a-z][a-z-]*", usage.stdout))
+        assert named <= offered, f"the README gives {module} flags it does not have: {sorted(named - offered)}"
