@@ -32,10 +32,36 @@ from orchestrator.jobs.scheduling import Policy, QueuedJob, choose
 
 log = logging.getLogger(__name__)
 
-#: After a claim lost every job it chose to other processes, the next try comes this soon (jittered, doubling up
-#: to the idle poll while the losing goes on). Waiting the whole idle poll instead left a worker process's lanes
-#: idle beside a full queue: in CI one of two processes ran 0 of 500 jobs.
+#: After a claim lost every job it chose to other processes, the next try comes this soon (jittered, doubling
+#: while the losing goes on, up to :data:`_MAX_CONTENDED_RETRY_S`). Waiting the whole idle poll instead left a
+#: worker process's lanes idle beside a full queue: in CI one of two processes ran 0 of 500 jobs.
 _FIRST_CONTENDED_RETRY_S = 0.005
+#: The longest wait after losing: a lost claim means the queue holds work, so a process waits no longer than a
+#: few jobs' claims before trying again. Doubling up to the idle poll instead (0.5 s in that test, 2 s by
+#: default) let a run of losses idle one of two processes for over a second while the other ran 461 of 500.
+#: The cost of the bound: while other processes keep winning, a loser reads and tries at most four jobs
+#: every 50 ms; it stops as soon as the queue is empty (a read finds nothing) or it wins.
+_MAX_CONTENDED_RETRY_S = 0.05
+
+
+class ContendedBackoff:
+    """How long a worker waits before claiming again after other processes took every job it chose."""
+
+    def __init__(self, first_s: float = _FIRST_CONTENDED_RETRY_S, max_s: float = _MAX_CONTENDED_RETRY_S) -> None:
+        self._first_s = first_s
+        self._max_s = max_s
+        self._next_s = first_s
+
+    def reset(self) -> None:
+        """A claim succeeded: the next loss starts from the shortest wait again."""
+        self._next_s = self._first_s
+
+    def next_wait(self, ceiling_s: float) -> float:
+        """The wait after one more loss (between half and one and a half of the current step, at most
+        ``ceiling_s``), and the step doubles up to the bound."""
+        wait_s = min(self._next_s * random.uniform(0.5, 1.5), self._max_s, ceiling_s)
+        self._next_s = min(self._next_s * 2, self._max_s)
+        return wait_s
 
 
 class _Tried(enum.Enum):
@@ -134,18 +160,17 @@ class Dispatcher:
     # -- claims -------------------------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
-        backoff_s = _FIRST_CONTENDED_RETRY_S
+        backoff = ContendedBackoff()
         while not self._stopping:
             self._wake.clear()
             tried = await self._claim_once()
             if tried is _Tried.CLAIMED:
-                backoff_s = _FIRST_CONTENDED_RETRY_S
+                backoff.reset()
                 continue
             due_in = self._claims.due_in()  # the empty queue kept ends: a delayed job falls due
             wait_s = self._idle_poll_s if due_in is None else min(self._idle_poll_s, due_in)
             if tried is _Tried.CONTENDED:  # others are claiming, so the queue has work: look again soon
-                wait_s = min(backoff_s * random.uniform(0.5, 1.5), self._idle_poll_s)
-                backoff_s = min(backoff_s * 2, self._idle_poll_s)
+                wait_s = backoff.next_wait(self._idle_poll_s)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait_s):
                     await self._wake.wait()
