@@ -36,11 +36,11 @@ log = logging.getLogger(__name__)
 #: while the losing goes on, up to :data:`_MAX_CONTENDED_RETRY_S`). Waiting the whole idle poll instead left a
 #: worker process's lanes idle beside a full queue: in CI one of two processes ran 0 of 500 jobs.
 _FIRST_CONTENDED_RETRY_S = 0.005
-#: The longest wait after losing: a lost claim means the queue holds work, so a process waits no longer than a
-#: few jobs' claims before trying again. Doubling up to the idle poll instead (0.5 s in that test, 2 s by
-#: default) let a run of losses idle one of two processes for over a second while the other ran 461 of 500.
-#: The cost of the bound: while other processes keep winning, a loser reads and tries at most four jobs
-#: every 50 ms; it stops as soon as the queue is empty (a read finds nothing) or it wins.
+#: The longest wait after losing. A lost claim means the queue holds work, so there is no reason to wait longer.
+#: With waits doubling up to the idle poll instead (0.5 s in the two-process test, 2 s by default), eight losing
+#: rounds in a row can idle a process for over a second beside a full queue (in CI one of two processes once ran
+#: 39 of 500 jobs). The cost of the bound: while other processes keep winning, a loser reads the queue and tries
+#: at most four jobs every 50 ms; it stops as soon as it wins or a read finds nothing queued.
 _MAX_CONTENDED_RETRY_S = 0.05
 
 
