@@ -57,8 +57,8 @@ class ContendedBackoff:
         self._next_s = self._first_s
 
     def next_wait(self, ceiling_s: float) -> float:
-        """The wait after one more loss (between half and one and a half of the current step, at most
-        ``ceiling_s``), and the step doubles up to the bound."""
+        """The wait after one more loss: between half and one and a half of the current step, but never over
+        the bound or ``ceiling_s``. The step then doubles, up to the bound."""
         wait_s = min(self._next_s * random.uniform(0.5, 1.5), self._max_s, ceiling_s)
         self._next_s = min(self._next_s * 2, self._max_s)
         return wait_s

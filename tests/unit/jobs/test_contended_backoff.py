@@ -13,7 +13,7 @@ def test_waits_grow_with_each_loss_but_stay_under_the_bound() -> None:
     waits = [backoff.next_wait(ceiling_s=2.0) for _ in range(40)]
     assert 0.0025 <= waits[0] <= 0.0075
     assert max(waits) <= 0.05
-    # jittered between half and all of one and a half steps: late waits sit near the bound, not the idle poll
+    # once the step reaches the bound, each wait lies between half the bound and the bound, far below the idle poll
     assert min(waits[10:]) >= 0.025
 
 
